@@ -1,0 +1,93 @@
+// Principals, API tokens and who may do what.
+//
+// Tokens are 256-bit random values shown once at creation; only their SHA-256 is stored. Role
+// checks are pure functions of a Principal so they are tested by table; operators never reach
+// customer data by role alone (just-in-time grants come with the access workflow).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "store/store.h"
+
+namespace custos::access {
+
+enum class Role { kAdmin, kOperator, kManager, kLegal, kAuditor, kTenantAdmin, kTenantUser };
+
+absl::StatusOr<Role> ParseRole(std::string_view name);  // kInvalidArgument if unknown
+std::string_view RoleName(Role role);
+bool IsTenantRole(Role role);
+
+struct Attributes {
+  std::string employer = "provider";  // provider | subcontractor | partner
+  std::vector<std::string> citizenship;  // ISO 3166 alpha-2
+  bool screened = false;
+};
+
+struct Principal {
+  std::string id;
+  std::string name;
+  Role role = Role::kTenantUser;
+  std::string tenant_id;  // set iff IsTenantRole(role)
+  Attributes attributes;
+  int64_t created_at = 0;
+  std::optional<int64_t> expires_at;
+  bool disabled = false;
+  bool mfa_enrolled = false;
+};
+
+struct NewPrincipal {
+  std::string name;
+  Role role = Role::kTenantUser;
+  std::string tenant_id;
+  Attributes attributes;
+  std::optional<int> expires_in_days;  // default: none for admin, 90 for others
+};
+
+struct IssuedPrincipal {
+  Principal principal;
+  std::string token;  // the bearer token; never stored, shown once
+};
+
+// OK iff `creator` may create `p`: admins create anyone; tenant_admins create tenant principals
+// of their own tenant. Also validates `p` (name, role/tenant pairing, attributes).
+// kPermissionDenied or kInvalidArgument.
+absl::Status CheckCanCreate(const Principal& creator, const NewPrincipal& p);
+
+// Who may read a tenant's description: the provider admin and the tenant's own principals.
+absl::Status CheckCanViewTenant(const Principal& who, std::string_view tenant_id);
+
+enum class DataOperation { kRead, kWrite, kDelete, kList };
+std::string_view OperationName(DataOperation op);
+
+// Role-only decision for customer data: a tenant's own tenant_admin and tenant_user may; nobody
+// else may without a just-in-time grant. kPermissionDenied saying why.
+absl::Status CheckDataAccessByRole(const Principal& who, std::string_view tenant_id,
+                                   DataOperation op);
+
+// Creates principals and authenticates bearer tokens. Thread-safe.
+class PrincipalService {
+ public:
+  PrincipalService(store::ControlStore& store, Random& random, const Clock& clock);
+
+  // Creates the principal (after CheckCanCreate by the caller, or unchecked at init).
+  // kNotFound if a tenant principal's tenant does not exist (the caller checks existence).
+  absl::StatusOr<IssuedPrincipal> Create(const NewPrincipal& p);
+
+  // kUnauthenticated for an unknown, malformed, expired or disabled token.
+  absl::StatusOr<Principal> Authenticate(std::string_view bearer_token);
+
+ private:
+  store::ControlStore& store_;
+  Random& random_;
+  const Clock& clock_;
+};
+
+}  // namespace custos::access

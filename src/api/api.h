@@ -1,0 +1,28 @@
+// The HTTP/JSON API of DESIGN.md: authenticates each request, checks who may call the route,
+// parses and validates the body, calls the components and renders the answer. Every expected
+// failure is an absl::Status rendered by http::ErrorResponse.
+#pragma once
+
+#include "access/access.h"
+#include "base/clock.h"
+#include "data/data.h"
+#include "http/http.h"
+#include "residency/residency.h"
+#include "tenants/tenants.h"
+
+namespace custos::api {
+
+struct Services {
+  const residency::Catalog* catalog = nullptr;
+  access::PrincipalService* principals = nullptr;
+  tenants::TenantService* tenants = nullptr;
+  data::ObjectService* objects = nullptr;
+  http::Metrics* metrics = nullptr;
+  const Clock* clock = nullptr;
+  OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
+};
+
+// Registers every route on `router`. `services` must outlive the router.
+void RegisterRoutes(http::Router& router, const Services& services);
+
+}  // namespace custos::api

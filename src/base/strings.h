@@ -1,0 +1,28 @@
+// String helpers that work with std::string_view.
+//
+// Debian's abseil (20220623) is built with its own absl::string_view rather than an alias of
+// std::string_view, so absl::StrCat, absl::StrSplit, absl::Cord, … do not accept a
+// std::string_view. Custos code speaks std::string_view; these helpers bridge the two.
+#pragma once
+
+#include <iterator>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "fmt/format.h"
+
+namespace custos {
+
+// Concatenates the arguments as fmt's "{}" renders each (strings, string_views, numbers).
+template <typename... Args>
+std::string StrCat(const Args&... args) {
+  std::string out;
+  (fmt::format_to(std::back_inserter(out), "{}", args), ...);
+  return out;
+}
+
+inline absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view StdView(absl::string_view s) { return {s.data(), s.size()}; }
+
+}  // namespace custos

@@ -1,0 +1,139 @@
+// `custos init`: creates a data directory with keys, stores, the region catalog and an admin.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "base/strings.h"
+#include "cli/cli.h"
+#include "cli/internal/app.h"
+
+namespace custos::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using internal::App;
+
+absl::Status WriteSecretFile(const std::string& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(StrCat("cannot create ", path));
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
+      ::fsync(fd) != 0) {
+    return absl::UnavailableError(StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+struct DemoTenant {
+  const char* name;
+  const char* customer_type;
+  const char* geography;
+  std::vector<std::pair<const char*, const char*>> objects;
+};
+
+absl::Status SeedDemo(App& app) {
+  const DemoTenant kDemo[] = {
+      {"Acme Corp", "enterprise", "US",
+       {{"reports/2026-q3.txt", "Quarterly revenue: 12.4M (demo)\n"},
+        {"contracts/msa.txt", "Master services agreement (demo)\n"}}},
+      {"Globex GmbH", "enterprise", "EU",
+       {{"hr/handbook.txt", "Mitarbeiterhandbuch (demo)\n"},
+        {"invoices/inv-001.json", "{\"total\": 1200, \"currency\": \"EUR\"}\n"}}},
+      {"Initech India", "enterprise", "IN", {{"notes/welcome.txt", "Namaste (demo)\n"}}},
+  };
+  for (const DemoTenant& d : kDemo) {
+    tenants::TenantSpec spec;
+    spec.name = d.name;
+    spec.customer_type = d.customer_type;
+    spec.geography = d.geography;
+    spec.services = {"storage"};
+    auto t = app.tenants->Create(spec);
+    if (!t.ok()) return t.status();
+    access::NewPrincipal admin;
+    admin.name = StrCat(d.name, " admin");
+    admin.role = access::Role::kTenantAdmin;
+    admin.tenant_id = t->id;
+    auto issued = app.principals->Create(admin);
+    if (!issued.ok()) return issued.status();
+    for (const auto& [key, content] : d.objects) {
+      auto r = app.objects->Put(t->cells(), key, content, "text/plain");
+      if (!r.ok()) return r.status();
+    }
+    std::cout << "demo tenant " << d.name << " (" << d.geography << "): id " << t->id
+              << ", home " << t->home_region << ", replica "
+              << (t->replica_region.empty() ? "none" : t->replica_region) << "\n"
+              << "  tenant admin token: " << issued->token << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Init(const InitOptions& o) {
+  const std::string& dir = o.data_dir;
+  if (fs::exists(dir + "/custos.yaml")) {
+    return absl::AlreadyExistsError(dir + " is already initialised");
+  }
+  std::error_code ec;
+  fs::create_directories(dir + "/cells", ec);
+  if (ec) return absl::UnavailableError(StrCat("cannot create ", dir, ": ", ec.message()));
+  fs::permissions(dir, fs::perms::owner_all, ec);
+
+  // The catalog is copied in so that the data directory is self-describing.
+  auto catalog = residency::Catalog::FromFile(o.regions_file);
+  if (!catalog.ok()) return catalog.status();
+  std::string regions_copy = dir + "/regions.yaml";
+  fs::copy_file(o.regions_file, regions_copy, fs::copy_options::overwrite_existing, ec);
+  if (ec) return absl::UnavailableError("cannot copy the region catalog: " + ec.message());
+
+  crypto::OpenSslRandom random;
+  std::string master = random.Bytes(32);
+  if (auto s = WriteSecretFile(dir + "/master.key", absl::BytesToHexString(master) + "\n");
+      !s.ok()) {
+    return s;
+  }
+  internal::DataDirConfig config;
+  config.origin = o.origin.empty()
+                      ? StrCat("custos.example/", absl::BytesToHexString(random.Bytes(4)))
+                      : o.origin;
+  config.keyring_path = o.keyring_path.empty() ? dir + "/keyring" : o.keyring_path;
+  config.regions_file = fs::absolute(regions_copy).string();
+  auto keyring = crypto::KeyringKeyProvider::Create(config.keyring_path, master, random);
+  if (!keyring.ok()) return keyring.status();
+  auto control = store::OpenSqliteControlStore(dir + "/control.db", /*create=*/true);
+  if (!control.ok()) return control.status();
+  if (auto s = (*control)->PutSetting("origin", config.origin); !s.ok()) return s;
+  control->reset();
+  if (auto s = internal::WriteConfig(dir, config); !s.ok()) return s;
+
+  auto app = internal::OpenApp(dir, {});
+  if (!app.ok()) return app.status();
+  access::NewPrincipal admin;
+  admin.name = "admin";
+  admin.role = access::Role::kAdmin;
+  auto issued = (*app)->principals->Create(admin);
+  if (!issued.ok()) return issued.status();
+  if (auto s = WriteSecretFile(dir + "/admin.token", issued->token + "\n"); !s.ok()) return s;
+  std::cout << "initialised " << dir << " (origin " << config.origin << ")\n"
+            << "admin token: " << issued->token << "\n";
+  if (o.demo) return SeedDemo(**app);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunInit(const InitOptions& options) {
+  absl::Status s = Init(options);
+  if (!s.ok()) {
+    std::cerr << "custos init: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace custos::cli

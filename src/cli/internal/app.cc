@@ -1,0 +1,118 @@
+#include "cli/internal/app.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "base/strings.h"
+#include "absl/strings/strip.h"
+#include "yaml-cpp/yaml.h"
+
+namespace custos::cli::internal {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<DataDirConfig> ReadConfig(const std::string& data_dir) {
+  std::string path = data_dir + "/custos.yaml";
+  if (!fs::exists(path)) {
+    return absl::FailedPreconditionError(
+        StrCat(path, " does not exist: run `custos init --data-dir ", data_dir, "` first"));
+  }
+  try {
+    YAML::Node n = YAML::LoadFile(path);
+    DataDirConfig c;
+    c.backend = n["backend"].as<std::string>("sqlite");
+    c.origin = n["origin"].as<std::string>("");
+    c.keyring_path = n["keyring"].as<std::string>(data_dir + "/keyring");
+    c.regions_file = n["regions"].as<std::string>(data_dir + "/regions.yaml");
+    if (c.backend != "sqlite") {
+      return absl::InvalidArgumentError("backend " + c.backend + " is not supported yet");
+    }
+    return c;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(StrCat(path, ": ", e.what()));
+  }
+}
+
+absl::Status WriteConfig(const std::string& data_dir, const DataDirConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "backend" << YAML::Value << c.backend;
+  out << YAML::Key << "origin" << YAML::Value << c.origin;
+  out << YAML::Key << "keyring" << YAML::Value << c.keyring_path;
+  out << YAML::Key << "regions" << YAML::Value << c.regions_file;
+  out << YAML::EndMap;
+  std::ofstream f(data_dir + "/custos.yaml");
+  f << "# Written by `custos init`.\n" << out.c_str() << "\n";
+  if (!f) return absl::UnavailableError("cannot write custos.yaml");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadMasterKey(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::FailedPreconditionError(StrCat("cannot read master key ", path));
+  }
+  if (st.st_mode & 077) {
+    return absl::FailedPreconditionError(
+        StrCat(path, " must not be readable by group or others (chmod 600)"));
+  }
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string hex(absl::StripAsciiWhitespace(ss.str()));
+  if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
+    return absl::FailedPreconditionError(path + " does not hold 64 hex characters");
+  }
+  return absl::HexStringToBytes(hex);
+}
+
+absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const AppOptions& o) {
+  auto config = ReadConfig(data_dir);
+  if (!config.ok()) return config.status();
+  auto app = std::make_unique<App>();
+  if (o.fake_clock) {
+    auto fake = std::make_unique<OffsetClock>();
+    app->fake_clock = fake.get();
+    app->clock = std::move(fake);
+  } else {
+    app->clock = std::make_unique<SystemClock>();
+  }
+  auto catalog = residency::Catalog::FromFile(config->regions_file);
+  if (!catalog.ok()) return catalog.status();
+  app->catalog = std::move(*catalog);
+
+  auto master = ReadMasterKey(o.master_key_file.empty() ? data_dir + "/master.key"
+                                                         : o.master_key_file);
+  if (!master.ok()) return master.status();
+  auto keyring = crypto::KeyringKeyProvider::Open(config->keyring_path, *master, app->random);
+  if (!keyring.ok()) return keyring.status();
+  app->keys = std::move(*keyring);
+
+  auto control = store::OpenSqliteControlStore(data_dir + "/control.db", /*create=*/false);
+  if (!control.ok()) return control.status();
+  app->control = std::move(*control);
+  std::map<std::string, store::CellStore*> cells;
+  for (const auto& region : app->catalog.regions()) {
+    // Cells are created with the catalog, so a region added to it later gets its cell here.
+    auto cell = store::OpenSqliteCellStore(
+        StrCat(data_dir, "/cells/", region.id, ".db"), region.id, /*create=*/true);
+    if (!cell.ok()) return cell.status();
+    cells[region.id] = cell->get();
+    app->cells[region.id] = std::move(*cell);
+  }
+  app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, app->random,
+                                                       *app->clock, o.objects);
+  app->principals =
+      std::make_unique<access::PrincipalService>(*app->control, app->random, *app->clock);
+  app->tenants = std::make_unique<tenants::TenantService>(
+      *app->control, app->catalog, *app->keys, *app->objects, app->random, *app->clock);
+  return app;
+}
+
+}  // namespace custos::cli::internal

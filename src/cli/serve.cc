@@ -1,0 +1,74 @@
+// `custos serve`: opens the data directory and serves the API until SIGTERM.
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "api/api.h"
+#include "cli/cli.h"
+#include "cli/internal/app.h"
+#include "http/http.h"
+#include "spdlog/spdlog.h"
+
+namespace custos::cli {
+namespace {
+
+absl::Status Serve(const ServeOptions& o) {
+  http::ServerOptions server_options;
+  size_t colon = o.listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(o.listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError("--listen must be HOST:PORT");
+  }
+  server_options.host = o.listen.substr(0, colon);
+  server_options.port = static_cast<uint16_t>(port);
+  server_options.io_threads = o.io_threads;
+  server_options.worker_threads = o.worker_threads;
+  server_options.request_timeout = absl::Milliseconds(o.request_timeout_ms);
+
+  internal::AppOptions app_options;
+  app_options.master_key_file = o.master_key_file;
+  app_options.fake_clock = o.fake_clock;
+  app_options.objects.max_object_bytes = o.max_object_bytes;
+  app_options.objects.max_seals_per_dek = o.dek_max_seals;
+  auto app = internal::OpenApp(o.data_dir, app_options);
+  if (!app.ok()) return app.status();
+
+  http::Metrics metrics;
+  api::Services services;
+  services.catalog = &(*app)->catalog;
+  services.principals = (*app)->principals.get();
+  services.tenants = (*app)->tenants.get();
+  services.objects = (*app)->objects.get();
+  services.metrics = &metrics;
+  services.clock = (*app)->clock.get();
+  services.fake_clock = (*app)->fake_clock;
+  http::Router router;
+  api::RegisterRoutes(router, services);
+
+  http::Server server(server_options, router, metrics);
+  auto bound = server.Start();
+  if (!bound.ok()) return bound.status();
+  spdlog::info("serving on http://{}:{} data_dir={} fake_clock={}", server_options.host, *bound,
+               o.data_dir, o.fake_clock);
+  // Tests and scripts wait for this line on stdout to learn the port.
+  std::cout << "custos listening on http://" << server_options.host << ":" << *bound << std::endl;
+  server.Wait();
+  spdlog::info("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunServe(const ServeOptions& options) {
+  spdlog::set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})",
+                      spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
+  absl::Status s = Serve(options);
+  if (!s.ok()) {
+    std::cerr << "custos serve: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace custos::cli

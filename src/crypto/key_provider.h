@@ -1,0 +1,74 @@
+// Key providers hold the tenant key-encryption keys (KEKs) and never reveal them: callers only
+// wrap and unwrap small secrets (data keys, sealed tenant metadata) under a named key.
+// Destroying a tenant's KEK crypto-shreds everything wrapped under it, wherever it is stored.
+//
+// Implementations: KeyringKeyProvider (a file sealed by a master key; embedded default) and,
+// later, a PKCS#11 provider (SoftHSM2 in tests). All methods are thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/random.h"
+
+namespace custos::crypto {
+
+class KeyProvider {
+ public:
+  virtual ~KeyProvider() = default;
+
+  // Creates a new random 256-bit key named `key_id` and makes it durable before returning.
+  // kAlreadyExists if the name is taken; kUnavailable if it cannot be persisted;
+  // kInvalidArgument unless key_id is 1-256 bytes of printable ASCII without spaces.
+  virtual absl::Status CreateKey(std::string_view key_id) = 0;
+
+  // Seals `plaintext` under key `key_id` with AES-256-GCM, binding `aad`.
+  // kNotFound if the key does not exist (never created, or destroyed).
+  virtual absl::StatusOr<std::string> Wrap(std::string_view key_id, std::string_view plaintext,
+                                           std::string_view aad) = 0;
+
+  // Inverse of Wrap. kNotFound if the key does not exist; kDataLoss if authentication fails.
+  virtual absl::StatusOr<std::string> Unwrap(std::string_view key_id, std::string_view wrapped,
+                                             std::string_view aad) = 0;
+
+  // Destroys the key durably (crypto-shredding). kNotFound if it does not exist.
+  virtual absl::Status DestroyKey(std::string_view key_id) = 0;
+
+  virtual bool HasKey(std::string_view key_id) = 0;
+};
+
+// A keyring file holding named 256-bit keys, the whole file sealed with AES-256-GCM under a
+// 32-byte master key. Every change rewrites the file atomically (temp file, fsync, rename,
+// fsync of the directory) with mode 0600.
+class KeyringKeyProvider final : public KeyProvider {
+ public:
+  // Creates a new, empty keyring at `path`. kAlreadyExists if the file exists; kInvalidArgument
+  // unless master_key is 32 bytes; kUnavailable if the file cannot be written.
+  static absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> Create(std::string path,
+                                                                    std::string master_key,
+                                                                    Random& random);
+  // Opens an existing keyring. kNotFound if missing; kDataLoss if the master key is wrong or the
+  // file was altered; kInvalidArgument unless master_key is 32 bytes; kUnavailable if unreadable.
+  static absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> Open(std::string path,
+                                                                  std::string master_key,
+                                                                  Random& random);
+  ~KeyringKeyProvider() override;
+
+  absl::Status CreateKey(std::string_view key_id) override;
+  absl::StatusOr<std::string> Wrap(std::string_view key_id, std::string_view plaintext,
+                                   std::string_view aad) override;
+  absl::StatusOr<std::string> Unwrap(std::string_view key_id, std::string_view wrapped,
+                                     std::string_view aad) override;
+  absl::Status DestroyKey(std::string_view key_id) override;
+  bool HasKey(std::string_view key_id) override;
+
+ private:
+  struct State;
+  KeyringKeyProvider(std::string path, std::string master_key, Random& random);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace custos::crypto

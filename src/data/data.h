@@ -1,0 +1,118 @@
+// Tenant objects: envelope encryption and residency-pinned, group-committed storage.
+//
+// Every object is sealed with AES-256-GCM under the tenant's current data key (DEK), with AAD
+// binding tenant, object key and DEK version; DEKs are wrapped by the tenant's KEK in the key
+// provider and stored in the tenant's home and replica cells. A write is acknowledged only after
+// both cells committed it; concurrent writes to a cell are group-committed (one transaction per
+// batch). Reads come from the home cell and fall back to the replica when home is unavailable.
+//
+// Thread-safe. Errors: kInvalidArgument (bad key), kOutOfRange with API code too_large (object
+// over the limit), kNotFound (no such object), kUnavailable (a cell or the key provider refused,
+// or a write missed its deadline: retry later), kDataLoss (a stored object fails authentication).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "crypto/key_provider.h"
+#include "store/store.h"
+
+namespace custos::data {
+
+inline constexpr size_t kMaxKeyBytes = 1024;
+
+// OK iff `key` is 1–1024 bytes of valid UTF-8 without control characters (NUL included) whose
+// '/'-separated segments are none of "", "." and "..". kInvalidArgument naming the problem.
+absl::Status ValidateObjectKey(std::string_view key);
+
+// The key-provider name of a tenant's KEK.
+std::string TenantKekId(std::string_view tenant_id);
+
+// Where a tenant's objects live.
+struct TenantCells {
+  std::string tenant_id;
+  std::string home_region;
+  std::string replica_region;  // empty when single-region
+};
+
+struct ObjectServiceOptions {
+  size_t max_object_bytes = 16 << 20;
+  // Seals per DEK before rotation. GCM with random 96-bit nonces stays far below its 2^32 limit.
+  int64_t max_seals_per_dek = 1 << 20;
+  size_t max_batch = 256;
+  absl::Duration write_deadline = absl::Seconds(10);
+};
+
+struct PutResult {
+  int64_t size = 0;
+  std::string sha256_hex;
+  int64_t version = 0;
+  bool created = false;  // false: replaced an existing object
+};
+
+struct ObjectContent {
+  std::string bytes;
+  std::string content_type;
+  std::string sha256_hex;
+  int64_t version = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct ObjectInfo {
+  std::string key;
+  int64_t size = 0;
+  std::string sha256_hex;
+  int64_t updated_at_ms = 0;
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> objects;
+  std::optional<std::string> next_start_after;  // key to continue after, if more may follow
+};
+
+struct RegionUsage {
+  std::string region;
+  std::string role;  // "home" | "replica"
+  int64_t objects = 0;
+  int64_t bytes = 0;
+};
+
+class ObjectService {
+ public:
+  // `cells` maps region id to its cell store; all pointers outlive the service.
+  ObjectService(std::map<std::string, store::CellStore*> cells, crypto::KeyProvider& keys,
+                Random& random, const Clock& clock, ObjectServiceOptions options = {});
+  ~ObjectService();
+
+  // Creates the tenant's first DEK (wrapped by its existing KEK) in both of its cells.
+  absl::Status InitTenant(const TenantCells& tenant);
+
+  absl::StatusOr<PutResult> Put(const TenantCells& tenant, std::string_view key,
+                                std::string_view bytes, std::string_view content_type);
+  absl::StatusOr<ObjectContent> Get(const TenantCells& tenant, std::string_view key);
+  // kNotFound if the object does not exist.
+  absl::Status Delete(const TenantCells& tenant, std::string_view key);
+  // `limit` in 1..1000.
+  absl::StatusOr<ListPage> List(const TenantCells& tenant, std::string_view prefix,
+                                std::string_view start_after, int limit);
+  // Object count and sealed bytes per region, measured from the cells.
+  absl::StatusOr<std::vector<RegionUsage>> Location(const TenantCells& tenant);
+
+  const ObjectServiceOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  ObjectServiceOptions options_;
+};
+
+}  // namespace custos::data

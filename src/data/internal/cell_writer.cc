@@ -1,0 +1,57 @@
+#include "data/internal/cell_writer.h"
+
+#include <vector>
+
+namespace custos::data::internal {
+
+CellWriter::CellWriter(store::CellStore& cell, size_t max_batch)
+    : cell_(cell), max_batch_(max_batch), thread_([this] { Run(); }) {}
+
+CellWriter::~CellWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+std::future<absl::StatusOr<store::CellWriteResult>> CellWriter::Enqueue(store::CellWrite write) {
+  Pending p{std::move(write), {}};
+  auto future = p.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(p));
+  }
+  cv_.notify_one();
+  return future;
+}
+
+void CellWriter::Run() {
+  std::vector<Pending> batch;
+  std::vector<store::CellWrite> writes;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and drained
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    writes.clear();
+    for (Pending& p : batch) writes.push_back(std::move(p.write));
+    absl::StatusOr<std::vector<store::CellWriteResult>> results = cell_.Apply(writes);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (results.ok()) {
+        batch[i].done.set_value((*results)[i]);
+      } else {
+        batch[i].done.set_value(results.status());
+      }
+    }
+    batch.clear();
+  }
+}
+
+}  // namespace custos::data::internal

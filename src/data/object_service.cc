@@ -1,0 +1,306 @@
+#include <future>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "base/strings.h"
+#include "absl/synchronization/mutex.h"
+#include "base/errors.h"
+#include "crypto/crypto.h"
+#include "data/data.h"
+#include "data/internal/cell_writer.h"
+
+namespace custos::data {
+namespace {
+
+using store::CellStore;
+using store::CellWrite;
+using store::CellWriteResult;
+using WriteFuture = std::future<absl::StatusOr<CellWriteResult>>;
+
+std::string ObjectAad(std::string_view tenant, std::string_view key, int64_t dek_version) {
+  return StrCat("custos object v1", std::string_view("\0", 1), tenant,
+                      std::string_view("\0", 1), key, std::string_view("\0", 1), dek_version);
+}
+
+std::string DekAad(std::string_view tenant, int64_t version) {
+  return StrCat("custos dek v1", std::string_view("\0", 1), tenant,
+                      std::string_view("\0", 1), version);
+}
+
+// A tenant's unwrapped data keys, loaded on first use.
+struct TenantKeys {
+  absl::Mutex mu;
+  bool loaded ABSL_GUARDED_BY(mu) = false;
+  int64_t current ABSL_GUARDED_BY(mu) = 0;  // 0 = none yet
+  int64_t seals ABSL_GUARDED_BY(mu) = 0;    // seals under `current`
+  std::map<int64_t, std::string> keys ABSL_GUARDED_BY(mu);
+};
+
+}  // namespace
+
+struct ObjectService::Impl {
+  std::map<std::string, CellStore*> cells;
+  std::map<std::string, std::unique_ptr<internal::CellWriter>> writers;
+  crypto::KeyProvider& key_provider;
+  Random& random;
+  const Clock& clock;
+  ObjectServiceOptions options;
+
+  // Held while enqueueing one write to both cells so they apply writes in the same order.
+  std::mutex submit_mu;
+
+  absl::Mutex tenants_mu;
+  absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants ABSL_GUARDED_BY(tenants_mu);
+
+  Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, Random& r, const Clock& cl,
+       ObjectServiceOptions o)
+      : cells(std::move(c)), key_provider(k), random(r), clock(cl), options(o) {
+    for (auto& [region, cell] : cells) {
+      writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
+    }
+  }
+
+  absl::StatusOr<CellStore*> Cell(const std::string& region) {
+    auto it = cells.find(region);
+    if (it == cells.end()) return absl::InternalError(StrCat("no cell for ", region));
+    return it->second;
+  }
+
+  std::vector<std::string> Regions(const TenantCells& t) {
+    std::vector<std::string> r{t.home_region};
+    if (!t.replica_region.empty()) r.push_back(t.replica_region);
+    return r;
+  }
+
+  TenantKeys& KeysOf(const std::string& tenant_id) {
+    absl::MutexLock lock(&tenants_mu);
+    auto& slot = tenants[tenant_id];
+    if (!slot) slot = std::make_unique<TenantKeys>();
+    return *slot;
+  }
+
+  // Reads the tenant's DEK records from home, or from the replica if home is unavailable.
+  absl::StatusOr<std::vector<store::DataKeyRecord>> ListDataKeys(const TenantCells& t) {
+    absl::StatusOr<std::vector<store::DataKeyRecord>> result =
+        absl::InternalError("no cells");
+    for (const std::string& region : Regions(t)) {
+      auto cell = Cell(region);
+      if (!cell.ok()) return cell.status();
+      result = (*cell)->ListDataKeys(t.tenant_id);
+      if (result.ok() || !absl::IsUnavailable(result.status())) return result;
+    }
+    return result;
+  }
+
+  absl::Status LoadKeys(const TenantCells& t, TenantKeys& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+    if (k.loaded) return absl::OkStatus();
+    auto records = ListDataKeys(t);
+    if (!records.ok()) return records.status();
+    for (const auto& r : *records) {
+      auto dek = key_provider.Unwrap(TenantKekId(t.tenant_id), r.wrapped,
+                                     DekAad(t.tenant_id, r.version));
+      if (!dek.ok()) return dek.status();
+      k.keys[r.version] = std::move(*dek);
+      if (r.version >= k.current) {
+        k.current = r.version;
+        k.seals = r.seals;
+      }
+    }
+    k.loaded = true;
+    return absl::OkStatus();
+  }
+
+  // Makes a new DEK the current one, stored wrapped in every cell of the tenant first.
+  absl::Status RotateKey(const TenantCells& t, TenantKeys& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+    int64_t version = k.current + 1;
+    std::string dek = random.Bytes(crypto::kAeadKeySize);
+    auto wrapped =
+        key_provider.Wrap(TenantKekId(t.tenant_id), dek, DekAad(t.tenant_id, version));
+    if (!wrapped.ok()) return wrapped.status();
+    store::DataKeyRecord record{t.tenant_id, version, *wrapped, 0,
+                                absl::ToUnixSeconds(clock.Now())};
+    for (const std::string& region : Regions(t)) {
+      auto cell = Cell(region);
+      if (!cell.ok()) return cell.status();
+      absl::Status s = (*cell)->PutDataKey(record);
+      // A previous attempt may have stored it in this cell already.
+      if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
+    }
+    k.keys[version] = std::move(dek);
+    k.current = version;
+    k.seals = 0;
+    return absl::OkStatus();
+  }
+
+  // Returns (version, key) to seal one more object with, rotating when the DEK is used up.
+  absl::StatusOr<std::pair<int64_t, std::string>> SealingKey(const TenantCells& t) {
+    TenantKeys& k = KeysOf(t.tenant_id);
+    absl::MutexLock lock(&k.mu);
+    if (auto s = LoadKeys(t, k); !s.ok()) return s;
+    if (k.current == 0 || k.seals >= options.max_seals_per_dek) {
+      if (auto s = RotateKey(t, k); !s.ok()) return s;
+    }
+    ++k.seals;
+    return std::make_pair(k.current, k.keys[k.current]);
+  }
+
+  absl::StatusOr<std::string> OpeningKey(const TenantCells& t, int64_t version) {
+    TenantKeys& k = KeysOf(t.tenant_id);
+    absl::MutexLock lock(&k.mu);
+    if (auto s = LoadKeys(t, k); !s.ok()) return s;
+    auto it = k.keys.find(version);
+    if (it == k.keys.end()) {
+      // Rotated by another instance since we loaded: reload once.
+      k.loaded = false;
+      k.keys.clear();
+      k.current = 0;
+      if (auto s = LoadKeys(t, k); !s.ok()) return s;
+      it = k.keys.find(version);
+      if (it == k.keys.end()) return absl::DataLossError("object sealed under an unknown key");
+    }
+    return it->second;
+  }
+
+  // Enqueues `w` on every cell of the tenant (same order everywhere) and waits for all.
+  absl::StatusOr<CellWriteResult> WriteEverywhere(const TenantCells& t, const CellWrite& w) {
+    std::vector<WriteFuture> futures;
+    {
+      std::lock_guard lock(submit_mu);
+      for (const std::string& region : Regions(t)) {
+        auto it = writers.find(region);
+        if (it == writers.end()) return absl::InternalError(StrCat("no cell for ", region));
+        futures.push_back(it->second->Enqueue(w));
+      }
+    }
+    auto deadline = std::chrono::steady_clock::now() +
+                    absl::ToChronoNanoseconds(options.write_deadline);
+    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
+    for (size_t i = 0; i < futures.size(); ++i) {
+      if (futures[i].wait_until(deadline) != std::future_status::ready) {
+        return absl::UnavailableError("a cell did not commit the write in time");
+      }
+      absl::StatusOr<CellWriteResult> r = futures[i].get();
+      if (!r.ok()) return r.status();
+      if (i == 0) home = *r;
+    }
+    return home;
+  }
+
+  // Reads from home, falling back to the replica when home is unavailable.
+  template <typename T, typename Fn>
+  absl::StatusOr<T> ReadWithFallback(const TenantCells& t, Fn&& fn) {
+    absl::StatusOr<T> result = absl::InternalError("no cells");
+    for (const std::string& region : Regions(t)) {
+      auto cell = Cell(region);
+      if (!cell.ok()) return cell.status();
+      result = fn(**cell);
+      if (result.ok() || !absl::IsUnavailable(result.status())) return result;
+    }
+    return result;
+  }
+};
+
+ObjectService::ObjectService(std::map<std::string, store::CellStore*> cells,
+                             crypto::KeyProvider& keys, Random& random, const Clock& clock,
+                             ObjectServiceOptions options)
+    : impl_(std::make_unique<Impl>(std::move(cells), keys, random, clock, options)),
+      options_(options) {}
+
+ObjectService::~ObjectService() = default;
+
+absl::Status ObjectService::InitTenant(const TenantCells& tenant) {
+  TenantKeys& k = impl_->KeysOf(tenant.tenant_id);
+  absl::MutexLock lock(&k.mu);
+  k.loaded = true;  // a new tenant has no keys yet
+  return impl_->RotateKey(tenant, k);
+}
+
+absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::string_view key,
+                                             std::string_view bytes,
+                                             std::string_view content_type) {
+  if (auto s = ValidateObjectKey(key); !s.ok()) return s;
+  if (bytes.size() > options_.max_object_bytes) {
+    return TooLarge(StrCat("object is ", bytes.size(), " bytes; the limit is ",
+                                 options_.max_object_bytes));
+  }
+  auto sealing = impl_->SealingKey(tenant);
+  if (!sealing.ok()) return sealing.status();
+  auto& [dek_version, dek] = *sealing;
+  CellWrite w;
+  w.op = CellWrite::Op::kPut;
+  store::StoredObject& o = w.object;
+  o.tenant_id = tenant.tenant_id;
+  o.key = std::string(key);
+  o.dek_version = dek_version;
+  o.size = static_cast<int64_t>(bytes.size());
+  o.sha256_hex = crypto::Sha256Hex(bytes);
+  o.content_type = content_type.empty() ? "application/octet-stream" : std::string(content_type);
+  o.updated_at_ms = absl::ToUnixMillis(impl_->clock.Now());
+  auto sealed = crypto::AeadSeal(dek, bytes, ObjectAad(tenant.tenant_id, key, dek_version),
+                                 impl_->random);
+  if (!sealed.ok()) return sealed.status();
+  o.sealed = std::move(*sealed);
+  auto r = impl_->WriteEverywhere(tenant, w);
+  if (!r.ok()) return r.status();
+  return PutResult{o.size, o.sha256_hex, r->version, !r->existed};
+}
+
+absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std::string_view key) {
+  if (auto s = ValidateObjectKey(key); !s.ok()) return s;
+  auto o = impl_->ReadWithFallback<store::StoredObject>(
+      tenant, [&](CellStore& c) { return c.GetObject(tenant.tenant_id, key); });
+  if (!o.ok()) return o.status();
+  auto dek = impl_->OpeningKey(tenant, o->dek_version);
+  if (!dek.ok()) return dek.status();
+  auto plain = crypto::AeadOpen(*dek, o->sealed, ObjectAad(tenant.tenant_id, key, o->dek_version));
+  if (!plain.ok()) return plain.status();
+  return ObjectContent{std::move(*plain), o->content_type, o->sha256_hex, o->version,
+                       o->updated_at_ms};
+}
+
+absl::Status ObjectService::Delete(const TenantCells& tenant, std::string_view key) {
+  if (auto s = ValidateObjectKey(key); !s.ok()) return s;
+  CellWrite w;
+  w.op = CellWrite::Op::kDelete;
+  w.object.tenant_id = tenant.tenant_id;
+  w.object.key = std::string(key);
+  auto r = impl_->WriteEverywhere(tenant, w);
+  if (!r.ok()) return r.status();
+  if (!r->existed) return absl::NotFoundError("no such object");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListPage> ObjectService::List(const TenantCells& tenant, std::string_view prefix,
+                                             std::string_view start_after, int limit) {
+  if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit must be 1..1000");
+  // Fetch one more than asked to know whether another page follows.
+  auto rows = impl_->ReadWithFallback<std::vector<store::StoredObject>>(
+      tenant, [&](CellStore& c) {
+        return c.ListObjects(tenant.tenant_id, prefix, start_after, limit + 1);
+      });
+  if (!rows.ok()) return rows.status();
+  ListPage page;
+  for (auto& r : *rows) {
+    if (static_cast<int>(page.objects.size()) == limit) {
+      page.next_start_after = page.objects.back().key;
+      break;
+    }
+    page.objects.push_back({std::move(r.key), r.size, std::move(r.sha256_hex), r.updated_at_ms});
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<RegionUsage>> ObjectService::Location(const TenantCells& tenant) {
+  std::vector<RegionUsage> out;
+  for (const std::string& region : impl_->Regions(tenant)) {
+    auto cell = impl_->Cell(region);
+    if (!cell.ok()) return cell.status();
+    auto usage = (*cell)->Usage(tenant.tenant_id);
+    if (!usage.ok()) return usage.status();
+    out.push_back({region, region == tenant.home_region ? "home" : "replica", usage->objects,
+                   usage->bytes});
+  }
+  return out;
+}
+
+}  // namespace custos::data

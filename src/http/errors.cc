@@ -1,0 +1,98 @@
+// The one mapping from absl::Status to HTTP status and error body.
+#include "absl/strings/ascii.h"
+#include "base/errors.h"
+#include "boost/json.hpp"
+#include "http/http.h"
+
+namespace custos::http {
+namespace {
+
+struct Mapping {
+  int status;
+  std::string_view code;
+};
+
+Mapping DefaultMapping(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument: return {400, "invalid_argument"};
+    case absl::StatusCode::kUnauthenticated: return {401, "unauthenticated"};
+    case absl::StatusCode::kPermissionDenied: return {403, "permission_denied"};
+    case absl::StatusCode::kNotFound: return {404, "not_found"};
+    case absl::StatusCode::kFailedPrecondition: return {409, "failed_precondition"};
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists: return {409, "conflict"};
+    case absl::StatusCode::kOutOfRange: return {400, "invalid_argument"};
+    case absl::StatusCode::kResourceExhausted: return {429, "rate_limited"};
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return {503, "unavailable"};
+    default: return {500, "internal"};
+  }
+}
+
+// API codes that carry their own HTTP status.
+int StatusForApiCode(std::string_view code, int fallback) {
+  static constexpr Mapping kByCode[] = {
+      {413, "too_large"},          {403, "region_policy_violation"},
+      {403, "mfa_required"},       {403, "purpose_not_allowed"},
+      {429, "rate_limited"},       {409, "conflict"},
+      {408, "request_timeout"},    {431, "headers_too_large"},
+      {405, "method_not_allowed"}, {409, "failed_precondition"},
+  };
+  for (const auto& m : kByCode) {
+    if (m.code == code) return m.status;
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int HttpStatusOf(const absl::Status& status) {
+  Mapping m = DefaultMapping(status.code());
+  if (auto api = ApiCodeOf(status)) return StatusForApiCode(*api, m.status);
+  return m.status;
+}
+
+Response ErrorResponse(const absl::Status& status) {
+  Mapping m = DefaultMapping(status.code());
+  std::string code(m.code);
+  int http_status = m.status;
+  if (auto api = ApiCodeOf(status)) {
+    code = *api;
+    http_status = StatusForApiCode(code, m.status);
+  }
+  // Internal errors are bugs: their text may name internals, so it stays in the server log.
+  std::string message = http_status == 500 ? "internal error" : std::string(status.message());
+  boost::json::object error{{"code", code}, {"message", message}};
+  boost::json::value details = boost::json::object{};
+  if (auto d = ApiDetailsOf(status)) {
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(*d, ec);
+    if (!ec && parsed.is_object()) details = std::move(parsed);
+  }
+  error["details"] = std::move(details);
+  Response r = Response::Json(http_status, boost::json::serialize(boost::json::object{
+                                               {"error", std::move(error)}}));
+  if (http_status == 503 || http_status == 429) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+std::string Request::Header(std::string_view name) const {
+  auto it = headers.find(std::string(name));
+  return it == headers.end() ? std::string() : it->second;
+}
+
+Response Response::Json(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+Response Response::NoContent() {
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+}  // namespace custos::http

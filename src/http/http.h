@@ -1,0 +1,146 @@
+// The HTTP/1.1 server of Custos (Boost.Beast), its router, metrics and the one place where an
+// absl::Status becomes an HTTP status and the error shape of DESIGN.md:
+//   {"error":{"code":"snake_case","message":"…","details":{…}}}
+//
+// Threads: Asio I/O threads parse and write and never block on disk; each request's handler runs
+// on a bounded worker pool (a full queue answers 503 with Retry-After). Limits: header bytes
+// (431), body bytes per route (413), time to receive a request (408), keep-alive idle time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace custos::http {
+
+struct Request {
+  std::string method;  // "GET", "PUT", …
+  std::string target;  // raw request-target
+  std::string path;    // target without the query, not decoded
+  std::map<std::string, std::string> query;  // decoded once; last value wins
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+  std::map<std::string, std::string> params;  // route parameters, decoded once
+  std::string route;  // the matched route pattern (for logs and metrics)
+
+  // The header value, or "" if absent.
+  std::string Header(std::string_view lowercase_name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Response Json(int status, std::string body);
+  static Response NoContent();
+};
+
+// The error shape for `status` (must not be OK). Codes: kInvalidArgument 400, kUnauthenticated
+// 401, kPermissionDenied 403, kNotFound 404, kFailedPrecondition 409 failed_precondition,
+// kAborted/kAlreadyExists 409 conflict, kResourceExhausted 429, kUnavailable and
+// kDeadlineExceeded 503 (with Retry-After), anything else 500 internal (details never leak).
+// An API code attached with base/errors.h WithApiCode overrides the default code name and picks
+// its status (too_large 413, region_policy_violation/mfa_required/purpose_not_allowed 403, …).
+Response ErrorResponse(const absl::Status& status);
+// The HTTP status ErrorResponse would use.
+int HttpStatusOf(const absl::Status& status);
+
+using Handler = std::function<Response(Request&)>;
+
+struct RouteOptions {
+  size_t max_body_bytes = 1 << 20;
+};
+
+// Routes "METHOD /v1/tenants/{id}/objects/{key...}": `{name}` matches one non-empty segment,
+// `{name...}` the (non-empty) rest of the path. Parameters are percent-decoded once.
+class Router {
+ public:
+  void Add(std::string_view method, std::string_view pattern, Handler handler,
+           RouteOptions options = {});
+
+  struct Match {
+    const Handler* handler = nullptr;
+    RouteOptions options;
+    std::string route;
+    std::map<std::string, std::string> params;
+  };
+  // kNotFound for no route, kInvalidArgument for a bad percent-encoding, and a 405-worthy
+  // kFailedPrecondition with API code method_not_allowed when the path exists for other methods.
+  absl::StatusOr<Match> Find(std::string_view method, std::string_view path) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::string pattern;
+    std::vector<std::string> segments;
+    Handler handler;
+    RouteOptions options;
+  };
+  std::vector<Route> routes_;
+};
+
+// Decodes %XX escapes once. kInvalidArgument for a malformed escape. '+' is kept as is.
+absl::StatusOr<std::string> PercentDecode(std::string_view s);
+
+// Prometheus text-format metrics: request counts by route, method and status, and latency
+// histograms by route. Thread-safe.
+class Metrics {
+ public:
+  void Observe(std::string_view route, std::string_view method, int status, absl::Duration d);
+  void CountUnauthenticated() { unauthenticated_.fetch_add(1, std::memory_order_relaxed); }
+  std::string Render() const;
+
+ private:
+  struct RouteStats {
+    std::map<std::pair<std::string, int>, uint64_t> counts;  // (method, status)
+    std::vector<uint64_t> buckets;                           // cumulative at render
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+  mutable absl::Mutex mu_;
+  std::map<std::string, RouteStats, std::less<>> routes_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> unauthenticated_{0};
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0 = any free port
+  int io_threads = 2;
+  int worker_threads = 16;
+  size_t max_queue = 1024;
+  size_t max_header_bytes = 8 * 1024;
+  absl::Duration request_timeout = absl::Seconds(30);  // to receive one whole request
+  absl::Duration idle_timeout = absl::Seconds(60);     // keep-alive between requests
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, const Router& router, Metrics& metrics);
+  ~Server();
+
+  // Binds and starts accepting; returns the bound port. kUnavailable if it cannot bind.
+  absl::StatusOr<uint16_t> Start();
+  // Serves until Stop() or SIGTERM/SIGINT, then stops accepting and drains in-flight requests.
+  void Wait();
+  void Stop();
+
+  struct Impl;  // server.cc only
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custos::http

@@ -1,0 +1,309 @@
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "base/errors.h"
+#include "base/strings.h"
+#include "http/http.h"
+#include "http/internal/worker_pool.h"
+#include "spdlog/spdlog.h"
+
+namespace custos::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+absl::Status ReadError(std::string_view code, std::string_view message) {
+  return WithApiCode(absl::InvalidArgumentError(AbslView(message)), code);
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  const Router& router;
+  Metrics& metrics;
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  tcp::acceptor acceptor{ioc};
+  net::signal_set signals{ioc, SIGINT, SIGTERM};
+  std::unique_ptr<internal::WorkerPool> pool;
+  std::vector<std::thread> io_threads;
+
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;
+  std::atomic<int64_t> in_flight{0};  // requests read but not yet answered
+
+  Impl(ServerOptions o, const Router& r, Metrics& m) : options(std::move(o)), router(r), metrics(m) {}
+
+  void Accept();
+  void RequestStop() {
+    {
+      std::lock_guard lock(stop_mu);
+      stop_requested = true;
+    }
+    stop_cv.notify_all();
+  }
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Server::Impl& server)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {}
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+ private:
+  void ArmTimer(absl::Duration d) {
+    timed_out_ = false;
+    timer_.expires_after(absl::ToChronoNanoseconds(d));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the operation finished in time
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
+    parser_->body_limit(1 << 20);
+    ArmTimer(server_.options.request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->OnHeader(ec);
+                             });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    const auto& h = parser_->get();
+    method_ = std::string(h.method_string());
+    target_ = std::string(h.target());
+    path_ = target_.substr(0, target_.find('?'));
+    match_ = server_.router.Find(method_, path_);
+    size_t limit = match_.ok() ? match_->options.max_body_bytes : (1 << 20);
+    if (parser_->content_length() && *parser_->content_length() > limit) {
+      return Fail(TooLarge("request body is over the limit for this route"));
+    }
+    parser_->body_limit(limit);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnBody(ec);
+                      });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (timed_out_ || ec == net::error::operation_aborted) {
+      // A client that started a request and did not finish it in time gets 408; an idle
+      // keep-alive connection is closed quietly.
+      if (parser_ && parser_->got_some()) {
+        return Fail(WithApiCode(absl::DeadlineExceededError("request not received in time"),
+                                "request_timeout"));
+      }
+      return Close();
+    }
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::connection_reset) {
+      return Close();
+    }
+    if (ec == bhttp::error::header_limit) {
+      return Fail(WithApiCode(absl::InvalidArgumentError("request headers are too large"),
+                              "headers_too_large"));
+    }
+    if (ec == bhttp::error::body_limit) {
+      return Fail(TooLarge("request body is over the limit for this route"));
+    }
+    return Fail(ReadError("invalid_argument", "malformed HTTP request: " + ec.message()));
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    timer_.cancel();
+    server_.in_flight.fetch_add(1);  // answered in Respond → OnWrite
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    if (!match_.ok()) return Respond(ErrorResponse(match_.status()), /*close=*/false);
+
+    auto req = std::make_shared<Request>();
+    req->method = method_;
+    req->target = target_;
+    req->path = path_;
+    req->route = match_->route;
+    req->params = std::move(match_->params);
+    for (const auto& f : msg) {
+      req->headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
+    }
+    req->body = std::move(msg.body());
+    if (size_t q = target_.find('?'); q != std::string::npos) {
+      for (absl::string_view apair : absl::StrSplit(AbslView(target_).substr(q + 1), '&')) {
+        std::string_view pair = StdView(apair);
+        if (pair.empty()) continue;
+        size_t eq = pair.find('=');
+        auto k = PercentDecode(pair.substr(0, eq));
+        auto v = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+        if (!k.ok() || !v.ok()) {
+          return Respond(ErrorResponse(absl::InvalidArgumentError("malformed query string")),
+                         false);
+        }
+        req->query[*k] = *v;
+      }
+    }
+    const Handler* handler = match_->handler;
+    bool queued = server_.pool->TrySubmit([self = shared_from_this(), req, handler] {
+      auto start = std::chrono::steady_clock::now();
+      Response r;
+      try {
+        r = (*handler)(*req);
+      } catch (const std::exception& e) {
+        spdlog::error("route={} unhandled exception: {}", req->route, e.what());
+        r = ErrorResponse(absl::InternalError(e.what()));
+      }
+      self->server_.metrics.Observe(req->route, req->method, r.status,
+                                    absl::FromChrono(std::chrono::steady_clock::now() - start));
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->Respond(std::move(r), false); });
+    });
+    if (!queued) {
+      Respond(ErrorResponse(absl::UnavailableError("server busy")), false);
+    }
+  }
+
+  // Answers an error and closes the connection (the rest of the request is unread).
+  void Fail(const absl::Status& status) {
+    server_.in_flight.fetch_add(1);
+    keep_alive_ = false;
+    Respond(ErrorResponse(status), /*close=*/true);
+  }
+
+  void Respond(Response r, bool close) {
+    if (close) keep_alive_ = false;
+    res_.emplace();
+    res_->result(static_cast<unsigned>(r.status));
+    res_->version(11);
+    res_->set(bhttp::field::server, "custos");
+    if (!r.content_type.empty()) res_->set(bhttp::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res_->set(k, v);
+    res_->body() = std::move(r.body);
+    res_->keep_alive(keep_alive_);
+    res_->prepare_payload();
+    ArmTimer(server_.options.request_timeout);
+    bhttp::async_write(stream_, *res_,
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         self->OnWrite(ec);
+                       });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    timer_.cancel();
+    server_.in_flight.fetch_sub(1);
+    if (ec || !keep_alive_) return Close();
+    ReadHeader();
+  }
+
+  void Close() {
+    timer_.cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  Server::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::string method_, target_, path_;
+  absl::StatusOr<Router::Match> match_ = absl::NotFoundError("unset");
+  bool keep_alive_ = true;
+  bool timed_out_ = false;
+};
+
+}  // namespace
+
+void Server::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), *this)->Start();
+    }
+    Accept();
+  });
+}
+
+Server::Server(ServerOptions options, const Router& router, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), router, metrics)) {}
+
+Server::~Server() {
+  Stop();
+  Wait();
+}
+
+absl::StatusOr<uint16_t> Server::Start() {
+  Impl& s = *impl_;
+  beast::error_code ec;
+  auto address = net::ip::make_address(s.options.host, ec);
+  if (ec) return absl::InvalidArgumentError("bad listen address " + s.options.host);
+  tcp::endpoint endpoint(address, s.options.port);
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return absl::UnavailableError("cannot listen on " + s.options.host + ": " + ec.message());
+  s.pool = std::make_unique<internal::WorkerPool>(s.options.worker_threads, s.options.max_queue);
+  s.work.emplace(s.ioc.get_executor());
+  s.signals.async_wait([&s](beast::error_code e, int) {
+    if (!e) s.RequestStop();
+  });
+  s.Accept();
+  for (int i = 0; i < s.options.io_threads; ++i) s.io_threads.emplace_back([&s] { s.ioc.run(); });
+  return s.acceptor.local_endpoint().port();
+}
+
+void Server::Stop() { impl_->RequestStop(); }
+
+void Server::Wait() {
+  Impl& s = *impl_;
+  if (s.io_threads.empty()) return;
+  {
+    std::unique_lock lock(s.stop_mu);
+    s.stop_cv.wait(lock, [&] { return s.stop_requested; });
+  }
+  // Stop accepting, then give in-flight requests time to be answered before stopping I/O.
+  net::post(s.ioc, [&s] {
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+    s.signals.cancel(ignored);
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  s.pool.reset();
+  s.work.reset();
+  s.ioc.stop();
+  for (auto& t : s.io_threads) t.join();
+  s.io_threads.clear();
+}
+
+}  // namespace custos::http

@@ -1,0 +1,190 @@
+#include "store/internal/sqlite_db.h"
+
+#include "base/strings.h"
+
+namespace custos::store::internal {
+
+absl::Status SqliteError(int rc, sqlite3* db, std::string_view what) {
+  std::string msg = StrCat(what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+      return absl::UnavailableError(msg);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+Statement& Statement::Bind(int i, std::string_view text) {
+  int rc = sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()),
+                             SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
+  return *this;
+}
+
+Statement& Statement::BindBlob(int i, std::string_view bytes) {
+  // A zero-length blob must still bind as a blob, not NULL: pass a non-null pointer.
+  static const char kEmpty = 0;
+  int rc = sqlite3_bind_blob(stmt_, i, bytes.empty() ? &kEmpty : bytes.data(),
+                             static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
+  return *this;
+}
+
+Statement& Statement::Bind(int i, int64_t v) {
+  int rc = sqlite3_bind_int64(stmt_, i, v);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
+  return *this;
+}
+
+Statement& Statement::BindNull(int i) {
+  int rc = sqlite3_bind_null(stmt_, i);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
+  return *this;
+}
+
+absl::StatusOr<bool> Statement::Step() {
+  if (!bind_status_.ok()) return bind_status_;
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteError(rc, db_, "step");
+}
+
+absl::Status Statement::Run() {
+  while (true) {
+    auto row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+  }
+}
+
+std::string Statement::Text(int col) const {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
+}
+
+std::string Statement::Blob(int col) const {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+  return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
+                                                             bool create) {
+  sqlite3* raw = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  SqliteHandle db(raw);
+  if (rc != SQLITE_OK) return SqliteError(rc, raw, StrCat("open ", path));
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, 5000);
+  auto conn = std::unique_ptr<Connection>(new Connection(std::move(db)));
+  // Durable: WAL with synchronous=FULL fsyncs the WAL on every commit.
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"}) {
+    if (auto s = conn->Exec(pragma); !s.ok()) return s;
+  }
+  return conn;
+}
+
+absl::Status Connection::Exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string owned(sql);
+  int rc = sqlite3_exec(db_.get(), owned.c_str(), nullptr, nullptr, &err);
+  if (err) sqlite3_free(err);
+  if (rc != SQLITE_OK) return SqliteError(rc, db_.get(), "exec");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Statement> Connection::Prepare(std::string_view sql) {
+  for (auto& [text, stmt] : cache_) {
+    if (text == sql) return Statement(db_.get(), stmt.get());
+  }
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(rc, db_.get(), "prepare");
+  cache_.emplace_back(std::string(sql), StmtHandle(raw));
+  return Statement(db_.get(), raw);
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool create,
+                                                         std::span<const Migration> migrations,
+                                                         int readers) {
+  auto db = std::unique_ptr<Database>(new Database());
+  db->path_ = path;
+  auto writer = Connection::Open(path, create);
+  if (!writer.ok()) return writer.status();
+  {
+    absl::MutexLock lock(&db->writer_mu_);
+    db->writer_ = std::move(*writer);
+  }
+  absl::Status s = db->WriteTransaction([&](Connection& c) -> absl::Status {
+    if (auto s = c.Exec("CREATE TABLE IF NOT EXISTS schema_migrations("
+                        "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+        !s.ok()) {
+      return s;
+    }
+    auto stmt = c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!stmt.ok()) return stmt.status();
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    int64_t current = stmt->Int(0);
+    int64_t known = migrations.empty() ? 0 : migrations.back().version;
+    if (current > known) {
+      return absl::FailedPreconditionError(StrCat(
+          path, " has schema version ", current, ", newer than this binary (", known, ")"));
+    }
+    for (const Migration& m : migrations) {
+      if (m.version <= current) continue;
+      if (auto s = c.Exec(m.sql); !s.ok()) return s;
+      auto ins = c.Prepare(
+          "INSERT INTO schema_migrations(version, applied_at) VALUES(?, unixepoch())");
+      if (!ins.ok()) return ins.status();
+      if (auto s = ins->Bind(1, int64_t{m.version}).Run(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  absl::MutexLock lock(&db->readers_mu_);
+  for (int i = 0; i < readers; ++i) {
+    auto r = Connection::Open(path, false);
+    if (!r.ok()) return r.status();
+    db->readers_.push_back(std::move(*r));
+  }
+  return db;
+}
+
+std::unique_ptr<Connection> Database::AcquireReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    if (!readers_.empty()) {
+      auto c = std::move(readers_.back());
+      readers_.pop_back();
+      return c;
+    }
+  }
+  // Pool exhausted: open a temporary extra reader rather than block (more readers than the
+  // pool only under bursts; they are returned to the pool afterwards up to its size).
+  auto c = Connection::Open(path_, false);
+  if (c.ok()) return std::move(*c);
+  return nullptr;
+}
+
+void Database::ReleaseReader(std::unique_ptr<Connection> conn) {
+  if (!conn) return;
+  absl::MutexLock lock(&readers_mu_);
+  if (readers_.size() < 16) readers_.push_back(std::move(conn));
+}
+
+}  // namespace custos::store::internal

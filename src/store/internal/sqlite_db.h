@@ -1,0 +1,134 @@
+// Thin RAII layer over the SQLite C API shared by the SQLite stores (not for other folders).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace custos::store::internal {
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+using StmtHandle = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// Maps an SQLite result code to a Status: BUSY/LOCKED/READONLY/IOERR/FULL/CANTOPEN → kUnavailable
+// (the caller retries later), CONSTRAINT → kAlreadyExists, CORRUPT/NOTADB → kDataLoss.
+absl::Status SqliteError(int rc, sqlite3* db, std::string_view what);
+
+// A prepared statement bound and stepped in place; reset on destruction so it can be reused.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(Statement&& o) noexcept
+      : db_(o.db_), stmt_(std::exchange(o.stmt_, nullptr)), bind_status_(o.bind_status_) {}
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& Bind(int i, std::string_view text);
+  Statement& BindBlob(int i, std::string_view bytes);
+  Statement& Bind(int i, int64_t v);
+  Statement& BindNull(int i);
+
+  // Steps once: true if a row is available, false when done.
+  absl::StatusOr<bool> Step();
+  // Steps to completion, expecting no rows.
+  absl::Status Run();
+
+  std::string Text(int col) const;
+  std::string Blob(int col) const;
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  absl::Status bind_status_;
+};
+
+// One SQLite connection with a cache of prepared statements. Not thread-safe: the owner
+// serialises access (Database below).
+class Connection {
+ public:
+  // Opens `path` (creating it if `create`), WAL, synchronous=FULL, foreign keys on, busy timeout.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, bool create);
+
+  absl::Status Exec(std::string_view sql);
+  // Returns a cached prepared statement for `sql` (compiled on first use).
+  absl::StatusOr<Statement> Prepare(std::string_view sql);
+  sqlite3* raw() const { return db_.get(); }
+
+ private:
+  explicit Connection(SqliteHandle db) : db_(std::move(db)) {}
+  SqliteHandle db_;
+  std::vector<std::pair<std::string, StmtHandle>> cache_;
+};
+
+// A database file: one writer connection (serialised) and a small pool of reader connections
+// (WAL lets readers proceed while the writer commits). Thread-safe.
+class Database {
+ public:
+  struct Migration {
+    int version;
+    const char* sql;
+  };
+  // Opens or creates `path` and applies the migrations whose version is above the stored
+  // schema version, each in its own transaction. kFailedPrecondition if the file's schema is
+  // newer than this binary knows.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool create,
+                                                        std::span<const Migration> migrations,
+                                                        int readers = 4);
+
+  // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
+  template <typename Fn>
+  absl::Status WriteTransaction(Fn&& fn) {
+    absl::MutexLock lock(&writer_mu_);
+    if (auto s = writer_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    absl::Status s = fn(*writer_);
+    if (s.ok()) s = writer_->Exec("COMMIT");
+    if (!s.ok()) (void)writer_->Exec("ROLLBACK");
+    return s;
+  }
+
+  // Runs `fn(conn)` on a reader connection (autocommit: one consistent snapshot per statement).
+  template <typename Fn>
+  auto Read(Fn&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    std::unique_ptr<Connection> conn = AcquireReader();
+    if (!conn) return absl::UnavailableError("cannot open a reader connection");
+    auto result = fn(*conn);
+    ReleaseReader(std::move(conn));
+    return result;
+  }
+
+ private:
+  Database() = default;
+  std::unique_ptr<Connection> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Connection> conn);
+
+  std::string path_;
+  absl::Mutex writer_mu_;
+  std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
+  absl::Mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> readers_ ABSL_GUARDED_BY(readers_mu_);
+};
+
+}  // namespace custos::store::internal

@@ -1,0 +1,141 @@
+// Storage seam of Custos: one control store (principals, tenants, workflow state, ledger) and one
+// cell store per region (a region's encrypted objects and wrapped data keys). Components depend
+// only on these interfaces; backends (SQLite: sqlite_*.cc, PostgreSQL later) implement them.
+//
+// Every method is thread-safe and blocking (call it from a worker thread, never from an I/O
+// thread). Errors: kNotFound (no such row), kAlreadyExists (duplicate id), kUnavailable (the
+// backend refused: locked, read-only, down — retry later), kDataLoss (corrupt stored data),
+// kInternal (a bug).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace custos::store {
+
+struct PrincipalRecord {
+  std::string id;
+  std::string name;
+  std::string role;
+  std::string tenant_id;       // empty for provider principals
+  std::string token_sha256;    // lowercase hex of SHA-256 of the bearer token
+  std::string attributes_json; // {"employer":…,"citizenship":[…],"screened":…}
+  int64_t created_at = 0;      // unix seconds
+  std::optional<int64_t> expires_at;
+  bool disabled = false;
+};
+
+struct TenantRecord {
+  std::string id;
+  std::string sealed_name;    // the tenant's name, wrapped under its KEK (raw bytes)
+  std::string profile_json;   // policy fields: customer_type, services, technologies, lockbox, …
+  std::string geography;
+  std::string home_region;
+  std::string replica_region;  // empty when single-region
+  std::string state;           // "active"
+  int64_t created_at = 0;      // unix seconds
+};
+
+class ControlStore {
+ public:
+  virtual ~ControlStore() = default;
+
+  virtual absl::Status InsertPrincipal(const PrincipalRecord& p) = 0;
+  virtual absl::StatusOr<PrincipalRecord> GetPrincipal(std::string_view id) = 0;
+  virtual absl::StatusOr<PrincipalRecord> FindPrincipalByTokenHash(std::string_view sha256_hex) = 0;
+
+  virtual absl::Status InsertTenant(const TenantRecord& t) = 0;
+  virtual absl::StatusOr<TenantRecord> GetTenant(std::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<TenantRecord>> ListTenants() = 0;
+
+  // Small server settings (log origin, …). GetSetting: kNotFound if unset.
+  virtual absl::StatusOr<std::string> GetSetting(std::string_view name) = 0;
+  virtual absl::Status PutSetting(std::string_view name, std::string_view value) = 0;
+};
+
+// An object as stored in a cell: metadata in clear, content sealed under a data key.
+struct StoredObject {
+  std::string tenant_id;
+  std::string key;            // the object key (1–1024 bytes of UTF-8)
+  int64_t version = 0;        // 1 on first write, +1 on each replacement
+  int64_t dek_version = 0;    // which of the tenant's data keys sealed it
+  int64_t size = 0;           // plaintext bytes
+  std::string sha256_hex;     // of the plaintext (the ETag)
+  std::string content_type;
+  int64_t updated_at_ms = 0;  // unix milliseconds
+  std::string sealed;         // AES-256-GCM nonce||ciphertext||tag; empty in listings
+};
+
+// One mutation of a cell. Puts carry the whole object (version is assigned by the cell).
+struct CellWrite {
+  enum class Op { kPut, kDelete } op = Op::kPut;
+  StoredObject object;  // for kDelete only tenant_id and key are read
+};
+
+struct CellWriteResult {
+  int64_t version = 0;   // the object's version after a put; 0 after a delete
+  bool existed = false;  // the key existed before the write
+};
+
+struct DataKeyRecord {
+  std::string tenant_id;
+  int64_t version = 0;
+  std::string wrapped;  // the DEK wrapped by the tenant KEK (raw bytes)
+  int64_t seals = 0;    // how many objects have been sealed with it (rotation trigger)
+  int64_t created_at = 0;
+};
+
+struct CellUsage {
+  int64_t objects = 0;
+  int64_t bytes = 0;  // sealed bytes as stored
+};
+
+class CellStore {
+ public:
+  virtual ~CellStore() = default;
+
+  virtual const std::string& region() const = 0;
+
+  // Applies `writes` in order in one durable transaction (all or nothing) and counts each put
+  // against its data key's `seals`. Returns one result per write.
+  virtual absl::StatusOr<std::vector<CellWriteResult>> Apply(std::span<const CellWrite> writes) = 0;
+
+  // kNotFound if absent.
+  virtual absl::StatusOr<StoredObject> GetObject(std::string_view tenant_id,
+                                                 std::string_view key) = 0;
+
+  // Objects of `tenant_id` whose key starts with `prefix` and sorts after `start_after` (bytewise),
+  // in key order, at most `limit`, without their sealed content.
+  virtual absl::StatusOr<std::vector<StoredObject>> ListObjects(std::string_view tenant_id,
+                                                                std::string_view prefix,
+                                                                std::string_view start_after,
+                                                                int limit) = 0;
+
+  virtual absl::StatusOr<CellUsage> Usage(std::string_view tenant_id) = 0;
+
+  // kAlreadyExists if that version exists.
+  virtual absl::Status PutDataKey(const DataKeyRecord& key) = 0;
+  // All of the tenant's data keys, in version order.
+  virtual absl::StatusOr<std::vector<DataKeyRecord>> ListDataKeys(std::string_view tenant_id) = 0;
+};
+
+}  // namespace custos::store
+
+namespace custos::store {
+
+// SQLite backend (embedded default): each store is one file, WAL, synchronous=FULL.
+// `create` makes the file if missing; otherwise kNotFound-like kUnavailable if it cannot open.
+absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::string& path,
+                                                                     bool create);
+absl::StatusOr<std::unique_ptr<CellStore>> OpenSqliteCellStore(const std::string& path,
+                                                               std::string region, bool create);
+
+}  // namespace custos::store

@@ -1,0 +1,80 @@
+// Tenants: provisioning in a geography (placement and the region policy from residency/), the
+// tenant's KEK in the key provider and first data key in its cells, and the tenant view.
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "crypto/key_provider.h"
+#include "data/data.h"
+#include "residency/residency.h"
+#include "store/store.h"
+
+namespace custos::tenants {
+
+struct TenantSpec {
+  std::string name;
+  std::string customer_type;
+  std::string geography;
+  std::optional<std::string> home_region;
+  std::vector<std::string> services;
+  std::vector<std::string> technologies;
+  bool lockbox = false;
+  int retention_days = 90;
+  bool allow_single_region = false;
+};
+
+struct Tenant {
+  std::string id;
+  std::string name;
+  std::string customer_type;
+  std::string geography;
+  std::string home_region;
+  std::string replica_region;  // empty when single-region
+  std::vector<std::string> services;
+  std::vector<std::string> technologies;
+  bool lockbox = false;
+  int retention_days = 90;
+  std::string state;
+  int64_t created_at = 0;
+
+  data::TenantCells cells() const { return {id, home_region, replica_region}; }
+};
+
+// kInvalidArgument naming the field for a spec that cannot be valid in any catalog.
+absl::Status ValidateSpec(const TenantSpec& spec);
+
+class TenantService {
+ public:
+  TenantService(store::ControlStore& store, const residency::Catalog& catalog,
+                crypto::KeyProvider& keys, data::ObjectService& objects, Random& random,
+                const Clock& clock);
+
+  // Places the tenant (residency errors pass through: region_policy_violation,
+  // failed_precondition for no pair), creates its KEK and first DEK, then records it.
+  absl::StatusOr<Tenant> Create(const TenantSpec& spec);
+
+  // kNotFound for an unknown id.
+  absl::StatusOr<Tenant> Get(const std::string& id);
+
+ private:
+  store::ControlStore& store_;
+  const residency::Catalog& catalog_;
+  crypto::KeyProvider& keys_;
+  data::ObjectService& objects_;
+  Random& random_;
+  const Clock& clock_;
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, Tenant> cache_ ABSL_GUARDED_BY(cache_mu_);
+};
+
+}  // namespace custos::tenants
