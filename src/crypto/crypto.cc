@@ -1,0 +1,268 @@
+#include "crypto/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cassert>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/escaping.h"
+
+namespace custos::crypto {
+namespace {
+
+using EvpCipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using EvpMdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+using EvpPkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+// Hashing, HMAC and signing only fail in OpenSSL on allocation failure or a broken build; their
+// signatures return plain bytes, so there is nothing to hand back and nothing safe to continue.
+[[noreturn]] void Die(const char* what) {
+  std::fprintf(stderr, "custos: fatal OpenSSL failure in %s\n", what);
+  std::abort();
+}
+
+const unsigned char* U8(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* U8(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+
+// Debian's Abseil is built with its own absl::string_view, which does not convert from
+// std::string_view.
+absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
+
+// OpenSSL's one-shot and update APIs take int lengths.
+bool FitsInt(size_t n) { return n <= static_cast<size_t>(INT_MAX); }
+
+// Drops queued OpenSSL errors so a failure we have already turned into a Status does not surface
+// later in an unrelated caller's ERR_get_error().
+absl::Status OpenSslError(std::string_view what, absl::StatusCode code) {
+  ERR_clear_error();
+  return absl::Status(code, Absl(what));
+}
+
+}  // namespace
+
+std::string Sha256(std::string_view data) {
+  std::string out(kSha256Size, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), U8(out), &len, EVP_sha256(), nullptr) != 1 ||
+      len != kSha256Size) {
+    Die("EVP_Digest");
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) { return absl::BytesToHexString(Sha256(data)); }
+
+std::string HmacSha256(std::string_view key, std::string_view data) {
+  // An empty string_view may carry a null pointer, and OpenSSL versions differ on what a null
+  // key means; point at a real byte so an empty key is simply the empty key.
+  static constexpr unsigned char kEmpty = 0;
+  const unsigned char* key_ptr = key.empty() ? &kEmpty : U8(key);
+  const unsigned char* data_ptr = data.empty() ? &kEmpty : U8(data);
+  if (!FitsInt(key.size())) Die("HMAC key size");
+  std::string out(kSha256Size, '\0');
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()), data_ptr, data.size(), U8(out),
+           &len) == nullptr ||
+      len != kSha256Size) {
+    Die("HMAC");
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plaintext,
+                                     std::string_view aad, Random& random) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  if (!FitsInt(plaintext.size()) || !FitsInt(aad.size())) {
+    return absl::InvalidArgumentError("AEAD input over 2 GiB");
+  }
+  const std::string nonce = random.Bytes(kAeadNonceSize);
+  if (nonce.size() != kAeadNonceSize) return absl::InternalError("Random returned a short nonce");
+
+  EvpCipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new", absl::StatusCode::kInternal);
+  // GCM's default IV length is 96 bits, which is what kAeadNonceSize is.
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U8(key), U8(nonce)) != 1) {
+    return OpenSslError("AES-GCM encrypt init", absl::StatusCode::kInternal);
+  }
+  int len = 0;
+  if (!aad.empty() &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+    return OpenSslError("AES-GCM aad", absl::StatusCode::kInternal);
+  }
+  std::string out(plaintext.size() + kAeadOverhead, '\0');
+  out.replace(0, kAeadNonceSize, nonce);
+  unsigned char* body = U8(out) + kAeadNonceSize;
+  int written = 0;
+  if (!plaintext.empty()) {
+    if (EVP_EncryptUpdate(ctx.get(), body, &len, U8(plaintext),
+                          static_cast<int>(plaintext.size())) != 1) {
+      return OpenSslError("AES-GCM encrypt", absl::StatusCode::kInternal);
+    }
+    written = len;
+  }
+  if (EVP_EncryptFinal_ex(ctx.get(), body + written, &len) != 1) {
+    return OpenSslError("AES-GCM encrypt final", absl::StatusCode::kInternal);
+  }
+  written += len;
+  assert(static_cast<size_t>(written) == plaintext.size());  // GCM is a stream mode
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kAeadTagSize, body + written) != 1) {
+    return OpenSslError("AES-GCM get tag", absl::StatusCode::kInternal);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view sealed,
+                                     std::string_view aad) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  if (sealed.size() < kAeadOverhead) return absl::DataLossError("sealed bytes too short");
+  if (!FitsInt(sealed.size()) || !FitsInt(aad.size())) {
+    return absl::InvalidArgumentError("AEAD input over 2 GiB");
+  }
+  const std::string_view nonce = sealed.substr(0, kAeadNonceSize);
+  const std::string_view ciphertext = sealed.substr(kAeadNonceSize, sealed.size() - kAeadOverhead);
+  // The tag is copied because EVP_CTRL_GCM_SET_TAG takes a non-const pointer.
+  std::string tag(sealed.substr(sealed.size() - kAeadTagSize));
+
+  EvpCipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new", absl::StatusCode::kInternal);
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U8(key), U8(nonce)) != 1) {
+    return OpenSslError("AES-GCM decrypt init", absl::StatusCode::kInternal);
+  }
+  int len = 0;
+  if (!aad.empty() &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+    return OpenSslError("AES-GCM aad", absl::StatusCode::kInternal);
+  }
+  std::string out(ciphertext.size(), '\0');
+  int written = 0;
+  if (!ciphertext.empty()) {
+    if (EVP_DecryptUpdate(ctx.get(), U8(out), &len, U8(ciphertext),
+                          static_cast<int>(ciphertext.size())) != 1) {
+      return OpenSslError("AES-GCM decrypt", absl::StatusCode::kInternal);
+    }
+    written = len;
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kAeadTagSize, U8(tag)) != 1) {
+    return OpenSslError("AES-GCM set tag", absl::StatusCode::kInternal);
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), U8(out) + written, &len) != 1) {
+    // Unauthenticated plaintext must not linger in freed memory.
+    OPENSSL_cleanse(out.data(), out.size());
+    return OpenSslError("authentication failed (tampered, or wrong key or AAD)",
+                        absl::StatusCode::kDataLoss);
+  }
+  return out;
+}
+
+struct Ed25519PrivateKey::Impl {
+  EvpPkey pkey{nullptr, &EVP_PKEY_free};
+};
+
+Ed25519PrivateKey::Ed25519PrivateKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Ed25519PrivateKey::Ed25519PrivateKey(Ed25519PrivateKey&&) noexcept = default;
+Ed25519PrivateKey& Ed25519PrivateKey::operator=(Ed25519PrivateKey&&) noexcept = default;
+Ed25519PrivateKey::~Ed25519PrivateKey() = default;
+
+// The seed comes from the injected Random (not EVP_PKEY_keygen) so that key generation follows
+// the same randomness seam as everything else and is reproducible in tests.
+Ed25519PrivateKey Ed25519PrivateKey::Generate(Random& random) {
+  std::string seed = random.Bytes(kEd25519SeedSize);
+  auto key = FromSeed(seed);
+  OPENSSL_cleanse(seed.data(), seed.size());
+  if (!key.ok()) Die("Ed25519 key generation");
+  return *std::move(key);
+}
+
+absl::StatusOr<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(std::string_view seed) {
+  if (seed.size() != kEd25519SeedSize) {
+    return absl::InvalidArgumentError("Ed25519 seed must be 32 bytes");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->pkey.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, U8(seed), seed.size()));
+  if (!impl->pkey) return OpenSslError("EVP_PKEY_new_raw_private_key", absl::StatusCode::kInternal);
+  return Ed25519PrivateKey(std::move(impl));
+}
+
+std::string Ed25519PrivateKey::Seed() const {
+  assert(impl_ != nullptr);  // use after move
+  std::string out(kEd25519SeedSize, '\0');
+  size_t len = out.size();
+  if (EVP_PKEY_get_raw_private_key(impl_->pkey.get(), U8(out), &len) != 1 ||
+      len != kEd25519SeedSize) {
+    Die("EVP_PKEY_get_raw_private_key");
+  }
+  return out;
+}
+
+std::string Ed25519PrivateKey::PublicKey() const {
+  assert(impl_ != nullptr);  // use after move
+  std::string out(kEd25519PublicKeySize, '\0');
+  size_t len = out.size();
+  if (EVP_PKEY_get_raw_public_key(impl_->pkey.get(), U8(out), &len) != 1 ||
+      len != kEd25519PublicKeySize) {
+    Die("EVP_PKEY_get_raw_public_key");
+  }
+  return out;
+}
+
+std::string Ed25519PrivateKey::Sign(std::string_view message) const {
+  assert(impl_ != nullptr);  // use after move
+  EvpMdCtx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx) Die("EVP_MD_CTX_new");
+  // Ed25519 is a one-shot scheme: no digest is named, and DigestSign takes the whole message.
+  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->pkey.get()) != 1) {
+    Die("EVP_DigestSignInit");
+  }
+  std::string out(kEd25519SignatureSize, '\0');
+  size_t len = out.size();
+  if (EVP_DigestSign(ctx.get(), U8(out), &len, U8(message), message.size()) != 1 ||
+      len != kEd25519SignatureSize) {
+    Die("EVP_DigestSign");
+  }
+  return out;
+}
+
+bool Ed25519Verify(std::string_view public_key, std::string_view message,
+                   std::string_view signature) {
+  if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
+    return false;
+  }
+  EvpPkey pkey(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, U8(public_key), public_key.size()),
+      &EVP_PKEY_free);
+  EvpMdCtx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  const bool ok =
+      pkey && ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
+      EVP_DigestVerify(ctx.get(), U8(signature), signature.size(), U8(message), message.size()) ==
+          1;
+  if (!ok) ERR_clear_error();  // a bad signature is an answer, not an error to keep queued
+  return ok;
+}
+
+std::string OpenSslRandom::Bytes(size_t n) {
+  std::string out(n, '\0');
+  size_t done = 0;
+  while (done < n) {
+    const int chunk = static_cast<int>(std::min<size_t>(n - done, INT_MAX));
+    if (RAND_bytes(U8(out) + done, chunk) != 1) Die("RAND_bytes");
+    done += static_cast<size_t>(chunk);
+  }
+  return out;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  // Sizes are public (digests, tags, tokens have fixed sizes); only the contents are secret.
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace custos::crypto

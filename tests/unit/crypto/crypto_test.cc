@@ -1,0 +1,231 @@
+#include "crypto/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+
+namespace custos::crypto {
+namespace {
+
+std::string Unhex(const char* hex) { return absl::HexStringToBytes(hex); }
+std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+TEST(Sha256, KnownAnswers) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256("abc").size(), kSha256Size);
+  EXPECT_EQ(Hex(Sha256("abc")), Sha256Hex("abc"));
+}
+
+TEST(HmacSha256, Rfc4231TestCase1) {
+  EXPECT_EQ(Hex(HmacSha256(std::string(20, '\x0b'), "Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+TEST(HmacSha256, Rfc4231TestCase2) {
+  EXPECT_EQ(Hex(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacSha256, EmptyKeyAndMessage) {
+  EXPECT_EQ(Hex(HmacSha256("", "")),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+class AeadTest : public ::testing::Test {
+ protected:
+  OpenSslRandom random_;
+  const std::string key_ = random_.Bytes(kAeadKeySize);
+};
+
+TEST_F(AeadTest, RoundTrip) {
+  for (const std::string& plaintext : {std::string(), std::string("x"), std::string(1000, 'p')}) {
+    auto sealed = AeadSeal(key_, plaintext, "aad", random_);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    EXPECT_EQ(sealed->size(), plaintext.size() + kAeadOverhead);
+    auto opened = AeadOpen(key_, *sealed, "aad");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(*opened, plaintext);
+  }
+}
+
+TEST_F(AeadTest, EmptyAadRoundTrip) {
+  auto sealed = AeadSeal(key_, "secret", "", random_);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(AeadOpen(key_, *sealed, "").value_or("error"), "secret");
+  EXPECT_EQ(AeadOpen(key_, *sealed, "x").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(AeadTest, CiphertextDoesNotContainPlaintext) {
+  const std::string plaintext = "a rather recognisable plaintext";
+  auto sealed = AeadSeal(key_, plaintext, "", random_);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->find(plaintext), std::string::npos);
+}
+
+// Every byte of the sealed value is covered: nonce, ciphertext and tag.
+TEST_F(AeadTest, TamperedByteIsDataLoss) {
+  auto sealed = AeadSeal(key_, "attack at dawn", "aad", random_);
+  ASSERT_TRUE(sealed.ok());
+  for (size_t i = 0; i < sealed->size(); ++i) {
+    std::string tampered = *sealed;
+    tampered[i] ^= 0x01;
+    EXPECT_EQ(AeadOpen(key_, tampered, "aad").status().code(), absl::StatusCode::kDataLoss)
+        << "byte " << i;
+  }
+}
+
+TEST_F(AeadTest, WrongAadIsDataLoss) {
+  auto sealed = AeadSeal(key_, "attack at dawn", "tenant-a", random_);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(AeadOpen(key_, *sealed, "tenant-b").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(AeadTest, WrongKeyIsDataLoss) {
+  auto sealed = AeadSeal(key_, "attack at dawn", "", random_);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(AeadOpen(random_.Bytes(kAeadKeySize), *sealed, "").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(AeadTest, TruncatedIsDataLoss) {
+  auto sealed = AeadSeal(key_, "attack at dawn", "", random_);
+  ASSERT_TRUE(sealed.ok());
+  for (size_t n : {size_t{0}, size_t{1}, kAeadOverhead - 1, sealed->size() - 1}) {
+    EXPECT_EQ(AeadOpen(key_, sealed->substr(0, n), "").status().code(), absl::StatusCode::kDataLoss)
+        << "length " << n;
+  }
+}
+
+TEST_F(AeadTest, WrongKeySizeIsInvalidArgument) {
+  for (size_t n : {size_t{0}, size_t{16}, size_t{31}, size_t{33}}) {
+    const std::string bad_key(n, 'k');
+    EXPECT_EQ(AeadSeal(bad_key, "p", "", random_).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(AeadOpen(bad_key, std::string(64, 's'), "").status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_F(AeadTest, NoncesDiffer) {
+  auto a = AeadSeal(key_, "same", "same", random_);
+  auto b = AeadSeal(key_, "same", "same", random_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->substr(0, kAeadNonceSize), b->substr(0, kAeadNonceSize));
+  EXPECT_NE(*a, *b);
+}
+
+// RFC 8032 section 7.1, tests 1 and 2.
+struct Rfc8032Vector {
+  const char* secret;
+  const char* public_key;
+  const char* message;
+  const char* signature;
+};
+constexpr Rfc8032Vector kRfc8032[] = {
+    {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+     "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+    {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+     "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+};
+
+TEST(Ed25519, Rfc8032Vectors) {
+  for (const Rfc8032Vector& v : kRfc8032) {
+    auto key = Ed25519PrivateKey::FromSeed(Unhex(v.secret));
+    ASSERT_TRUE(key.ok()) << key.status();
+    EXPECT_EQ(Hex(key->PublicKey()), v.public_key);
+    EXPECT_EQ(Hex(key->Seed()), v.secret);
+    const std::string message = Unhex(v.message);
+    EXPECT_EQ(Hex(key->Sign(message)), v.signature);
+    EXPECT_TRUE(Ed25519Verify(Unhex(v.public_key), message, Unhex(v.signature)));
+  }
+}
+
+TEST(Ed25519, SignVerify) {
+  OpenSslRandom random;
+  const Ed25519PrivateKey key = Ed25519PrivateKey::Generate(random);
+  const std::string signature = key.Sign("checkpoint body");
+  EXPECT_EQ(signature.size(), kEd25519SignatureSize);
+  EXPECT_EQ(key.PublicKey().size(), kEd25519PublicKeySize);
+  EXPECT_TRUE(Ed25519Verify(key.PublicKey(), "checkpoint body", signature));
+  EXPECT_FALSE(Ed25519Verify(key.PublicKey(), "checkpoint bodY", signature));
+  EXPECT_FALSE(Ed25519Verify(key.PublicKey(), "", signature));
+
+  std::string bad_signature = signature;
+  bad_signature[10] ^= 0x40;
+  EXPECT_FALSE(Ed25519Verify(key.PublicKey(), "checkpoint body", bad_signature));
+
+  const Ed25519PrivateKey other = Ed25519PrivateKey::Generate(random);
+  EXPECT_NE(other.PublicKey(), key.PublicKey());
+  EXPECT_FALSE(Ed25519Verify(other.PublicKey(), "checkpoint body", signature));
+}
+
+TEST(Ed25519, SeedRoundTrip) {
+  OpenSslRandom random;
+  const Ed25519PrivateKey key = Ed25519PrivateKey::Generate(random);
+  auto again = Ed25519PrivateKey::FromSeed(key.Seed());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->PublicKey(), key.PublicKey());
+  EXPECT_EQ(again->Sign("m"), key.Sign("m"));  // Ed25519 signatures are deterministic
+}
+
+TEST(Ed25519, MovedKeyStillSigns) {
+  auto key = Ed25519PrivateKey::FromSeed(Unhex(kRfc8032[0].secret));
+  ASSERT_TRUE(key.ok());
+  Ed25519PrivateKey moved = *std::move(key);
+  EXPECT_EQ(Hex(moved.Sign("")), kRfc8032[0].signature);
+  auto other = Ed25519PrivateKey::FromSeed(Unhex(kRfc8032[1].secret));
+  ASSERT_TRUE(other.ok());
+  moved = *std::move(other);
+  EXPECT_EQ(Hex(moved.PublicKey()), kRfc8032[1].public_key);
+}
+
+TEST(Ed25519, BadSeedSizeIsInvalidArgument) {
+  for (size_t n : {size_t{0}, size_t{31}, size_t{33}, size_t{64}}) {
+    EXPECT_EQ(Ed25519PrivateKey::FromSeed(std::string(n, 's')).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(Ed25519, MalformedSizesVerifyFalse) {
+  const Rfc8032Vector& v = kRfc8032[0];
+  const std::string public_key = Unhex(v.public_key);
+  const std::string signature = Unhex(v.signature);
+  EXPECT_FALSE(Ed25519Verify("", "", signature));
+  EXPECT_FALSE(Ed25519Verify(public_key.substr(1), "", signature));
+  EXPECT_FALSE(Ed25519Verify(public_key + "x", "", signature));
+  EXPECT_FALSE(Ed25519Verify(public_key, "", ""));
+  EXPECT_FALSE(Ed25519Verify(public_key, "", signature.substr(1)));
+  EXPECT_FALSE(Ed25519Verify(public_key, "", signature + "x"));
+  // A well-sized but invalid point or scalar verifies false too.
+  EXPECT_FALSE(Ed25519Verify(std::string(32, '\xff'), "", signature));
+  EXPECT_FALSE(Ed25519Verify(public_key, "", std::string(64, '\xff')));
+}
+
+TEST(OpenSslRandom, Bytes) {
+  OpenSslRandom random;
+  EXPECT_EQ(random.Bytes(0), "");
+  EXPECT_EQ(random.Bytes(1).size(), 1u);
+  const std::string a = random.Bytes(32);
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_NE(a, random.Bytes(32));
+}
+
+TEST(ConstantTimeEquals, ComparesContentsAndSizes) {
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
+  EXPECT_FALSE(ConstantTimeEquals("", "a"));
+  EXPECT_TRUE(ConstantTimeEquals(std::string("a\0b", 3), std::string("a\0b", 3)));
+  EXPECT_FALSE(ConstantTimeEquals(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+}  // namespace
+}  // namespace custos::crypto
