@@ -1,0 +1,155 @@
+#include <thread>
+
+#include "base/clock.h"
+#include "crypto/crypto.h"
+#include "data/data.h"
+#include "gtest/gtest.h"
+#include "testing/temp_dir.h"
+
+namespace custos::data {
+namespace {
+
+using custos::testing::TempDir;
+
+class ObjectServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open({}); }
+
+  void Open(ObjectServiceOptions options) {
+    service_.reset();
+    cells_.clear();
+    if (!keys_) {
+      keys_ = *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'k'),
+                                                  random_);
+      ASSERT_TRUE(keys_->CreateKey(TenantKekId("t1")).ok());
+    }
+    std::map<std::string, store::CellStore*> raw;
+    for (const char* region : {"home", "replica", "elsewhere"}) {
+      cells_[region] = *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region,
+                                                   true);
+      raw[region] = cells_[region].get();
+    }
+    service_ = std::make_unique<ObjectService>(raw, *keys_, random_, clock_, options);
+  }
+
+  TempDir dir_;
+  crypto::OpenSslRandom random_;
+  SystemClock clock_;
+  std::unique_ptr<crypto::KeyProvider> keys_;
+  std::map<std::string, std::unique_ptr<store::CellStore>> cells_;
+  std::unique_ptr<ObjectService> service_;
+  TenantCells tenant_{"t1", "home", "replica"};
+};
+
+TEST_F(ObjectServiceTest, RoundTripsAndStoresOnlyInTheTenantsCells) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  auto put = service_->Put(tenant_, "a/b", "secret bytes", "text/plain");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_TRUE(put->created);
+  EXPECT_EQ(put->sha256_hex, crypto::Sha256Hex("secret bytes"));
+  auto got = service_->Get(tenant_, "a/b");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->bytes, "secret bytes");
+  EXPECT_EQ(got->content_type, "text/plain");
+  for (const char* region : {"home", "replica"}) {
+    auto o = cells_[region]->GetObject("t1", "a/b");
+    ASSERT_TRUE(o.ok()) << region;
+    EXPECT_EQ(o->sealed.size(), 12 + crypto::kAeadOverhead);
+    EXPECT_EQ(o->sealed.find("secret"), std::string::npos);
+  }
+  EXPECT_EQ(cells_["elsewhere"]->Usage("t1")->objects, 0);
+  auto replaced = service_->Put(tenant_, "a/b", "v2", "");
+  EXPECT_FALSE(replaced->created);
+  EXPECT_EQ(replaced->version, 2);
+}
+
+TEST_F(ObjectServiceTest, SealedBytesAreBoundToTenantAndKey) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "k1", "one", "").ok());
+  ASSERT_TRUE(service_->Put(tenant_, "k2", "two", "").ok());
+  // Swap k1's sealed bytes into k2's row in both cells: the AAD binding must refuse it.
+  for (const char* region : {"home", "replica"}) {
+    auto k1 = *cells_[region]->GetObject("t1", "k1");
+    k1.key = "k2";
+    ASSERT_TRUE(cells_[region]
+                    ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, k1}})
+                    .ok());
+  }
+  EXPECT_EQ(service_->Get(tenant_, "k2").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ObjectServiceTest, RotatesDataKeysAndReadsOldObjectsAfterRestart) {
+  Open({.max_seals_per_dek = 3});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(service_->Put(tenant_, "k" + std::to_string(i), "v" + std::to_string(i), "").ok());
+  }
+  EXPECT_GE(cells_["home"]->ListDataKeys("t1")->size(), 4u);
+  EXPECT_EQ(cells_["replica"]->ListDataKeys("t1")->size(),
+            cells_["home"]->ListDataKeys("t1")->size());
+  Open({.max_seals_per_dek = 3});  // a new process: keys are loaded from the cells
+  for (int i = 0; i < 10; ++i) {
+    auto got = service_->Get(tenant_, "k" + std::to_string(i));
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->bytes, "v" + std::to_string(i));
+  }
+  ASSERT_TRUE(service_->Put(tenant_, "after", "x", "").ok());
+}
+
+TEST_F(ObjectServiceTest, ConcurrentWritesLandInTheSameOrderInBothCells) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        ASSERT_TRUE(service_->Put(tenant_, "same", "w" + std::to_string(t), "").ok());
+        ASSERT_TRUE(service_->Put(tenant_, "k" + std::to_string(i), std::to_string(t), "").ok());
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  auto home = *cells_["home"]->GetObject("t1", "same");
+  auto replica = *cells_["replica"]->GetObject("t1", "same");
+  EXPECT_EQ(home.version, 200);
+  EXPECT_EQ(home.version, replica.version);
+  EXPECT_EQ(home.sha256_hex, replica.sha256_hex);
+  for (int i = 0; i < 25; ++i) {
+    std::string k = "k" + std::to_string(i);
+    EXPECT_EQ(cells_["home"]->GetObject("t1", k)->sha256_hex,
+              cells_["replica"]->GetObject("t1", k)->sha256_hex);
+  }
+}
+
+TEST_F(ObjectServiceTest, ListsPagesAndReportsLocation) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(service_->Put(tenant_, "p/" + std::to_string(i), "x", "").ok());
+  ASSERT_TRUE(service_->Put(tenant_, "q", "x", "").ok());
+  auto page = service_->List(tenant_, "p/", "", 2);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->objects.size(), 2u);
+  ASSERT_TRUE(page->next_start_after.has_value());
+  auto rest = service_->List(tenant_, "p/", *page->next_start_after, 10);
+  EXPECT_EQ(rest->objects.size(), 3u);
+  EXPECT_FALSE(rest->next_start_after.has_value());
+  EXPECT_FALSE(service_->List(tenant_, "", "", 0).ok());
+  auto location = service_->Location(tenant_);
+  ASSERT_EQ(location->size(), 2u);
+  EXPECT_EQ((*location)[0].role, "home");
+  EXPECT_EQ((*location)[0].objects, 6);
+  EXPECT_EQ((*location)[1].role, "replica");
+  EXPECT_EQ((*location)[1].bytes, 6 * (1 + 28));
+}
+
+TEST_F(ObjectServiceTest, RefusesOversizeObjectsAndBadKeysWithoutWriting) {
+  Open({.max_object_bytes = 10});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  EXPECT_EQ(service_->Put(tenant_, "k", std::string(11, 'x'), "").status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(service_->Put(tenant_, "a/../b", "x", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
+  EXPECT_EQ(service_->Delete(tenant_, "nope").code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace custos::data

@@ -1,0 +1,136 @@
+#include <sqlite3.h>
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "testing/temp_dir.h"
+
+namespace custos::store {
+namespace {
+
+using custos::testing::TempDir;
+
+StoredObject Obj(std::string tenant, std::string key, std::string sealed = "sealed") {
+  StoredObject o;
+  o.tenant_id = std::move(tenant);
+  o.key = std::move(key);
+  o.dek_version = 1;
+  o.size = 3;
+  o.sha256_hex = "ab";
+  o.content_type = "text/plain";
+  o.updated_at_ms = 1;
+  o.sealed = std::move(sealed);
+  return o;
+}
+
+CellWrite Put(StoredObject o) { return {CellWrite::Op::kPut, std::move(o)}; }
+CellWrite Del(std::string tenant, std::string key) {
+  return {CellWrite::Op::kDelete, Obj(std::move(tenant), std::move(key))};
+}
+
+TEST(SqliteCellStore, AppliesABatchInOrderWithVersions) {
+  TempDir dir;
+  auto cell = OpenSqliteCellStore(dir.File("c.db"), "eu-west", true);
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "wrapped", 0, 0}).ok());
+  std::vector<CellWrite> batch = {Put(Obj("t", "a")), Put(Obj("t", "a")), Put(Obj("t", "b")),
+                                  Del("t", "b"), Del("t", "zz")};
+  auto r = (*cell)->Apply(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 5u);
+  EXPECT_EQ((*r)[0].version, 1);
+  EXPECT_FALSE((*r)[0].existed);
+  EXPECT_EQ((*r)[1].version, 2);
+  EXPECT_TRUE((*r)[1].existed);
+  EXPECT_TRUE((*r)[3].existed);
+  EXPECT_FALSE((*r)[4].existed);
+  auto keys = (*cell)->ListDataKeys("t");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ((*keys)[0].seals, 3);  // every put counted against its data key
+  EXPECT_EQ((*cell)->GetObject("t", "b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*cell)->GetObject("t", "a")->version, 2);
+}
+
+TEST(SqliteCellStore, ListsByPrefixAndCursorPerTenant) {
+  TempDir dir;
+  auto cell = OpenSqliteCellStore(dir.File("c.db"), "r", true);
+  ASSERT_TRUE(cell.ok());
+  std::vector<CellWrite> batch;
+  for (const char* k : {"a/1", "a/2", "a/3", "b/1", "a"}) batch.push_back(Put(Obj("t", k)));
+  batch.push_back(Put(Obj("other", "a/4")));
+  ASSERT_TRUE((*cell)->Apply(batch).ok());
+  auto page = (*cell)->ListObjects("t", "a/", "", 2);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].key, "a/1");
+  EXPECT_TRUE((*page)[0].sealed.empty());  // listings carry no content
+  page = (*cell)->ListObjects("t", "a/", "a/2", 10);
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].key, "a/3");
+  EXPECT_EQ((*cell)->ListObjects("t", "", "", 100)->size(), 5u);
+  auto usage = (*cell)->Usage("t");
+  EXPECT_EQ(usage->objects, 5);
+  EXPECT_EQ(usage->bytes, 5 * 6);
+}
+
+TEST(SqliteCellStore, ReopensWithDataAndRefusesNewerSchema) {
+  TempDir dir;
+  {
+    auto cell = OpenSqliteCellStore(dir.File("c.db"), "r", true);
+    ASSERT_TRUE((*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "k"))}).ok());
+  }
+  {
+    auto cell = OpenSqliteCellStore(dir.File("c.db"), "r", false);
+    ASSERT_TRUE(cell.ok());
+    EXPECT_TRUE((*cell)->GetObject("t", "k").ok());
+  }
+  // A data file from a newer Custos must not be opened by this one.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("c.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 0)", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(OpenSqliteCellStore(dir.File("c.db"), "r", false).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(OpenSqliteCellStore(dir.File("missing.db"), "r", false).ok());
+}
+
+TEST(SqliteCellStore, BusyDatabaseIsUnavailable) {
+  TempDir dir;
+  auto cell = OpenSqliteCellStore(dir.File("c.db"), "r", true);
+  ASSERT_TRUE(cell.ok());
+  // Another connection holding the write lock: a real fault, not a mock.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("c.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "k"))});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_TRUE((*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "k"))}).ok());
+}
+
+TEST(SqliteControlStore, PrincipalsTenantsAndSettings) {
+  TempDir dir;
+  auto s = OpenSqliteControlStore(dir.File("control.db"), true);
+  ASSERT_TRUE(s.ok());
+  PrincipalRecord p{"p1", "Ann", "operator", "", "hash1", "{}", 10, 20, false};
+  ASSERT_TRUE((*s)->InsertPrincipal(p).ok());
+  EXPECT_EQ((*s)->InsertPrincipal(p).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*s)->FindPrincipalByTokenHash("hash1")->id, "p1");
+  EXPECT_EQ((*s)->GetPrincipal("p1")->expires_at, 20);
+  EXPECT_EQ((*s)->GetPrincipal("nope").status().code(), absl::StatusCode::kNotFound);
+  TenantRecord t{"t1", std::string("\0sealed", 7), "{}", "EU", "eu-west", "", "active", 5};
+  ASSERT_TRUE((*s)->InsertTenant(t).ok());
+  EXPECT_EQ((*s)->GetTenant("t1")->sealed_name, t.sealed_name);
+  EXPECT_EQ((*s)->ListTenants()->size(), 1u);
+  EXPECT_EQ((*s)->GetSetting("origin").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*s)->PutSetting("origin", "a").ok());
+  ASSERT_TRUE((*s)->PutSetting("origin", "b").ok());
+  EXPECT_EQ(*(*s)->GetSetting("origin"), "b");
+}
+
+}  // namespace
+}  // namespace custos::store
