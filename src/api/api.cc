@@ -1,10 +1,13 @@
 #include "api/api.h"
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "base/strings.h"
 #include "absl/time/time.h"
 #include "api/internal/json_body.h"
+#include "ledger/tiles.h"
 #include "base/errors.h"
 #include "boost/json.hpp"
 #include "spdlog/spdlog.h"
@@ -201,7 +204,7 @@ class Api {
     if (!single.ok()) return single.status();
     spec.allow_single_region = *single;
 
-    auto tenant = s_.tenants->Create(spec);
+    auto tenant = s_.tenants->Create(spec, who->id, access::RoleName(who->role));
     if (!tenant.ok()) return tenant.status();
     access::NewPrincipal admin;
     admin.name = StrCat(spec.name, " admin");
@@ -248,6 +251,7 @@ class Api {
                    {"retention_days", t->retention_days},
                    {"state", t->state},
                    {"created_at", Rfc3339(t->created_at)},
+                   {"ledger_pseudonym", s_.events->Pseudonym(t->id)},
                    {"location", std::move(loc)}};
     if (t->replica_region.empty()) {
       o["replica_region"] = nullptr;
@@ -257,24 +261,80 @@ class Api {
     return JsonResponse(200, o);
   }
 
-  // Authenticates, checks the caller may perform `op` on the tenant's data with the requested
-  // purpose, and returns the tenant.
-  absl::StatusOr<tenants::Tenant> AuthorizeData(const Request& req,
-                                                access::DataOperation op) const {
+  // An authorized access to a tenant's data, recorded in the ledger before it happens.
+  struct DataAccess {
+    Principal who;
+    tenants::Tenant tenant;
+    std::string purpose;
+    uint64_t ledger_index = 0;
+  };
+
+  // Authenticates, finds the tenant, decides, and records the decision: a refusal as
+  // data.refused (then returns the refusal), an authorized access as `kind` — and if the ledger
+  // cannot record it, the access is refused with 503 (fail closed).
+  absl::StatusOr<DataAccess> BeginDataAccess(const Request& req, access::DataOperation op,
+                                             std::string_view kind,
+                                             std::string_view resource) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
-    const std::string& id = req.params.at("id");
-    if (auto s = access::CheckDataAccessByRole(*who, id, op); !s.ok()) return s;
     std::string purpose = req.Header("x-custos-purpose");
     if (purpose.empty()) purpose = "service_delivery";
-    if (auto s = CheckPurpose(purpose); !s.ok()) return s;
-    return s_.tenants->Get(id);
+    if (auto s = ValidatePurpose(purpose); !s.ok()) return s;
+    auto tenant = s_.tenants->Get(req.params.at("id"));
+    if (!tenant.ok()) return tenant.status();
+    json::object fields{{"actor", who->id},
+                        {"role", access::RoleName(who->role)},
+                        {"operation", access::OperationName(op)},
+                        {"purpose", purpose},
+                        {"resource", resource}};
+    absl::Status decision = access::CheckDataAccessByRole(*who, tenant->id, op);
+    if (decision.ok()) decision = CheckPurposeAllowed(purpose);
+    if (!decision.ok()) {
+      fields["outcome"] = ErrorCodeName(decision);
+      auto logged = s_.events->Record({"data.refused", tenant->id, std::move(fields)});
+      if (!logged.ok()) spdlog::error("refusal not recorded: {}", logged.status().ToString());
+      return decision;
+    }
+    auto logged = s_.events->Record({std::string(kind), tenant->id, std::move(fields)});
+    if (!logged.ok()) return logged.status();
+    return DataAccess{*std::move(who), *std::move(tenant), std::move(purpose),
+                      logged->ledger_index};
   }
 
-  static absl::Status CheckPurpose(std::string_view purpose) {
-    for (std::string_view p : {"service_delivery", "support", "troubleshooting", "security"}) {
+  // Records that the act logged at `access` failed (best effort: the access itself is logged).
+  template <typename T>
+  const T& Outcome(const DataAccess& access, const T& result) const {
+    if (result.ok()) return result;
+    const absl::Status& status = StatusOf(result);
+    json::object fields{{"actor", access.who.id},
+                        {"role", access::RoleName(access.who.role)},
+                        {"of", access.ledger_index},
+                        {"outcome", ErrorCodeName(status)}};
+    auto logged = s_.events->Record({"outcome", access.tenant.id, std::move(fields)});
+    if (!logged.ok()) spdlog::error("outcome not recorded: {}", logged.status().ToString());
+    return result;
+  }
+  static const absl::Status& StatusOf(const absl::Status& s) { return s; }
+  template <typename T>
+  static const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+    return s.status();
+  }
+
+  static std::string ErrorCodeName(const absl::Status& s) {
+    if (auto code = ApiCodeOf(s)) return *code;
+    return std::string(absl::StatusCodeToString(s.code()));
+  }
+
+  static absl::Status ValidatePurpose(std::string_view purpose) {
+    for (std::string_view p : {"service_delivery", "support", "troubleshooting", "security",
+                               "advertising", "marketing", "profiling"}) {
       if (p == purpose) return absl::OkStatus();
     }
+    return absl::InvalidArgumentError("unknown X-Custos-Purpose");
+  }
+
+  // Commercial purposes need the customer's recorded consent (none can be recorded yet).
+  static absl::Status CheckPurposeAllowed(std::string_view purpose) {
     for (std::string_view p : {"advertising", "marketing", "profiling"}) {
       if (p == purpose) {
         return WithApiCode(
@@ -283,14 +343,19 @@ class Api {
             "purpose_not_allowed");
       }
     }
-    return absl::InvalidArgumentError("unknown X-Custos-Purpose");
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Response> PutObject(Request& req) const {
-    auto t = AuthorizeData(req, access::DataOperation::kWrite);
-    if (!t.ok()) return t.status();
     const std::string& key = req.params["key"];
-    auto r = s_.objects->Put(t->cells(), key, req.body, req.Header("content-type"));
+    if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
+    if (req.body.size() > s_.objects->options().max_object_bytes) {
+      return TooLarge("object is over the size limit");
+    }
+    auto a = BeginDataAccess(req, access::DataOperation::kWrite, "data.write", key);
+    if (!a.ok()) return a.status();
+    auto r = Outcome(*a, s_.objects->Put(a->tenant.cells(), key, req.body,
+                                         req.Header("content-type")));
     if (!r.ok()) return r.status();
     return JsonResponse(r->created ? 201 : 200, json::object{{"key", key},
                                                              {"size", r->size},
@@ -299,9 +364,11 @@ class Api {
   }
 
   absl::StatusOr<Response> GetObject(Request& req) const {
-    auto t = AuthorizeData(req, access::DataOperation::kRead);
-    if (!t.ok()) return t.status();
-    auto o = s_.objects->Get(t->cells(), req.params["key"]);
+    const std::string& key = req.params["key"];
+    if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
+    auto a = BeginDataAccess(req, access::DataOperation::kRead, "data.read", key);
+    if (!a.ok()) return a.status();
+    auto o = Outcome(*a, s_.objects->Get(a->tenant.cells(), key));
     if (!o.ok()) return o.status();
     Response r;
     r.status = 200;
@@ -309,19 +376,20 @@ class Api {
     r.body = std::move(o->bytes);
     r.headers.emplace_back("ETag", StrCat("\"", o->sha256_hex, "\""));
     r.headers.emplace_back("X-Custos-Version", StrCat(o->version));
+    r.headers.emplace_back("X-Custos-Ledger-Index", StrCat(a->ledger_index));
     return r;
   }
 
   absl::StatusOr<Response> DeleteObject(Request& req) const {
-    auto t = AuthorizeData(req, access::DataOperation::kDelete);
-    if (!t.ok()) return t.status();
-    if (auto s = s_.objects->Delete(t->cells(), req.params["key"]); !s.ok()) return s;
+    const std::string& key = req.params["key"];
+    if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
+    auto a = BeginDataAccess(req, access::DataOperation::kDelete, "data.delete", key);
+    if (!a.ok()) return a.status();
+    if (auto s = Outcome(*a, s_.objects->Delete(a->tenant.cells(), key)); !s.ok()) return s;
     return Response::NoContent();
   }
 
   absl::StatusOr<Response> ListObjects(Request& req) const {
-    auto t = AuthorizeData(req, access::DataOperation::kList);
-    if (!t.ok()) return t.status();
     std::string prefix = req.query["prefix"];
     if (prefix.size() > data::kMaxKeyBytes) {
       return absl::InvalidArgumentError("prefix is longer than 1024 bytes");
@@ -344,7 +412,9 @@ class Api {
         return absl::InvalidArgumentError("malformed cursor");
       }
     }
-    auto page = s_.objects->List(t->cells(), prefix, start_after, limit);
+    auto a = BeginDataAccess(req, access::DataOperation::kList, "data.list", prefix);
+    if (!a.ok()) return a.status();
+    auto page = Outcome(*a, s_.objects->List(a->tenant.cells(), prefix, start_after, limit));
     if (!page.ok()) return page.status();
     json::array objects;
     for (const auto& o : page->objects) {
@@ -356,6 +426,137 @@ class Api {
     json::object out{{"objects", std::move(objects)}};
     if (page->next_start_after) {
       out["next_cursor"] = absl::WebSafeBase64Escape(*page->next_start_after);
+    } else {
+      out["next_cursor"] = nullptr;
+    }
+    return JsonResponse(200, out);
+  }
+
+  // A decimal uint64 with no sign, spaces or leading zeros.
+  static absl::StatusOr<uint64_t> QueryUint(const Request& req, const std::string& name) {
+    auto it = req.query.find(name);
+    if (it == req.query.end()) return absl::InvalidArgumentError(StrCat("missing ", name));
+    const std::string& v = it->second;
+    uint64_t n = 0;
+    bool digits = !v.empty() && v.size() <= 20 &&
+                  std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                  (v.size() == 1 || v[0] != '0');
+    if (!digits || !absl::SimpleAtoi(v, &n)) {
+      return absl::InvalidArgumentError(StrCat(name, " must be a non-negative integer"));
+    }
+    return n;
+  }
+
+  static json::array Base64Hashes(const std::vector<std::string>& hashes) {
+    json::array out;
+    for (const auto& h : hashes) out.emplace_back(absl::Base64Escape(h));
+    return out;
+  }
+
+  static Response Text(std::string body, std::string cache_control) {
+    Response r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = std::move(body);
+    r.headers.emplace_back("Cache-Control", std::move(cache_control));
+    return r;
+  }
+
+  absl::StatusOr<Response> Checkpoint(Request&) const {
+    auto cp = s_.ledger->LatestCheckpoint();
+    if (!cp.ok()) return cp.status();
+    return Text(cp->note, "no-cache");
+  }
+
+  absl::StatusOr<Response> LedgerTile(Request& req) const {
+    auto tile = ledger::ParseTilePath(StrCat("tile/", req.params["rest"]));
+    if (!tile.ok()) return absl::NotFoundError("no such tile");
+    auto data = s_.ledger->ReadTile(*tile);
+    if (!data.ok()) return data.status();
+    Response r;
+    r.content_type = "application/octet-stream";
+    r.body = std::move(*data);
+    r.headers.emplace_back("Cache-Control", tile->width == ledger::kTileWidth
+                                                ? "public, max-age=31536000, immutable"
+                                                : "no-cache");
+    return r;
+  }
+
+  absl::StatusOr<Response> VerifierKey(Request&) const {
+    return Text(s_.ledger->verifier_key() + "\n", "public, max-age=86400");
+  }
+
+  absl::StatusOr<Response> InclusionProof(Request& req) const {
+    auto index = QueryUint(req, "index");
+    if (!index.ok()) return index.status();
+    auto size = QueryUint(req, "size");
+    if (!size.ok()) return size.status();
+    auto proof = s_.ledger->InclusionProof(*index, *size);
+    if (!proof.ok()) return proof.status();
+    return JsonResponse(200, json::object{
+                                 {"index", *index}, {"size", *size}, {"hashes", Base64Hashes(*proof)}});
+  }
+
+  absl::StatusOr<Response> ConsistencyProof(Request& req) const {
+    auto old_size = QueryUint(req, "old");
+    if (!old_size.ok()) return old_size.status();
+    auto new_size = QueryUint(req, "new");
+    if (!new_size.ok()) return new_size.status();
+    auto proof = s_.ledger->ConsistencyProof(*old_size, *new_size);
+    if (!proof.ok()) return proof.status();
+    return JsonResponse(200, json::object{{"old", *old_size},
+                                          {"new", *new_size},
+                                          {"hashes", Base64Hashes(*proof)}});
+  }
+
+  // RFC 3339, or YYYY-MM-DD meaning 00:00Z that day.
+  static absl::StatusOr<int64_t> ParseDateMillis(const std::string& name, const std::string& v) {
+    absl::Time t;
+    std::string err;
+    if (absl::ParseTime(absl::RFC3339_full, v, &t, &err) ||
+        absl::ParseTime("%Y-%m-%d", v, absl::UTCTimeZone(), &t, &err)) {
+      return absl::ToUnixMillis(t);
+    }
+    return absl::InvalidArgumentError(StrCat(name, " must be an RFC 3339 time or YYYY-MM-DD"));
+  }
+
+  absl::StatusOr<Response> AccessLog(Request& req) const {
+    auto who = Authenticate(req);
+    if (!who.ok()) return who.status();
+    const std::string& id = req.params["id"];
+    if (who->role != access::Role::kTenantAdmin || who->tenant_id != id) {
+      return absl::PermissionDeniedError("only the tenant's tenant_admin reads its access log");
+    }
+    auto tenant = s_.tenants->Get(id);
+    if (!tenant.ok()) return tenant.status();
+    ledger::AccessLogFilter f;
+    for (const char* name : {"from", "to"}) {
+      if (auto it = req.query.find(name); it != req.query.end()) {
+        auto ms = ParseDateMillis(name, it->second);
+        if (!ms.ok()) return ms.status();
+        (std::string_view(name) == "from" ? f.from_ms : f.to_ms) = *ms;
+      }
+    }
+    if (auto it = req.query.find("role"); it != req.query.end()) f.role = it->second;
+    if (auto it = req.query.find("kind"); it != req.query.end()) f.kind = it->second;
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      if (!absl::SimpleAtoi(it->second, &f.limit) || f.limit < 1 || f.limit > 1000) {
+        return absl::InvalidArgumentError("limit must be an integer from 1 to 1000");
+      }
+    }
+    if (req.query.contains("cursor")) {
+      auto start = QueryUint(req, "cursor");
+      if (!start.ok()) return absl::InvalidArgumentError("malformed cursor");
+      f.start_index = *start;
+    }
+    auto page = s_.events->ReadTenantLog(id, f);
+    if (!page.ok()) return page.status();
+    json::array events;
+    for (auto& e : page->events) {
+      events.push_back(json::object{{"ledger_index", e.ledger_index}, {"record", e.record}});
+    }
+    json::object out{{"events", std::move(events)}};
+    if (page->next_index) {
+      out["next_cursor"] = StrCat(*page->next_index);
     } else {
       out["next_cursor"] = nullptr;
     }
@@ -411,6 +612,12 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   router.Add("PUT", "/v1/tenants/{id}/objects/{key...}", bind(&Api::PutObject), object_body);
   router.Add("GET", "/v1/tenants/{id}/objects/{key...}", bind(&Api::GetObject));
   router.Add("DELETE", "/v1/tenants/{id}/objects/{key...}", bind(&Api::DeleteObject));
+  router.Add("GET", "/v1/tenants/{id}/access-log", bind(&Api::AccessLog));
+  router.Add("GET", "/ledger/checkpoint", bind(&Api::Checkpoint));
+  router.Add("GET", "/ledger/tile/{rest...}", bind(&Api::LedgerTile));
+  router.Add("GET", "/v1/ledger/vkey", bind(&Api::VerifierKey));
+  router.Add("GET", "/v1/ledger/proof/inclusion", bind(&Api::InclusionProof));
+  router.Add("GET", "/v1/ledger/proof/consistency", bind(&Api::ConsistencyProof));
   if (services.fake_clock != nullptr) {
     router.Add("GET", "/v1/test/clock", bind(&Api::GetClock));
     router.Add("POST", "/v1/test/clock", bind(&Api::AdvanceClock));

@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "data/data.h"
 #include "http/http.h"
+#include "ledger/ledger.h"
 #include "residency/residency.h"
 #include "tenants/tenants.h"
 
@@ -17,6 +18,8 @@ struct Services {
   access::PrincipalService* principals = nullptr;
   tenants::TenantService* tenants = nullptr;
   data::ObjectService* objects = nullptr;
+  ledger::Ledger* ledger = nullptr;
+  ledger::EventLog* events = nullptr;
   http::Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock

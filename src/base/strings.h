@@ -12,6 +12,15 @@
 #include "absl/strings/string_view.h"
 #include "fmt/format.h"
 
+// Lets fmt (and so StrCat) print absl::string_view, e.g. absl::Status::message().
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(s.data(), s.size()), ctx);
+  }
+};
+
 namespace custos {
 
 // Concatenates the arguments as fmt's "{}" renders each (strings, string_views, numbers).

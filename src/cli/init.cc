@@ -54,7 +54,7 @@ absl::Status SeedDemo(App& app) {
     spec.customer_type = d.customer_type;
     spec.geography = d.geography;
     spec.services = {"storage"};
-    auto t = app.tenants->Create(spec);
+    auto t = app.tenants->Create(spec, "init", "admin");
     if (!t.ok()) return t.status();
     access::NewPrincipal admin;
     admin.name = StrCat(d.name, " admin");
@@ -63,6 +63,14 @@ absl::Status SeedDemo(App& app) {
     auto issued = app.principals->Create(admin);
     if (!issued.ok()) return issued.status();
     for (const auto& [key, content] : d.objects) {
+      // Seeding is an access like any other: recorded first.
+      boost::json::object fields{{"actor", "init"},        {"role", "admin"},
+                                 {"operation", "write"},   {"purpose", "service_delivery"},
+                                 {"resource", key}};
+      if (auto logged = app.events->Record({"data.write", t->id, std::move(fields)});
+          !logged.ok()) {
+        return logged.status();
+      }
       auto r = app.objects->Put(t->cells(), key, content, "text/plain");
       if (!r.ok()) return r.status();
     }
@@ -108,11 +116,13 @@ absl::Status Init(const InitOptions& o) {
   auto control = store::OpenSqliteControlStore(dir + "/control.db", /*create=*/true);
   if (!control.ok()) return control.status();
   if (auto s = (*control)->PutSetting("origin", config.origin); !s.ok()) return s;
+  if (auto s = internal::CreateServerKeys(**control, master, random); !s.ok()) return s;
   control->reset();
   if (auto s = internal::WriteConfig(dir, config); !s.ok()) return s;
 
   auto app = internal::OpenApp(dir, {});
   if (!app.ok()) return app.status();
+  if (auto cp = (*app)->ledger->SignCheckpointNow(); !cp.ok()) return cp.status();
   access::NewPrincipal admin;
   admin.name = "admin";
   admin.role = access::Role::kAdmin;

@@ -39,6 +39,8 @@ absl::Status Serve(const ServeOptions& o) {
   services.principals = (*app)->principals.get();
   services.tenants = (*app)->tenants.get();
   services.objects = (*app)->objects.get();
+  services.ledger = (*app)->ledger.get();
+  services.events = (*app)->events.get();
   services.metrics = &metrics;
   services.clock = (*app)->clock.get();
   services.fake_clock = (*app)->fake_clock;

@@ -16,6 +16,11 @@
 
 namespace custos::crypto {
 
+// The key-provider name of a tenant's KEK.
+inline std::string TenantKeyId(std::string_view tenant_id) {
+  return "tenant/" + std::string(tenant_id);
+}
+
 class KeyProvider {
  public:
   virtual ~KeyProvider() = default;

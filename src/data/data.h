@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "crypto/key_provider.h"
+#include "ledger/ledger.h"
 #include "store/store.h"
 
 namespace custos::data {
@@ -33,9 +34,6 @@ inline constexpr size_t kMaxKeyBytes = 1024;
 // OK iff `key` is 1–1024 bytes of valid UTF-8 without control characters (NUL included) whose
 // '/'-separated segments are none of "", "." and "..". kInvalidArgument naming the problem.
 absl::Status ValidateObjectKey(std::string_view key);
-
-// The key-provider name of a tenant's KEK.
-std::string TenantKekId(std::string_view tenant_id);
 
 // Where a tenant's objects live.
 struct TenantCells {
@@ -89,8 +87,10 @@ struct RegionUsage {
 class ObjectService {
  public:
   // `cells` maps region id to its cell store; all pointers outlive the service.
+  // Data-key rotations are recorded in `events` (kind key.rotate) before the new key is used.
   ObjectService(std::map<std::string, store::CellStore*> cells, crypto::KeyProvider& keys,
-                Random& random, const Clock& clock, ObjectServiceOptions options = {});
+                ledger::EventLog& events, Random& random, const Clock& clock,
+                ObjectServiceOptions options = {});
   ~ObjectService();
 
   // Creates the tenant's first DEK (wrapped by its existing KEK) in both of its cells.

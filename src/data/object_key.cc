@@ -61,6 +61,4 @@ absl::Status ValidateObjectKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-std::string TenantKekId(std::string_view tenant_id) { return StrCat("tenant/", tenant_id); }
-
 }  // namespace custos::data

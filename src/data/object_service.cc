@@ -42,6 +42,7 @@ struct ObjectService::Impl {
   std::map<std::string, CellStore*> cells;
   std::map<std::string, std::unique_ptr<internal::CellWriter>> writers;
   crypto::KeyProvider& key_provider;
+  ledger::EventLog& events;
   Random& random;
   const Clock& clock;
   ObjectServiceOptions options;
@@ -52,9 +53,9 @@ struct ObjectService::Impl {
   absl::Mutex tenants_mu;
   absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants ABSL_GUARDED_BY(tenants_mu);
 
-  Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, Random& r, const Clock& cl,
-       ObjectServiceOptions o)
-      : cells(std::move(c)), key_provider(k), random(r), clock(cl), options(o) {
+  Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e,
+       Random& r, const Clock& cl, ObjectServiceOptions o)
+      : cells(std::move(c)), key_provider(k), events(e), random(r), clock(cl), options(o) {
     for (auto& [region, cell] : cells) {
       writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
     }
@@ -97,7 +98,7 @@ struct ObjectService::Impl {
     auto records = ListDataKeys(t);
     if (!records.ok()) return records.status();
     for (const auto& r : *records) {
-      auto dek = key_provider.Unwrap(TenantKekId(t.tenant_id), r.wrapped,
+      auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), r.wrapped,
                                      DekAad(t.tenant_id, r.version));
       if (!dek.ok()) return dek.status();
       k.keys[r.version] = std::move(*dek);
@@ -113,9 +114,17 @@ struct ObjectService::Impl {
   // Makes a new DEK the current one, stored wrapped in every cell of the tenant first.
   absl::Status RotateKey(const TenantCells& t, TenantKeys& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
     int64_t version = k.current + 1;
+    if (version > 1) {  // the first data key is part of tenant.create
+      boost::json::object fields{{"actor", "system"},
+                                 {"role", "system"},
+                                 {"key_version", version},
+                                 {"reason", "seal limit reached"}};
+      auto logged = events.Record({"key.rotate", t.tenant_id, std::move(fields)});
+      if (!logged.ok()) return logged.status();
+    }
     std::string dek = random.Bytes(crypto::kAeadKeySize);
     auto wrapped =
-        key_provider.Wrap(TenantKekId(t.tenant_id), dek, DekAad(t.tenant_id, version));
+        key_provider.Wrap(crypto::TenantKeyId(t.tenant_id), dek, DekAad(t.tenant_id, version));
     if (!wrapped.ok()) return wrapped.status();
     store::DataKeyRecord record{t.tenant_id, version, *wrapped, 0,
                                 absl::ToUnixSeconds(clock.Now())};
@@ -201,9 +210,9 @@ struct ObjectService::Impl {
 };
 
 ObjectService::ObjectService(std::map<std::string, store::CellStore*> cells,
-                             crypto::KeyProvider& keys, Random& random, const Clock& clock,
-                             ObjectServiceOptions options)
-    : impl_(std::make_unique<Impl>(std::move(cells), keys, random, clock, options)),
+                             crypto::KeyProvider& keys, ledger::EventLog& events, Random& random,
+                             const Clock& clock, ObjectServiceOptions options)
+    : impl_(std::make_unique<Impl>(std::move(cells), keys, events, random, clock, options)),
       options_(options) {}
 
 ObjectService::~ObjectService() = default;

@@ -1,6 +1,7 @@
 // ControlStore on one SQLite file.
 #include <array>
 
+#include "base/errors.h"
 #include "store/internal/sqlite_db.h"
 #include "store/store.h"
 
@@ -10,7 +11,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 1> kMigrations = {{
+constexpr std::array<Database::Migration, 2> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -34,6 +35,28 @@ CREATE TABLE tenants(
 CREATE TABLE settings(
   name TEXT PRIMARY KEY,
   value BLOB NOT NULL);
+)sql"},
+    {2, R"sql(
+CREATE TABLE ledger_tiles(
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(level, idx)) WITHOUT ROWID;
+CREATE TABLE ledger_state(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  size INTEGER NOT NULL,
+  frontier BLOB NOT NULL);
+INSERT INTO ledger_state(id, size, frontier) VALUES(1, 0, x'');
+CREATE TABLE ledger_checkpoints(
+  size INTEGER PRIMARY KEY,
+  note TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL);
+CREATE TABLE ledger_records(
+  tenant_id TEXT NOT NULL,
+  first_index INTEGER NOT NULL,
+  last_index INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(tenant_id, first_index));
 )sql"},
 }};
 
@@ -161,6 +184,115 @@ class SqliteControlStore final : public ControlStore {
           "ON CONFLICT(name) DO UPDATE SET value = excluded.value");
       if (!s.ok()) return s.status();
       return s->Bind(1, name).BindBlob(2, value).Run();
+    });
+  }
+
+  absl::Status CommitLedgerBatch(const LedgerBatch& b) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto size = c.Prepare("SELECT size FROM ledger_state WHERE id = 1");
+      if (!size.ok()) return size.status();
+      auto row = size->Step();
+      if (!row.ok()) return row.status();
+      if (!*row || static_cast<uint64_t>(size->Int(0)) != b.old_size) {
+        return Conflict("the ledger was extended by another sequencer");
+      }
+      for (const LedgerTile& t : b.tiles) {
+        auto s = c.Prepare(
+            "INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?) "
+            "ON CONFLICT(level, idx) DO UPDATE SET data = excluded.data");
+        if (!s.ok()) return s.status();
+        if (auto r = s->Bind(1, int64_t{t.level})
+                         .Bind(2, static_cast<int64_t>(t.index))
+                         .BindBlob(3, t.data)
+                         .Run();
+            !r.ok()) {
+          return r;
+        }
+      }
+      for (const LedgerRecordGroup& g : b.records) {
+        auto s = c.Prepare(
+            "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
+            "VALUES(?,?,?,?)");
+        if (!s.ok()) return s.status();
+        if (auto r = s->Bind(1, g.tenant_id)
+                         .Bind(2, static_cast<int64_t>(g.first_index))
+                         .Bind(3, static_cast<int64_t>(g.last_index))
+                         .BindBlob(4, g.data)
+                         .Run();
+            !r.ok()) {
+          return r;
+        }
+      }
+      auto u = c.Prepare("UPDATE ledger_state SET size = ?, frontier = ? WHERE id = 1");
+      if (!u.ok()) return u.status();
+      return u->Bind(1, static_cast<int64_t>(b.new_size)).BindBlob(2, b.frontier).Run();
+    });
+  }
+
+  absl::StatusOr<LedgerState> LoadLedgerState() override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<LedgerState> {
+      auto s = c.Prepare("SELECT size, frontier FROM ledger_state WHERE id = 1");
+      if (!s.ok()) return s.status();
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::DataLossError("ledger state row is missing");
+      return LedgerState{static_cast<uint64_t>(s->Int(0)), s->Blob(1)};
+    });
+  }
+
+  absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<std::string> {
+      auto s = c.Prepare("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, int64_t{level}).Bind(2, static_cast<int64_t>(index));
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::NotFoundError("no such tile");
+      return s->Blob(0);
+    });
+  }
+
+  absl::Status PutCheckpoint(const LedgerCheckpoint& cp) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES(?,?,?)");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, static_cast<int64_t>(cp.size))
+          .Bind(2, cp.note)
+          .Bind(3, cp.created_at_ms)
+          .Run();
+    });
+  }
+
+  absl::StatusOr<LedgerCheckpoint> LatestCheckpoint() override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<LedgerCheckpoint> {
+      auto s = c.Prepare(
+          "SELECT size, note, created_at_ms FROM ledger_checkpoints ORDER BY size DESC LIMIT 1");
+      if (!s.ok()) return s.status();
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::NotFoundError("no checkpoint");
+      return LedgerCheckpoint{static_cast<uint64_t>(s->Int(0)), s->Text(1), s->Int(2)};
+    });
+  }
+
+  absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(std::string_view tenant_id,
+                                                                  uint64_t from_index,
+                                                                  int limit) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<LedgerRecordGroup>> {
+      auto s = c.Prepare(
+          "SELECT first_index, last_index, data FROM ledger_records "
+          "WHERE tenant_id = ? AND last_index >= ? ORDER BY first_index LIMIT ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, tenant_id).Bind(2, static_cast<int64_t>(from_index)).Bind(3, int64_t{limit});
+      std::vector<LedgerRecordGroup> out;
+      while (true) {
+        auto row = s->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return out;
+        out.push_back({std::string(tenant_id), static_cast<uint64_t>(s->Int(0)),
+                       static_cast<uint64_t>(s->Int(1)), s->Blob(2)});
+      }
     });
   }
 

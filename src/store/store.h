@@ -44,9 +44,58 @@ struct TenantRecord {
   int64_t created_at = 0;      // unix seconds
 };
 
+// The ledger as stored: tiles (level -1 holds entry bundles, levels >= 0 hash tiles, per C2SP
+// tlog-tiles), the committed tree size with its right-edge frontier, signed checkpoints, and the
+// sealed private event records grouped per tenant per batch.
+struct LedgerTile {
+  int level = 0;  // -1 = entry bundle
+  uint64_t index = 0;
+  std::string data;
+};
+
+struct LedgerRecordGroup {
+  std::string tenant_id;
+  uint64_t first_index = 0;  // ledger index of the group's first record
+  uint64_t last_index = 0;
+  std::string data;          // the group's sealed records (format owned by ledger/)
+};
+
+struct LedgerBatch {
+  uint64_t old_size = 0;  // the size this batch extends (guards against a second sequencer)
+  uint64_t new_size = 0;
+  std::string frontier;   // serialized right-edge hashes at new_size
+  std::vector<LedgerTile> tiles;  // every tile the batch changed, whole
+  std::vector<LedgerRecordGroup> records;
+};
+
+struct LedgerState {
+  uint64_t size = 0;
+  std::string frontier;
+};
+
+struct LedgerCheckpoint {
+  uint64_t size = 0;
+  std::string note;  // the signed note
+  int64_t created_at_ms = 0;
+};
+
 class ControlStore {
  public:
   virtual ~ControlStore() = default;
+
+  // Ledger. CommitLedgerBatch writes the whole batch in one durable transaction; kAborted if the
+  // stored size is not batch.old_size (another sequencer appended).
+  virtual absl::Status CommitLedgerBatch(const LedgerBatch& batch) = 0;
+  virtual absl::StatusOr<LedgerState> LoadLedgerState() = 0;
+  // kNotFound if the tile was never written.
+  virtual absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) = 0;
+  // Records a signed checkpoint; kAlreadyExists if one of that size exists.
+  virtual absl::Status PutCheckpoint(const LedgerCheckpoint& checkpoint) = 0;
+  // The largest checkpoint; kNotFound if none.
+  virtual absl::StatusOr<LedgerCheckpoint> LatestCheckpoint() = 0;
+  // The tenant's record groups with last_index >= from_index, in ledger order, at most `limit`.
+  virtual absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(
+      std::string_view tenant_id, uint64_t from_index, int limit) = 0;
 
   virtual absl::Status InsertPrincipal(const PrincipalRecord& p) = 0;
   virtual absl::StatusOr<PrincipalRecord> GetPrincipal(std::string_view id) = 0;

@@ -72,15 +72,17 @@ absl::Status ValidateSpec(const TenantSpec& spec) {
 
 TenantService::TenantService(store::ControlStore& store, const residency::Catalog& catalog,
                              crypto::KeyProvider& keys, data::ObjectService& objects,
-                             Random& random, const Clock& clock)
+                             ledger::EventLog& events, Random& random, const Clock& clock)
     : store_(store),
       catalog_(catalog),
       keys_(keys),
       objects_(objects),
+      events_(events),
       random_(random),
       clock_(clock) {}
 
-absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec) {
+absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string_view actor_id,
+                                             std::string_view actor_role) {
   if (auto s = ValidateSpec(spec); !s.ok()) return s;
   residency::TenantProfile profile{spec.customer_type, spec.geography, spec.services,
                                    spec.technologies, spec.home_region,
@@ -102,7 +104,7 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec) {
   t.state = "active";
   t.created_at = absl::ToUnixSeconds(clock_.Now());
 
-  const std::string kek = data::TenantKekId(t.id);
+  const std::string kek = crypto::TenantKeyId(t.id);
   if (auto s = keys_.CreateKey(kek); !s.ok()) return s;
   auto undo_key = [&](absl::Status s) {
     (void)keys_.DestroyKey(kek);  // nothing was sealed under it yet
@@ -110,6 +112,17 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec) {
   };
   auto sealed_name = keys_.Wrap(kek, t.name, NameAad(t.id));
   if (!sealed_name.ok()) return undo_key(sealed_name.status());
+  boost::json::object fields{{"actor", actor_id},
+                             {"role", actor_role},
+                             {"geography", t.geography},
+                             {"home_region", t.home_region},
+                             {"replica_region", t.replica_region},
+                             {"customer_type", t.customer_type},
+                             {"services", ToJson(t.services)},
+                             {"technologies", ToJson(t.technologies)}};
+  if (auto logged = events_.Record({"tenant.create", t.id, std::move(fields)}); !logged.ok()) {
+    return undo_key(logged.status());
+  }
   if (auto s = objects_.InitTenant(t.cells()); !s.ok()) return undo_key(s);
 
   store::TenantRecord r;
@@ -136,7 +149,7 @@ absl::StatusOr<Tenant> TenantService::Get(const std::string& id) {
   if (!r.ok()) return r.status();
   Tenant t;
   t.id = r->id;
-  auto name = keys_.Unwrap(data::TenantKekId(t.id), r->sealed_name, NameAad(t.id));
+  auto name = keys_.Unwrap(crypto::TenantKeyId(t.id), r->sealed_name, NameAad(t.id));
   if (!name.ok()) return name.status();
   t.name = std::move(*name);
   t.geography = r->geography;

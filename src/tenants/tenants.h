@@ -16,6 +16,7 @@
 #include "base/random.h"
 #include "crypto/key_provider.h"
 #include "data/data.h"
+#include "ledger/ledger.h"
 #include "residency/residency.h"
 #include "store/store.h"
 
@@ -56,12 +57,14 @@ absl::Status ValidateSpec(const TenantSpec& spec);
 class TenantService {
  public:
   TenantService(store::ControlStore& store, const residency::Catalog& catalog,
-                crypto::KeyProvider& keys, data::ObjectService& objects, Random& random,
-                const Clock& clock);
+                crypto::KeyProvider& keys, data::ObjectService& objects,
+                ledger::EventLog& events, Random& random, const Clock& clock);
 
   // Places the tenant (residency errors pass through: region_policy_violation,
-  // failed_precondition for no pair), creates its KEK and first DEK, then records it.
-  absl::StatusOr<Tenant> Create(const TenantSpec& spec);
+  // failed_precondition for no pair), creates its KEK, records the tenant.create event (by
+  // `actor_id` in `actor_role`), creates its first DEK, then stores the tenant.
+  absl::StatusOr<Tenant> Create(const TenantSpec& spec, std::string_view actor_id,
+                                std::string_view actor_role);
 
   // kNotFound for an unknown id.
   absl::StatusOr<Tenant> Get(const std::string& id);
@@ -71,6 +74,7 @@ class TenantService {
   const residency::Catalog& catalog_;
   crypto::KeyProvider& keys_;
   data::ObjectService& objects_;
+  ledger::EventLog& events_;
   Random& random_;
   const Clock& clock_;
   absl::Mutex cache_mu_;

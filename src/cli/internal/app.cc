@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "base/strings.h"
 #include "absl/strings/strip.h"
+#include "base/strings.h"
 #include "yaml-cpp/yaml.h"
 
 namespace custos::cli::internal {
@@ -72,6 +73,39 @@ absl::StatusOr<std::string> ReadMasterKey(const std::string& path) {
   return absl::HexStringToBytes(hex);
 }
 
+namespace {
+
+constexpr std::string_view kLedgerKeySetting = "ledger_signing_key";
+constexpr std::string_view kPseudonymKeySetting = "pseudonym_key";
+
+std::string SettingAad(std::string_view name) { return StrCat("custos setting v1 ", name); }
+
+absl::StatusOr<std::string> OpenSealedSetting(store::ControlStore& control,
+                                              std::string_view master, std::string_view name) {
+  auto sealed = control.GetSetting(name);
+  if (!sealed.ok()) return sealed.status();
+  auto plain = crypto::AeadOpen(master, *sealed, SettingAad(name));
+  if (!plain.ok()) {
+    return absl::DataLossError(StrCat("cannot open ", name, ": wrong master key or altered"));
+  }
+  return plain;
+}
+
+}  // namespace
+
+absl::Status CreateServerKeys(store::ControlStore& control, std::string_view master,
+                              Random& random) {
+  for (std::string_view name : {kLedgerKeySetting, kPseudonymKeySetting}) {
+    if (control.GetSetting(name).ok()) {
+      return absl::AlreadyExistsError(StrCat(name, " exists"));
+    }
+    auto sealed = crypto::AeadSeal(master, random.Bytes(32), SettingAad(name), random);
+    if (!sealed.ok()) return sealed.status();
+    if (auto s = control.PutSetting(name, *sealed); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const AppOptions& o) {
   auto config = ReadConfig(data_dir);
   if (!config.ok()) return config.status();
@@ -97,6 +131,21 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   auto control = store::OpenSqliteControlStore(data_dir + "/control.db", /*create=*/false);
   if (!control.ok()) return control.status();
   app->control = std::move(*control);
+
+  auto seed = OpenSealedSetting(*app->control, *master, kLedgerKeySetting);
+  if (!seed.ok()) return seed.status();
+  auto signing_key = crypto::Ed25519PrivateKey::FromSeed(*seed);
+  if (!signing_key.ok()) return signing_key.status();
+  auto pseudonym_key = OpenSealedSetting(*app->control, *master, kPseudonymKeySetting);
+  if (!pseudonym_key.ok()) return pseudonym_key.status();
+  auto origin = app->control->GetSetting("origin");
+  if (!origin.ok()) return origin.status();
+  auto ledger = ledger::Ledger::Open(*app->control, std::move(*signing_key), *origin,
+                                     *app->clock, o.ledger);
+  if (!ledger.ok()) return ledger.status();
+  app->ledger = std::move(*ledger);
+  app->events = std::make_unique<ledger::EventLog>(*app->ledger, *app->control, *app->keys,
+                                                   *pseudonym_key, app->random, *app->clock);
   std::map<std::string, store::CellStore*> cells;
   for (const auto& region : app->catalog.regions()) {
     // Cells are created with the catalog, so a region added to it later gets its cell here.
@@ -106,12 +155,13 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
     cells[region.id] = cell->get();
     app->cells[region.id] = std::move(*cell);
   }
-  app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, app->random,
-                                                       *app->clock, o.objects);
+  app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, *app->events,
+                                                       app->random, *app->clock, o.objects);
   app->principals =
       std::make_unique<access::PrincipalService>(*app->control, app->random, *app->clock);
   app->tenants = std::make_unique<tenants::TenantService>(
-      *app->control, app->catalog, *app->keys, *app->objects, app->random, *app->clock);
+      *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
+      *app->clock);
   return app;
 }
 

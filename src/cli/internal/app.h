@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
 #include "data/data.h"
+#include "ledger/ledger.h"
 #include "residency/residency.h"
 #include "store/store.h"
 #include "tenants/tenants.h"
@@ -40,6 +41,8 @@ struct App {
   std::unique_ptr<crypto::KeyProvider> keys;
   std::unique_ptr<store::ControlStore> control;
   std::map<std::string, std::unique_ptr<store::CellStore>> cells;
+  std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<ledger::EventLog> events;
   std::unique_ptr<data::ObjectService> objects;
   std::unique_ptr<access::PrincipalService> principals;
   std::unique_ptr<tenants::TenantService> tenants;
@@ -49,7 +52,13 @@ struct AppOptions {
   std::string master_key_file;  // default <data_dir>/master.key
   bool fake_clock = false;
   data::ObjectServiceOptions objects;
+  ledger::LedgerOptions ledger;
 };
+
+// Creates the server's secrets (ledger signing key, pseudonym key) in the control store, sealed
+// by the master key. kAlreadyExists if they exist.
+absl::Status CreateServerKeys(store::ControlStore& control, std::string_view master_key,
+                              Random& random);
 
 // Opens the data directory made by `custos init`.
 absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const AppOptions& o);

@@ -21,7 +21,14 @@ class ObjectServiceTest : public ::testing::Test {
     if (!keys_) {
       keys_ = *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'k'),
                                                   random_);
-      ASSERT_TRUE(keys_->CreateKey(TenantKekId("t1")).ok());
+      ASSERT_TRUE(keys_->CreateKey(crypto::TenantKeyId("t1")).ok());
+    }
+    if (!control_) {
+      control_ = *store::OpenSqliteControlStore(dir_.File("control.db"), true);
+      ledger_ = *ledger::Ledger::Open(*control_, crypto::Ed25519PrivateKey::Generate(random_),
+                                      "test.example/log", clock_);
+      events_ = std::make_unique<ledger::EventLog>(*ledger_, *control_, *keys_,
+                                                   std::string(32, 'p'), random_, clock_);
     }
     std::map<std::string, store::CellStore*> raw;
     for (const char* region : {"home", "replica", "elsewhere"}) {
@@ -29,13 +36,16 @@ class ObjectServiceTest : public ::testing::Test {
                                                    true);
       raw[region] = cells_[region].get();
     }
-    service_ = std::make_unique<ObjectService>(raw, *keys_, random_, clock_, options);
+    service_ = std::make_unique<ObjectService>(raw, *keys_, *events_, random_, clock_, options);
   }
 
   TempDir dir_;
   crypto::OpenSslRandom random_;
   SystemClock clock_;
   std::unique_ptr<crypto::KeyProvider> keys_;
+  std::unique_ptr<store::ControlStore> control_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<ledger::EventLog> events_;
   std::map<std::string, std::unique_ptr<store::CellStore>> cells_;
   std::unique_ptr<ObjectService> service_;
   TenantCells tenant_{"t1", "home", "replica"};
@@ -85,6 +95,10 @@ TEST_F(ObjectServiceTest, RotatesDataKeysAndReadsOldObjectsAfterRestart) {
     ASSERT_TRUE(service_->Put(tenant_, "k" + std::to_string(i), "v" + std::to_string(i), "").ok());
   }
   EXPECT_GE(cells_["home"]->ListDataKeys("t1")->size(), 4u);
+  // Each rotation after the first key was recorded in the tenant's log first.
+  auto log = events_->ReadTenantLog("t1", {.kind = "key.rotate"});
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->events.size(), cells_["home"]->ListDataKeys("t1")->size() - 1);
   EXPECT_EQ(cells_["replica"]->ListDataKeys("t1")->size(),
             cells_["home"]->ListDataKeys("t1")->size());
   Open({.max_seals_per_dek = 3});  // a new process: keys are loaded from the cells

@@ -1,0 +1,176 @@
+// EventLog: private records, public entries, pseudonyms; and canonical JSON.
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "base/strings.h"
+#include "ledger/ledger.h"
+
+namespace custos::ledger {
+namespace {
+
+namespace json = boost::json;
+
+absl::Status AppendCanonical(const json::value& v, std::string& out) {
+  switch (v.kind()) {
+    case json::kind::null:
+    case json::kind::bool_:
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::string:
+      out += json::serialize(v);  // Boost's string escapes are RFC 8785's
+      return absl::OkStatus();
+    case json::kind::double_:
+      return absl::InvalidArgumentError("canonical JSON here carries no floating-point numbers");
+    case json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& x : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        if (auto s = AppendCanonical(x, out); !s.ok()) return s;
+      }
+      out.push_back(']');
+      return absl::OkStatus();
+    }
+    case json::kind::object: {
+      const auto& o = v.get_object();
+      std::vector<std::string_view> keys;
+      for (const auto& kv : o) {
+        std::string_view k = kv.key();
+        // RFC 8785 sorts by UTF-16 code units; for ASCII keys that is byte order.
+        if (std::any_of(k.begin(), k.end(), [](char c) { return (c & 0x80) != 0; })) {
+          return absl::InvalidArgumentError("canonical JSON keys must be ASCII");
+        }
+        keys.push_back(k);
+      }
+      std::sort(keys.begin(), keys.end());
+      out.push_back('{');
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (i > 0) out.push_back(',');
+        out += json::serialize(json::value(json::string(keys[i])));
+        out.push_back(':');
+        if (auto s = AppendCanonical(o.at(keys[i]), out); !s.ok()) return s;
+      }
+      out.push_back('}');
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown JSON kind");
+}
+
+std::string RecordAad(std::string_view tenant_id, uint64_t) {
+  return StrCat("custos event-record v1", std::string_view("\0", 1), tenant_id);
+}
+
+uint64_t ReadBigEndian(std::string_view s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CanonicalJson(const json::value& value) {
+  std::string out;
+  if (auto s = AppendCanonical(value, out); !s.ok()) return s;
+  return out;
+}
+
+EventLog::EventLog(Ledger& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
+                   std::string pseudonym_key, Random& random, const Clock& clock)
+    : ledger_(ledger),
+      store_(store),
+      keys_(keys),
+      pseudonym_key_(std::move(pseudonym_key)),
+      random_(random),
+      clock_(clock) {}
+
+std::string EventLog::Pseudonym(std::string_view tenant_id) const {
+  return absl::BytesToHexString(AbslView(crypto::HmacSha256(pseudonym_key_, tenant_id)));
+}
+
+std::string EventLog::EntryFor(std::string_view record, std::string_view kind,
+                               std::string_view pseudonym, int64_t ts_ms) {
+  // Keys in RFC 8785 order: digest, kind, tenant, ts, v.
+  json::object entry{{"digest", crypto::Sha256Hex(record)},
+                     {"kind", kind},
+                     {"tenant", pseudonym},
+                     {"ts", ts_ms},
+                     {"v", 1}};
+  return *CanonicalJson(entry);  // strings and integers only: cannot fail
+}
+
+absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
+  const int64_t ts = absl::ToUnixMillis(clock_.Now());
+  json::object record = event.fields;
+  record["v"] = 1;
+  record["ts"] = ts;
+  record["kind"] = event.kind;
+  record["tenant"] = event.tenant_id;
+  // 128 random bits so that nobody can confirm a guessed record against its public digest.
+  record["salt"] = absl::BytesToHexString(AbslView(random_.Bytes(16)));
+  auto canonical = CanonicalJson(record);
+  if (!canonical.ok()) return canonical.status();
+  PendingAppend append;
+  append.entry = EntryFor(*canonical, event.kind, Pseudonym(event.tenant_id), ts);
+  append.tenant_id = event.tenant_id;
+  auto sealed = keys_.Wrap(crypto::TenantKeyId(event.tenant_id), *canonical,
+                           RecordAad(event.tenant_id, 0));
+  if (!sealed.ok()) {
+    return absl::UnavailableError(
+        StrCat("cannot seal the event record: ", sealed.status().message()));
+  }
+  append.sealed_record = std::move(*sealed);
+  auto index = ledger_.Append(std::move(append));
+  if (!index.ok()) return index.status();
+  return LoggedEvent{*index, std::move(*canonical)};
+}
+
+absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id,
+                                                      const AccessLogFilter& f) {
+  AccessLogPage page;
+  uint64_t from = f.start_index;
+  constexpr int kGroupsPerRead = 64;
+  while (true) {
+    auto groups = store_.ReadRecordGroups(tenant_id, from, kGroupsPerRead);
+    if (!groups.ok()) return groups.status();
+    for (const auto& g : *groups) {
+      const std::string& d = g.data;
+      for (size_t at = 0; at < d.size();) {
+        if (d.size() - at < 12) return absl::DataLossError("truncated record group");
+        uint64_t index = ReadBigEndian(d, at, 8);
+        uint64_t len = ReadBigEndian(d, at + 8, 4);
+        at += 12;
+        if (d.size() - at < len) return absl::DataLossError("truncated record group");
+        std::string_view sealed(d.data() + at, len);
+        at += len;
+        if (index < f.start_index) continue;
+        auto record = keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed,
+                                   RecordAad(tenant_id, index));
+        if (!record.ok()) return record.status();
+        boost::system::error_code ec;
+        json::value v = json::parse(*record, ec);
+        if (ec || !v.is_object()) return absl::DataLossError("stored event record is not JSON");
+        const auto& o = v.get_object();
+        auto str = [&](const char* k) -> std::string {
+          auto* x = o.if_contains(k);
+          return x && x->is_string() ? std::string(x->get_string()) : std::string();
+        };
+        int64_t ts = o.contains("ts") && o.at("ts").is_int64() ? o.at("ts").get_int64() : 0;
+        if (f.from_ms && ts < *f.from_ms) continue;
+        if (f.to_ms && ts > *f.to_ms) continue;
+        if (f.role && str("role") != *f.role) continue;
+        if (f.kind && str("kind") != *f.kind) continue;
+        if (static_cast<int>(page.events.size()) == f.limit) {
+          page.next_index = index;
+          return page;
+        }
+        page.events.push_back({index, std::move(*record)});
+      }
+      from = g.last_index + 1;
+    }
+    if (static_cast<int>(groups->size()) < kGroupsPerRead) return page;
+  }
+}
+
+}  // namespace custos::ledger

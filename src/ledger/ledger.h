@@ -1,0 +1,150 @@
+// The access ledger: a C2SP tlog-tiles transparency log of public-safe entries, with the sealed
+// private event record behind each entry kept for its tenant.
+//
+// Ledger is the log itself: a single sequencer thread group-commits appends (one durable
+// transaction per batch: entry bundles, hash tiles, frontier, sealed records), wakes each caller
+// once the batch holding its entry is durable, and signs a checkpoint (a C2SP signed note) at
+// most every `checkpoint_interval`, only ever for a size already committed. Reads (tiles, proofs,
+// checkpoints) come from the store.
+//
+// EventLog builds events: the private record (canonical JSON with a random salt), its digest,
+// the entry {"digest","kind","tenant":<pseudonym>,"ts","v":1}, seals the record under the
+// tenant's KEK, and appends.
+//
+// All methods are thread-safe. Errors: kUnavailable (the store refused, or the append missed its
+// deadline — the caller must not perform the act it was recording: fail closed), kInvalidArgument
+// (bad sizes or indexes from outside), kNotFound (no such tile), kDataLoss (stored data fails
+// verification).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "boost/json.hpp"
+#include "crypto/crypto.h"
+#include "crypto/key_provider.h"
+#include "ledger/tiles.h"
+#include "store/store.h"
+
+namespace custos::ledger {
+
+struct LedgerOptions {
+  size_t max_batch = 256;                        // N: entries per group commit
+  absl::Duration max_batch_delay = absl::ZeroDuration();  // T: wait for more after the first
+  absl::Duration checkpoint_interval = absl::Seconds(1);
+  absl::Duration append_deadline = absl::Seconds(10);
+};
+
+// One append: the public entry, and the tenant's sealed private record (empty tenant_id: none).
+struct PendingAppend {
+  std::string entry;
+  std::string tenant_id;
+  std::string sealed_record;
+};
+
+class Ledger {
+ public:
+  // Resumes the log stored in `store` (signing with `key` under `origin`) and starts the
+  // sequencer. `store` and `clock` outlive the ledger.
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(store::ControlStore& store,
+                                                      crypto::Ed25519PrivateKey key,
+                                                      std::string origin, const Clock& clock,
+                                                      LedgerOptions options = {});
+  ~Ledger();  // drains pending appends, signs a final checkpoint, stops the sequencer
+
+  // Appends one entry and returns its index once the batch holding it is durable.
+  absl::StatusOr<uint64_t> Append(PendingAppend append);
+
+  // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
+  absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();
+  // The latest signed checkpoint.
+  absl::StatusOr<store::LedgerCheckpoint> LatestCheckpoint();
+
+  // The bytes of `tile` (an entry bundle or hash tile, full or partial width), from committed
+  // data. kNotFound if the log has not reached it.
+  absl::StatusOr<std::string> ReadTile(const Tile& tile);
+
+  // Proofs against the tree of `size` leaves; size must be <= the latest checkpoint's size.
+  absl::StatusOr<std::vector<std::string>> InclusionProof(uint64_t index, uint64_t size);
+  absl::StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
+  // The entry at `index` (committed).
+  absl::StatusOr<std::string> ReadEntry(uint64_t index);
+
+  const std::string& origin() const;
+  // The verifier key in note format: <origin>+<hex key id>+<base64(0x01||public key)>.
+  const std::string& verifier_key() const;
+
+ private:
+  struct Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Canonical JSON (RFC 8785) of `value`: object keys sorted, no insignificant whitespace, minimal
+// string escapes. Only integers, strings, booleans, null, arrays and objects with ASCII keys —
+// Custos never puts floating-point numbers in a signed or hashed document.
+// kInvalidArgument for a double or a non-ASCII key.
+absl::StatusOr<std::string> CanonicalJson(const boost::json::value& value);
+
+// An event about a tenant's data or settings.
+struct Event {
+  std::string kind;        // e.g. "data.read" (DESIGN.md Contract details: Ledger entry)
+  std::string tenant_id;
+  boost::json::object fields;  // actor, role, purpose, grant, resource, outcome, …
+};
+
+struct LoggedEvent {
+  uint64_t ledger_index = 0;
+  std::string record;  // canonical JSON; its SHA-256 is the entry's digest
+};
+
+struct AccessLogFilter {
+  std::optional<int64_t> from_ms, to_ms;  // inclusive range on the record's ts
+  std::optional<std::string> role, kind;
+  uint64_t start_index = 0;  // resume after a cursor
+  int limit = 100;
+};
+
+struct AccessLogPage {
+  std::vector<LoggedEvent> events;
+  std::optional<uint64_t> next_index;  // index to resume at, if more may follow
+};
+
+class EventLog {
+ public:
+  // `pseudonym_key` is the server's 32-byte HMAC key for tenant pseudonyms.
+  EventLog(Ledger& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
+           std::string pseudonym_key, Random& random, const Clock& clock);
+
+  // Records `event` durably in the ledger before the caller acts on it.
+  absl::StatusOr<LoggedEvent> Record(const Event& event);
+
+  // The tenant's pseudonym in public entries: lowercase hex HMAC-SHA256(pseudonym key, id).
+  std::string Pseudonym(std::string_view tenant_id) const;
+
+  // The tenant's own records, unsealed, in ledger order.
+  absl::StatusOr<AccessLogPage> ReadTenantLog(std::string_view tenant_id,
+                                              const AccessLogFilter& filter);
+
+  // The public entry for a record: {"digest","kind","tenant","ts","v":1} in canonical JSON.
+  static std::string EntryFor(std::string_view record_canonical_json, std::string_view kind,
+                              std::string_view pseudonym, int64_t ts_ms);
+
+ private:
+  Ledger& ledger_;
+  store::ControlStore& store_;
+  crypto::KeyProvider& keys_;
+  std::string pseudonym_key_;
+  Random& random_;
+  const Clock& clock_;
+};
+
+}  // namespace custos::ledger
