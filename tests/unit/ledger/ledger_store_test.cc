@@ -1,0 +1,191 @@
+// The ledger over a real SQLite control store: tiles, entries, proofs and checkpoints at the
+// sizes where tiles fill and levels appear, across restarts.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "base/clock.h"
+#include "crypto/crypto.h"
+#include "gtest/gtest.h"
+#include "ledger/checkpoint.h"
+#include "ledger/ledger.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
+#include "ledger/tiles.h"
+#include "store/store.h"
+#include "testing/temp_dir.h"
+
+namespace custos::ledger {
+namespace {
+
+using custos::testing::TempDir;
+
+std::string EntryText(uint64_t i) { return "entry-" + std::to_string(i); }
+
+class LedgerStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *store::OpenSqliteControlStore(dir_.File("control.db"), true);
+    seed_ = random_.Bytes(32);
+    Reopen();
+  }
+
+  void Reopen() {
+    ledger_.reset();
+    LedgerOptions options;
+    options.checkpoint_interval = absl::Hours(1);  // the test signs explicitly
+    ledger_ = *Ledger::Open(*store_, *crypto::Ed25519PrivateKey::FromSeed(seed_),
+                            "test.example/ledger", clock_, options);
+  }
+
+  // Appends entries until the log holds `size`, from many threads so batches form.
+  void GrowTo(uint64_t size) {
+    std::atomic<uint64_t> next{leaves_.size()};
+    const uint64_t target = size;
+    leaves_.resize(size);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 64; ++t) {
+      threads.emplace_back([&] {
+        while (true) {
+          uint64_t i = next.fetch_add(1);
+          if (i >= target) return;
+          // Indexes are assigned by the sequencer; the entry names its own slot after the fact.
+          auto index = ledger_->Append({EntryText(i), "", ""});
+          ASSERT_TRUE(index.ok()) << index.status();
+          std::lock_guard lock(appended_mu_);
+          appended_[*index] = EntryText(i);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (uint64_t i = 0; i < size; ++i) {
+      if (leaves_[i].empty()) leaves_[i] = LeafHash(appended_.at(i));
+    }
+  }
+
+  std::string BruteRoot(uint64_t size) {
+    return RootOfLeafHashes(std::span<const std::string>(leaves_.data(), size));
+  }
+
+  TempDir dir_;
+  crypto::OpenSslRandom random_;
+  SystemClock clock_;
+  std::string seed_;
+  std::unique_ptr<store::ControlStore> store_;
+  std::unique_ptr<Ledger> ledger_;
+  std::vector<std::string> leaves_;
+  std::mutex appended_mu_;
+  std::map<uint64_t, std::string> appended_;  // index -> entry, filled from many threads
+};
+
+TEST_F(LedgerStoreTest, TilesProofsAndCheckpointsAtTileBoundaries) {
+  std::vector<uint64_t> sizes = {0, 1, 255, 256, 257, 65535, 65536, 65537};
+  auto vkey = *ParseVerifierKey(ledger_->verifier_key());
+  uint64_t previous = 0;
+  std::string previous_root = EmptyRoot();
+  for (uint64_t size : sizes) {
+    GrowTo(size);
+    auto cp = ledger_->SignCheckpointNow();
+    ASSERT_TRUE(cp.ok()) << cp.status();
+    auto opened = OpenCheckpoint(cp->note, vkey, "test.example/ledger");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    ASSERT_EQ(opened->size, size);
+    const std::string root = BruteRoot(size);
+    ASSERT_EQ(opened->root_hash, root) << "size " << size;
+
+    // Every tile at this size matches a recomputation from the leaves.
+    for (const Tile& t : TilesChangedBy(0, size)) {
+      auto data = ledger_->ReadTile(t);
+      ASSERT_TRUE(data.ok()) << TilePath(t) << " " << data.status();
+      if (t.entries) {
+        auto entries = *DecodeEntryBundle(*data);
+        ASSERT_EQ(entries.size(), static_cast<size_t>(t.width));
+        for (int i = 0; i < t.width; ++i) {
+          ASSERT_EQ(LeafHash(entries[i]), leaves_[t.index * kTileWidth + i]);
+        }
+      } else {
+        ASSERT_EQ(data->size(), static_cast<size_t>(t.width) * kHashSize);
+        for (int i = 0; i < t.width; ++i) {
+          uint64_t first = (t.index * kTileWidth + i) << (kTileHeight * t.level);
+          uint64_t count = uint64_t{1} << (kTileHeight * t.level);
+          std::string expected = RootOfLeafHashes(
+              std::span<const std::string>(leaves_.data() + first, count));
+          ASSERT_EQ(data->substr(i * kHashSize, kHashSize), expected)
+              << TilePath(t) << " hash " << i;
+        }
+      }
+    }
+    // A tile the log has not reached is not found, not invented.
+    EXPECT_EQ(ledger_->ReadTile({false, 0, size / kTileWidth + 1, 1}).status().code(),
+              absl::StatusCode::kNotFound);
+
+    // Inclusion of the first, last and a middle entry; consistency with the previous size.
+    for (uint64_t index : {uint64_t{0}, size / 2, size - 1}) {
+      if (size == 0) break;
+      auto proof = ledger_->InclusionProof(index, size);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      EXPECT_TRUE(VerifyInclusion(leaves_[index], index, size, *proof, root));
+      EXPECT_EQ(*ledger_->ReadEntry(index), appended_.at(index));
+    }
+    auto consistency = ledger_->ConsistencyProof(previous, size);
+    ASSERT_TRUE(consistency.ok()) << consistency.status();
+    EXPECT_TRUE(VerifyConsistency(previous, size, *consistency, previous_root, root));
+    // Beyond the checkpoint is refused.
+    EXPECT_EQ(ledger_->InclusionProof(0, size + 1).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    previous = size;
+    previous_root = root;
+  }
+}
+
+TEST_F(LedgerStoreTest, ResumesAfterRestartAndCheckpointsNeverRunAhead) {
+  GrowTo(300);
+  ASSERT_TRUE(ledger_->SignCheckpointNow().ok());
+  Reopen();
+  GrowTo(700);
+  auto cp = ledger_->SignCheckpointNow();
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->size, 700u);
+  auto opened = ParseCheckpoint(*VerifyNote(cp->note, *ParseVerifierKey(ledger_->verifier_key())));
+  EXPECT_EQ(opened->root_hash, BruteRoot(700));
+  EXPECT_LE(store_->LatestCheckpoint()->size, store_->LoadLedgerState()->size);
+}
+
+TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
+  auto keys = *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'),
+                                                  random_);
+  ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("a")).ok());
+  ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("b")).ok());
+  EventLog events(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(events.Record({"data.read", i % 2 ? "a" : "b", {{"actor", "x"}, {"role", "r"}}})
+                    .ok());
+  }
+  auto page = events.ReadTenantLog("a", {.limit = 3});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 3u);
+  ASSERT_TRUE(page->next_index.has_value());
+  auto rest = events.ReadTenantLog("a", {.start_index = *page->next_index});
+  EXPECT_EQ(rest->events.size(), 2u);
+  for (const auto& e : page->events) {
+    auto entry = ledger_->ReadEntry(e.ledger_index);
+    ASSERT_TRUE(entry.ok());
+    // The public entry holds the record's digest and the pseudonym, never the tenant id.
+    EXPECT_NE(entry->find(crypto::Sha256Hex(e.record)), std::string::npos);
+    EXPECT_NE(entry->find(events.Pseudonym("a")), std::string::npos);
+    EXPECT_EQ(entry->find("\"a\""), std::string::npos);
+    EXPECT_EQ(*entry, EventLog::EntryFor(e.record, "data.read", events.Pseudonym("a"),
+                                         std::stoll(e.record.substr(e.record.find("\"ts\":") + 5))));
+  }
+  // Another tenant's key cannot open these records.
+  EXPECT_EQ(events.ReadTenantLog("b", {.kind = "data.read"})->events.size(), 5u);
+}
+
+TEST(CanonicalJson, SortsKeysAndRefusesFloats) {
+  boost::json::value v = boost::json::parse(R"({"b":1,"a":{"z":"\u0001é","y":[true,null]}})");
+  EXPECT_EQ(*CanonicalJson(v), "{\"a\":{\"y\":[true,null],\"z\":\"\\u0001é\"},\"b\":1}");
+  EXPECT_FALSE(CanonicalJson(boost::json::parse("{\"a\":1.5}")).ok());
+}
+
+}  // namespace
+}  // namespace custos::ledger
