@@ -5,6 +5,7 @@
 // customer data by role alone (just-in-time grants come with the access workflow).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,7 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "base/clock.h"
 #include "base/random.h"
 #include "store/store.h"
@@ -81,13 +85,22 @@ class PrincipalService {
   // kNotFound if a tenant principal's tenant does not exist (the caller checks existence).
   absl::StatusOr<IssuedPrincipal> Create(const NewPrincipal& p);
 
-  // kUnauthenticated for an unknown, malformed, expired or disabled token.
+  // kUnauthenticated for an unknown, malformed, expired or disabled token. Lookups are cached
+  // for kAuthCacheTtl, so a rotated or disabled token stops working everywhere within it.
   absl::StatusOr<Principal> Authenticate(std::string_view bearer_token);
 
+  static constexpr absl::Duration kAuthCacheTtl = absl::Seconds(5);
+
  private:
+  struct CachedPrincipal {
+    Principal principal;
+    std::chrono::steady_clock::time_point fetched;
+  };
   store::ControlStore& store_;
   Random& random_;
   const Clock& clock_;
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, CachedPrincipal> cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 }  // namespace custos::access

@@ -182,16 +182,32 @@ absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token)
       token.size() != kTokenPrefix.size() + kTokenChars) {
     return absl::UnauthenticatedError("malformed bearer token");
   }
-  auto record = store_.FindPrincipalByTokenHash(crypto::Sha256Hex(token));
-  if (absl::IsNotFound(record.status())) return absl::UnauthenticatedError("unknown token");
-  if (!record.ok()) return record.status();
-  auto p = FromRecord(*record);
-  if (!p.ok()) return p.status();
+  const std::string hash = crypto::Sha256Hex(token);
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<Principal> p;
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && now - it->second.fetched < absl::ToChronoNanoseconds(kAuthCacheTtl)) {
+      p = it->second.principal;
+    }
+  }
+  if (!p) {
+    auto record = store_.FindPrincipalByTokenHash(hash);
+    if (absl::IsNotFound(record.status())) return absl::UnauthenticatedError("unknown token");
+    if (!record.ok()) return record.status();
+    auto fresh = FromRecord(*record);
+    if (!fresh.ok()) return fresh.status();
+    p = *std::move(fresh);
+    absl::MutexLock lock(&cache_mu_);
+    if (cache_.size() > 100000) cache_.clear();  // bounded: tokens are few, guesses are not cached
+    cache_[hash] = {*p, now};
+  }
   if (p->disabled) return absl::UnauthenticatedError("principal disabled");
   if (p->expires_at && absl::ToUnixSeconds(clock_.Now()) >= *p->expires_at) {
     return absl::UnauthenticatedError("token expired");
   }
-  return p;
+  return *std::move(p);
 }
 
 }  // namespace custos::access
