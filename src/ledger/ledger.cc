@@ -23,6 +23,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using TileKey = std::pair<int, uint64_t>;  // (level, index); level -1 = entry bundle
 constexpr size_t kFullHashTileBytes = kTileWidth * kHashSize;
+// Longest one batch commit may take: the stores' lock wait (5 s) plus writing and syncing.
+constexpr absl::Duration kCommitBound = absl::Seconds(15);
 
 std::string SerializeFrontier(const Frontier& f) {
   std::string out;
@@ -57,6 +59,9 @@ struct Ledger::Impl {
   struct Waiter {
     PendingAppend append;
     std::promise<absl::StatusOr<uint64_t>> done;
+    // The sequencer never commits an entry past its deadline, so a caller answered "not
+    // recorded" never has its entry appear later (the log would claim an access not performed).
+    SteadyClock::time_point deadline;
   };
   std::mutex mu;
   std::condition_variable cv;
@@ -200,8 +205,14 @@ struct Ledger::Impl {
           cv.wait_for(lock, absl::ToChronoNanoseconds(options.max_batch_delay),
                       [&] { return stopping || pending.size() >= options.max_batch; });
         }
+        const auto now = SteadyClock::now();
         while (!pending.empty() && batch.size() < options.max_batch) {
-          batch.push_back(std::move(pending.front()));
+          if (pending.front().deadline < now) {
+            pending.front().done.set_value(
+                absl::UnavailableError("the ledger did not record the access in time"));
+          } else {
+            batch.push_back(std::move(pending.front()));
+          }
           pending.pop_front();
         }
         requests.swap(sign_requests);
@@ -306,12 +317,17 @@ absl::StatusOr<uint64_t> Ledger::Append(PendingAppend append) {
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->stopping) return absl::UnavailableError("the ledger is shutting down");
-    impl_->pending.push_back({std::move(append), {}});
+    impl_->pending.push_back(
+        {std::move(append), {},
+         SteadyClock::now() + absl::ToChronoNanoseconds(impl_->options.append_deadline)});
     done = impl_->pending.back().done.get_future();
   }
   impl_->cv.notify_one();
-  if (done.wait_for(absl::ToChronoNanoseconds(impl_->options.append_deadline)) !=
-      std::future_status::ready) {
+  // The sequencer answers by the deadline plus one commit attempt (bounded by the store's busy
+  // timeout); waiting longer only guards against a hung store, and then the outcome is unknown.
+  if (done.wait_for(absl::ToChronoNanoseconds(impl_->options.append_deadline +
+                                              kCommitBound)) != std::future_status::ready) {
+    spdlog::error("ledger append outcome unknown: the store did not answer");
     return absl::UnavailableError("the ledger did not record the access in time");
   }
   return done.get();

@@ -40,6 +40,7 @@ struct LedgerOptions {
   size_t max_batch = 256;                        // N: entries per group commit
   absl::Duration max_batch_delay = absl::ZeroDuration();  // T: wait for more after the first
   absl::Duration checkpoint_interval = absl::Seconds(1);
+  // An append not committed by then is answered kUnavailable and never committed later.
   absl::Duration append_deadline = absl::Seconds(10);
 };
 
