@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "base/clock.h"
 #include "base/random.h"
+#include "crypto/key_provider.h"
 #include "store/store.h"
 
 namespace custos::access {
@@ -79,7 +80,10 @@ absl::Status CheckDataAccessByRole(const Principal& who, std::string_view tenant
 // Creates principals and authenticates bearer tokens. Thread-safe.
 class PrincipalService {
  public:
-  PrincipalService(store::ControlStore& store, Random& random, const Clock& clock);
+  // Tenant principals' names are sealed under their tenant's KEK in `keys` (customer data);
+  // provider principals' names are stored in clear.
+  PrincipalService(store::ControlStore& store, crypto::KeyProvider& keys, Random& random,
+                   const Clock& clock);
 
   // Creates the principal (after CheckCanCreate by the caller, or unchecked at init).
   // kNotFound if a tenant principal's tenant does not exist (the caller checks existence).
@@ -96,7 +100,10 @@ class PrincipalService {
     Principal principal;
     std::chrono::steady_clock::time_point fetched;
   };
+  absl::StatusOr<Principal> FromRecord(const store::PrincipalRecord& r);
+
   store::ControlStore& store_;
+  crypto::KeyProvider& keys_;
   Random& random_;
   const Clock& clock_;
   absl::Mutex cache_mu_;

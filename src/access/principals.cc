@@ -48,12 +48,23 @@ Attributes ParseAttributes(std::string_view json) {
   return a;
 }
 
-absl::StatusOr<Principal> FromRecord(const store::PrincipalRecord& r) {
+std::string NameAad(std::string_view principal_id) {
+  return StrCat("custos principal-name v1", std::string_view("\0", 1), principal_id);
+}
+
+}  // namespace
+
+absl::StatusOr<Principal> PrincipalService::FromRecord(const store::PrincipalRecord& r) {
   auto role = ParseRole(r.role);
   if (!role.ok()) return absl::DataLossError("stored principal has an unknown role");
   Principal p;
   p.id = r.id;
   p.name = r.name;
+  if (!r.sealed_name.empty()) {
+    auto name = keys_.Unwrap(crypto::TenantKeyId(r.tenant_id), r.sealed_name, NameAad(r.id));
+    if (!name.ok()) return name.status();
+    p.name = std::move(*name);
+  }
   p.role = *role;
   p.tenant_id = r.tenant_id;
   p.attributes = ParseAttributes(r.attributes_json);
@@ -62,8 +73,6 @@ absl::StatusOr<Principal> FromRecord(const store::PrincipalRecord& r) {
   p.disabled = r.disabled;
   return p;
 }
-
-}  // namespace
 
 absl::StatusOr<Role> ParseRole(std::string_view name) {
   for (const auto& e : kRoles) {
@@ -146,8 +155,9 @@ absl::Status CheckDataAccessByRole(const Principal& who, std::string_view tenant
       StrCat("role ", RoleName(who.role), " never accesses customer data"));
 }
 
-PrincipalService::PrincipalService(store::ControlStore& store, Random& random, const Clock& clock)
-    : store_(store), random_(random), clock_(clock) {}
+PrincipalService::PrincipalService(store::ControlStore& store, crypto::KeyProvider& keys,
+                                   Random& random, const Clock& clock)
+    : store_(store), keys_(keys), random_(random), clock_(clock) {}
 
 absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) {
   IssuedPrincipal out;
@@ -165,7 +175,13 @@ absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) 
 
   store::PrincipalRecord r;
   r.id = p.id;
-  r.name = p.name;
+  if (IsTenantRole(p.role)) {
+    auto sealed = keys_.Wrap(crypto::TenantKeyId(p.tenant_id), p.name, NameAad(p.id));
+    if (!sealed.ok()) return sealed.status();
+    r.sealed_name = std::move(*sealed);
+  } else {
+    r.name = p.name;
+  }
   r.role = std::string(RoleName(p.role));
   r.tenant_id = p.tenant_id;
   r.token_sha256 = crypto::Sha256Hex(out.token);

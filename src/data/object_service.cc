@@ -17,9 +17,12 @@ using store::CellWrite;
 using store::CellWriteResult;
 using WriteFuture = std::future<absl::StatusOr<CellWriteResult>>;
 
-std::string ObjectAad(std::string_view tenant, std::string_view key, int64_t dek_version) {
-  return StrCat("custos object v1", std::string_view("\0", 1), tenant,
-                      std::string_view("\0", 1), key, std::string_view("\0", 1), dek_version);
+// Binds tenant, key, data-key version and the plaintext's SHA-256 (the ETag): sealed bytes moved
+// to another tenant or key, or rolled back under newer metadata, fail to open.
+std::string ObjectAad(std::string_view tenant, std::string_view key, int64_t dek_version,
+                      std::string_view sha256_hex) {
+  const std::string_view nul("\0", 1);
+  return StrCat("custos object v2", nul, tenant, nul, key, nul, dek_version, nul, sha256_hex);
 }
 
 std::string DekAad(std::string_view tenant, int64_t version) {
@@ -245,8 +248,8 @@ absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::str
   o.sha256_hex = crypto::Sha256Hex(bytes);
   o.content_type = content_type.empty() ? "application/octet-stream" : std::string(content_type);
   o.updated_at_ms = absl::ToUnixMillis(impl_->clock.Now());
-  auto sealed = crypto::AeadSeal(dek, bytes, ObjectAad(tenant.tenant_id, key, dek_version),
-                                 impl_->random);
+  auto sealed = crypto::AeadSeal(
+      dek, bytes, ObjectAad(tenant.tenant_id, key, dek_version, o.sha256_hex), impl_->random);
   if (!sealed.ok()) return sealed.status();
   o.sealed = std::move(*sealed);
   auto r = impl_->WriteEverywhere(tenant, w);
@@ -261,7 +264,8 @@ absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std:
   if (!o.ok()) return o.status();
   auto dek = impl_->OpeningKey(tenant, o->dek_version);
   if (!dek.ok()) return dek.status();
-  auto plain = crypto::AeadOpen(*dek, o->sealed, ObjectAad(tenant.tenant_id, key, o->dek_version));
+  auto plain = crypto::AeadOpen(
+      *dek, o->sealed, ObjectAad(tenant.tenant_id, key, o->dek_version, o->sha256_hex));
   if (!plain.ok()) return plain.status();
   return ObjectContent{std::move(*plain), o->content_type, o->sha256_hex, o->version,
                        o->updated_at_ms};

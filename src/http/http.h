@@ -65,7 +65,7 @@ struct RouteOptions {
 };
 
 // Routes "METHOD /v1/tenants/{id}/objects/{key...}": `{name}` matches one non-empty segment,
-// `{name...}` the (non-empty) rest of the path. Parameters are percent-decoded once.
+// `{name...}` the rest of the path after its slash (possibly empty). Parameters are percent-decoded once.
 class Router {
  public:
   void Add(std::string_view method, std::string_view pattern, Handler handler,

@@ -64,9 +64,9 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
         if (i >= parts.size()) { ok = false; break; }
         const char* begin = parts[i].data();
         const char* end = parts.back().data() + parts.back().size();
-        std::string_view rest(begin, end - begin);
-        if (rest.empty()) { ok = false; break; }
-        raw[seg.substr(1, seg.size() - 5)] = rest;
+        // May be empty ("/objects/"): the handler refuses an empty key with 400, which says
+        // more than "no such route".
+        raw[seg.substr(1, seg.size() - 5)] = std::string_view(begin, end - begin);
         i = parts.size();
         break;
       }

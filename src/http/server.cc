@@ -43,6 +43,7 @@ struct Server::Impl {
   std::condition_variable stop_cv;
   bool stop_requested = false;
   std::atomic<int64_t> in_flight{0};  // requests read but not yet answered
+  std::atomic<bool> draining{false};  // shutting down: answer what was read, read no more
 
   Impl(ServerOptions o, const Router& r, Metrics& m) : options(std::move(o)), router(r), metrics(m) {}
 
@@ -80,9 +81,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHeader() {
+    if (server_.draining.load()) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
-    parser_->body_limit(1 << 20);
+    // Beast checks Content-Length against the body limit while parsing the head, before the
+    // route (and so its limit) is known: no limit here, the route's limit is set in OnHeader.
+    parser_->body_limit(boost::none);
     ArmTimer(server_.options.request_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -192,7 +196,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Respond(Response r, bool close) {
-    if (close) keep_alive_ = false;
+    if (close || server_.draining.load()) keep_alive_ = false;
     res_.emplace();
     res_->result(static_cast<unsigned>(r.status));
     res_->version(11);
@@ -289,7 +293,10 @@ void Server::Wait() {
     std::unique_lock lock(s.stop_mu);
     s.stop_cv.wait(lock, [&] { return s.stop_requested; });
   }
-  // Stop accepting, then give in-flight requests time to be answered before stopping I/O.
+  // Stop accepting and reading new requests, give the requests already read time to be
+  // answered, then stop I/O, and only then the workers (sessions submit to the pool from I/O
+  // threads, so the pool must outlive them).
+  s.draining = true;
   net::post(s.ioc, [&s] {
     beast::error_code ignored;
     s.acceptor.close(ignored);
@@ -299,11 +306,11 @@ void Server::Wait() {
   while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  s.pool.reset();
   s.work.reset();
   s.ioc.stop();
   for (auto& t : s.io_threads) t.join();
   s.io_threads.clear();
+  s.pool.reset();
 }
 
 }  // namespace custos::http

@@ -16,6 +16,7 @@ constexpr std::array<Database::Migration, 2> kMigrations = {{
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
+  sealed_name BLOB NOT NULL,
   role TEXT NOT NULL,
   tenant_id TEXT,
   token_sha256 TEXT NOT NULL UNIQUE,
@@ -61,7 +62,8 @@ CREATE TABLE ledger_records(
 }};
 
 constexpr char kPrincipalColumns[] =
-    "id, name, role, tenant_id, token_sha256, attributes_json, created_at, expires_at, disabled";
+    "id, name, role, tenant_id, token_sha256, attributes_json, created_at, expires_at, disabled, "
+    "sealed_name";
 
 PrincipalRecord ReadPrincipal(const internal::Statement& s) {
   PrincipalRecord p;
@@ -74,6 +76,7 @@ PrincipalRecord ReadPrincipal(const internal::Statement& s) {
   p.created_at = s.Int(6);
   if (!s.IsNull(7)) p.expires_at = s.Int(7);
   p.disabled = s.Int(8) != 0;
+  p.sealed_name = s.Blob(9);
   return p;
 }
 
@@ -101,13 +104,13 @@ class SqliteControlStore final : public ControlStore {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
       auto s = c.Prepare(
           "INSERT INTO principals(id, name, role, tenant_id, token_sha256, attributes_json, "
-          "created_at, expires_at, disabled) VALUES(?,?,?,?,?,?,?,?,?)");
+          "created_at, expires_at, disabled, sealed_name) VALUES(?,?,?,?,?,?,?,?,?,?)");
       if (!s.ok()) return s.status();
       s->Bind(1, p.id).Bind(2, p.name).Bind(3, p.role).Bind(5, p.token_sha256);
       if (p.tenant_id.empty()) s->BindNull(4); else s->Bind(4, p.tenant_id);
       s->Bind(6, p.attributes_json).Bind(7, p.created_at);
       if (p.expires_at) s->Bind(8, *p.expires_at); else s->BindNull(8);
-      s->Bind(9, int64_t{p.disabled ? 1 : 0});
+      s->Bind(9, int64_t{p.disabled ? 1 : 0}).BindBlob(10, p.sealed_name);
       return s->Run();
     });
   }

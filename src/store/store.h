@@ -23,7 +23,8 @@ namespace custos::store {
 
 struct PrincipalRecord {
   std::string id;
-  std::string name;
+  std::string name;         // provider principals only (provider staff)
+  std::string sealed_name;  // tenant principals: the name wrapped under the tenant's KEK
   std::string role;
   std::string tenant_id;       // empty for provider principals
   std::string token_sha256;    // lowercase hex of SHA-256 of the bearer token

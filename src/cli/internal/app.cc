@@ -158,7 +158,8 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, *app->events,
                                                        app->random, *app->clock, o.objects);
   app->principals =
-      std::make_unique<access::PrincipalService>(*app->control, app->random, *app->clock);
+      std::make_unique<access::PrincipalService>(*app->control, *app->keys, app->random,
+                                                 *app->clock);
   app->tenants = std::make_unique<tenants::TenantService>(
       *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
       *app->clock);

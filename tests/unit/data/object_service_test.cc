@@ -88,6 +88,21 @@ TEST_F(ObjectServiceTest, SealedBytesAreBoundToTenantAndKey) {
   EXPECT_EQ(service_->Get(tenant_, "k2").status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST_F(ObjectServiceTest, RolledBackCiphertextUnderNewerMetadataDoesNotOpen) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "terms", "old terms", "").ok());
+  auto old_row = *cells_["home"]->GetObject("t1", "terms");
+  ASSERT_TRUE(service_->Put(tenant_, "terms", "new terms", "").ok());
+  for (const char* region : {"home", "replica"}) {
+    auto row = *cells_[region]->GetObject("t1", "terms");
+    row.sealed = old_row.sealed;  // same tenant, key and data key: only the content differs
+    ASSERT_TRUE(cells_[region]
+                    ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}})
+                    .ok());
+  }
+  EXPECT_EQ(service_->Get(tenant_, "terms").status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST_F(ObjectServiceTest, RotatesDataKeysAndReadsOldObjectsAfterRestart) {
   Open({.max_seals_per_dek = 3});
   ASSERT_TRUE(service_->InitTenant(tenant_).ok());

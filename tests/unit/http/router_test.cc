@@ -38,12 +38,15 @@ TEST(Router, KeepsEmptySegmentsInTheRestForValidation) {
   EXPECT_EQ(m->params["key"], "a//b/");
 }
 
-TEST(Router, ListingIsNotAnObjectWithEmptyKey) {
+TEST(Router, ListingIsNotAnObjectButATrailingSlashIsAnEmptyKey) {
   Router r = MakeRouter();
   auto m = r.Find("GET", "/v1/tenants/t1/objects");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->route, "/v1/tenants/{id}/objects");
-  EXPECT_FALSE(r.Find("GET", "/v1/tenants/t1/objects/").ok());
+  auto empty = r.Find("GET", "/v1/tenants/t1/objects/");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->route, "/v1/tenants/{id}/objects/{key...}");
+  EXPECT_EQ(empty->params["key"], "");
 }
 
 TEST(Router, UnknownPathIsNotFoundAndWrongMethodIs405) {

@@ -116,7 +116,7 @@ TEST(SqliteControlStore, PrincipalsTenantsAndSettings) {
   TempDir dir;
   auto s = OpenSqliteControlStore(dir.File("control.db"), true);
   ASSERT_TRUE(s.ok());
-  PrincipalRecord p{"p1", "Ann", "operator", "", "hash1", "{}", 10, 20, false};
+  PrincipalRecord p{"p1", "Ann", "", "operator", "", "hash1", "{}", 10, 20, false};
   ASSERT_TRUE((*s)->InsertPrincipal(p).ok());
   EXPECT_EQ((*s)->InsertPrincipal(p).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ((*s)->FindPrincipalByTokenHash("hash1")->id, "p1");
