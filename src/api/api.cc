@@ -65,7 +65,8 @@ class Api {
 
   absl::StatusOr<Principal> Authenticate(const Request& req) const {
     std::string auth = req.Header("authorization");
-    if (!absl::StartsWith(auth, "Bearer ")) {
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    if (auth.size() < 7 || !absl::EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
       s_.metrics->CountUnauthenticated();
       return absl::UnauthenticatedError("missing bearer token");
     }

@@ -106,6 +106,19 @@ class Session : public std::enable_shared_from_this<Session> {
       return Fail(TooLarge("request body is over the limit for this route"));
     }
     parser_->body_limit(limit);
+    if (beast::iequals(h[bhttp::field::expect], "100-continue")) {
+      // The client waits for this before sending the body (curl does, for uploads).
+      continue_.emplace(bhttp::status::continue_, 11);
+      return bhttp::async_write(stream_, *continue_,
+                                [self = shared_from_this()](beast::error_code ec, size_t) {
+                                  if (ec) return self->Close();
+                                  self->ReadBody();
+                                });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->OnBody(ec);
@@ -233,6 +246,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::string method_, target_, path_;
   absl::StatusOr<Router::Match> match_ = absl::NotFoundError("unset");
   bool keep_alive_ = true;

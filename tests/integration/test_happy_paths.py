@@ -519,3 +519,28 @@ def test_metrics_do_not_leak_object_keys_or_ids(server, tenant):
     text = server.get("/metrics").body.decode()
     assert key not in text and tenant["id"] not in text
     assert 'route="/v1/tenants/{id}/objects/{key...}"' in text
+
+
+def test_expect_100_continue_gets_an_interim_answer(server, tenant):
+    """curl sends Expect: 100-continue for uploads and waits for 100 before the body."""
+    import socket as _socket
+
+    from conftest import ResponseReader
+    body = b"x" * 2048
+    head = (f"PUT {key_path(tenant['id'], 'continued')} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {tenant['admin_token']}\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n").encode()
+    with _socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(head)
+        reader = ResponseReader(s)
+        interim = reader.read(time.monotonic() + 2)  # without the 100, this times out
+        assert interim.status == 100
+        s.sendall(body)
+        final = reader.read(time.monotonic() + 5)
+        assert final.status == 201, final
+
+
+def test_bearer_scheme_is_case_insensitive(server, tenant):
+    r = server.get(f"/v1/tenants/{tenant['id']}", headers={
+        "Authorization": f"bearer {tenant['admin_token']}"})
+    assert r.status == 200, r
