@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 PYTHON ?= /usr/bin/python3
 CUSTOS = $(BUILD)/custos
 
-.PHONY: all deps build run test unit integration crash-test bench clean
+.PHONY: all deps build run test unit integration crash-test bench clean test-asan test-tsan
 
 all: build
 
@@ -34,8 +34,25 @@ test: build
 	@$(BUILD)/custos_unit_tests --gtest_brief=1
 	@echo "== crash test"
 	@bash scripts/crash-test --binary $(CUSTOS) --rounds 3
+	@echo "== unit and integration tests under ASan+UBSan"
+	@$(MAKE) --no-print-directory test-asan
 	@echo "== integration tests (sqlite)"
 	@CUSTOS_BINARY=$(abspath $(CUSTOS)) $(PYTHON) -m pytest -q tests/integration
+
+# The unit and integration suites under AddressSanitizer+UndefinedBehaviorSanitizer (no
+# recovery: the first report fails the run) and under ThreadSanitizer.
+SAN_SUITES = $(BUILD)-$(1)/custos_unit_tests --gtest_brief=1 && \
+	CUSTOS_BINARY=$(abspath $(BUILD)-$(1)/custos) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test-asan: deps
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=asan >/dev/null
+	@ninja -C $(BUILD)-asan -j $(JOBS) custos custos_unit_tests
+	@$(call SAN_SUITES,asan)
+
+test-tsan: deps
+	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=tsan >/dev/null
+	@ninja -C $(BUILD)-tsan -j $(JOBS) custos custos_unit_tests
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(call SAN_SUITES,tsan)
 
 bench: build
 	@bash bench/run $(BUILD)
