@@ -21,6 +21,15 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--keyring", init.keyring_path,
                        "keyring file; keep it apart from backups of the data");
   init_cmd->add_flag("--demo", init.demo, "seed demo tenants and objects");
+  init_cmd->add_option("--backend", init.backend,
+                       "stores: sqlite (files in the data dir) or postgresql")
+      ->check(CLI::IsMember({"sqlite", "postgresql"}));
+  init_cmd->add_option("--dsn", init.dsn,
+                       "postgresql: connection string of the database for the control store "
+                       "(schema custos_control) and the cells (schemas custos_cell_<region>)");
+  init_cmd->add_option("--cell-dsn", init.cell_dsns,
+                       "postgresql: REGION=DSN puts that region's cell on another database "
+                       "(repeatable)");
 
   custos::cli::ServeOptions serve;
   auto* serve_cmd = app.add_subcommand("serve", "serve the API on a data directory");
@@ -40,8 +49,37 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1LL, 1LL << 31));
   serve_cmd->add_option("--log-level", serve.log_level, "trace|debug|info|warn|error");
 
+  auto* ledger_cmd = app.add_subcommand("ledger", "check a server's public log from outside");
+  ledger_cmd->require_subcommand(1);
+  custos::cli::LedgerVerifyOptions verify;
+  auto* verify_cmd = ledger_cmd->add_subcommand(
+      "verify", "check the checkpoint, every entry and tile, and consistency with --state");
+  verify_cmd->add_option("--url", verify.url, "server URL, http://HOST:PORT")->required();
+  verify_cmd->add_option("--vkey", verify.vkey, "verifier key (GET /v1/ledger/vkey) or a file")
+      ->required();
+  verify_cmd->add_option("--state", verify.state_file,
+                         "file keeping the last verified checkpoint (read, then replaced)");
+  verify_cmd->add_option("--timeout-ms", verify.timeout_ms, "per HTTP request")
+      ->check(CLI::Range(100, 3600000));
+
+  custos::cli::LedgerProveOptions prove;
+  auto* prove_cmd = ledger_cmd->add_subcommand(
+      "prove", "check a tenant's access log against the public log (as verify, plus records)");
+  prove_cmd->add_option("--url", prove.url, "server URL, http://HOST:PORT")->required();
+  prove_cmd->add_option("--tenant", prove.tenant_id, "tenant id")->required();
+  prove_cmd->add_option("--token", prove.token, "the tenant admin's token, or a file holding it")
+      ->required();
+  prove_cmd->add_option("--vkey", prove.vkey, "verifier key (GET /v1/ledger/vkey) or a file")
+      ->required();
+  prove_cmd->add_option("--state", prove.state_file,
+                        "file keeping the last verified checkpoint (read, then replaced)");
+  prove_cmd->add_option("--timeout-ms", prove.timeout_ms, "per HTTP request")
+      ->check(CLI::Range(100, 3600000));
+
   CLI11_PARSE(app, argc, argv);
   if (*init_cmd) return custos::cli::RunInit(init);
   if (*serve_cmd) return custos::cli::RunServe(serve);
+  if (*verify_cmd) return custos::cli::RunLedgerVerify(verify);
+  if (*prove_cmd) return custos::cli::RunLedgerProve(prove);
   return 2;
 }

@@ -1,4 +1,6 @@
-// The custos command line: `init` creates a data directory, `serve` runs the server on it.
+// The custos command line: `init` creates a data directory, `serve` runs the server on it;
+// `ledger verify` and `ledger prove` check a server's public log from outside, as any verifier
+// or customer would, over HTTP only.
 // Each returns a process exit status and prints errors for a person to stderr.
 #pragma once
 
@@ -13,6 +15,9 @@ struct InitOptions {
   std::string origin;        // log origin; default custos.example/<8 random hex>
   std::string keyring_path;  // default <data_dir>/keyring (keep it apart from backups!)
   bool demo = false;
+  std::string backend = "sqlite";  // "sqlite" (files in data_dir) or "postgresql"
+  std::string dsn;                 // postgresql: database of the control store and the cells
+  std::vector<std::string> cell_dsns;  // postgresql: "REGION=DSN", a region's cell elsewhere
 };
 
 struct ServeOptions {
@@ -28,7 +33,33 @@ struct ServeOptions {
   std::string log_level = "info";
 };
 
+// `custos ledger verify`: fetches the checkpoint and every tile, checks the signature, every
+// entry against its leaf hash, every tile against the ones below, the root against the
+// checkpoint, and that the log extends the checkpoint saved in `state_file` (when it exists);
+// then saves the new checkpoint there (atomically). Exit 0 verified, 1 any failure.
+struct LedgerVerifyOptions {
+  std::string url;         // http://host:port of the server
+  std::string vkey;        // the verifier key (note format), or a file holding it
+  std::string state_file;  // last verified checkpoint; empty: none kept
+  int timeout_ms = 30000;  // per HTTP request
+};
+
+// `custos ledger prove`: as verify, then checks the tenant's access log against the public log:
+// each record's SHA-256 is the digest of its entry, which names the tenant's pseudonym, has the
+// record's kind and ts, and is included in the checkpoint (inclusion proof); and every entry
+// under the tenant's pseudonym has a record. Exit 0 proven, 1 any failure.
+struct LedgerProveOptions {
+  std::string url;
+  std::string tenant_id;
+  std::string token;       // a tenant_admin token of the tenant, or a file holding it
+  std::string vkey;        // as for verify
+  std::string state_file;  // optional, as for verify
+  int timeout_ms = 30000;
+};
+
 int RunInit(const InitOptions& options);
 int RunServe(const ServeOptions& options);
+int RunLedgerVerify(const LedgerVerifyOptions& options);
+int RunLedgerProve(const LedgerProveOptions& options);
 
 }  // namespace custos::cli
