@@ -26,7 +26,8 @@ struct ServeOptions {
   std::string master_key_file;  // default <data_dir>/master.key
   bool fake_clock = false;
   int io_threads = 2;
-  int worker_threads = 16;
+  // Requests waiting on a ledger group commit hold a worker; more workers, larger batches.
+  int worker_threads = 64;
   int request_timeout_ms = 30000;
   size_t max_object_bytes = 16 << 20;
   long long dek_max_seals = 1 << 20;

@@ -119,7 +119,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 = any free port
   int io_threads = 2;
-  int worker_threads = 16;
+  int worker_threads = 64;
   size_t max_queue = 1024;
   size_t max_header_bytes = 8 * 1024;
   absl::Duration request_timeout = absl::Seconds(30);  // to receive one whole request

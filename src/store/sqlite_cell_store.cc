@@ -234,7 +234,8 @@ class SqliteCellStore final : public CellStore {
 
 absl::StatusOr<std::unique_ptr<CellStore>> OpenSqliteCellStore(const std::string& path,
                                                                std::string region, bool create) {
-  auto db = Database::Open(path, create, kMigrations);
+  // Deleted objects are overwritten in the file: a purge leaves no sealed bytes behind.
+  auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/true);
   if (!db.ok()) return db.status();
   return std::make_unique<SqliteCellStore>(std::move(*db), std::move(region));
 }

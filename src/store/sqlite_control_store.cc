@@ -320,7 +320,9 @@ class SqliteControlStore final : public ControlStore {
 
 absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::string& path,
                                                                      bool create) {
-  auto db = Database::Open(path, create, kMigrations);
+  // No secure_delete: the ledger rewrites its partial tiles on every batch and they are public;
+  // what else the control store deletes is sealed under tenant keys or public.
+  auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/false);
   if (!db.ok()) return db.status();
   return std::make_unique<SqliteControlStore>(std::move(*db));
 }

@@ -80,7 +80,7 @@ std::string Statement::Blob(int col) const {
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
-                                                             bool create) {
+                                                             bool create, bool secure_delete) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
@@ -90,8 +90,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   sqlite3_busy_timeout(raw, 5000);
   auto conn = std::unique_ptr<Connection>(new Connection(std::move(db)));
   // Durable: WAL with synchronous=FULL fsyncs the WAL on every commit.
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                             "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON",
+        secure_delete ? "PRAGMA secure_delete=ON" : "PRAGMA secure_delete=OFF"}) {
     if (auto s = conn->Exec(pragma); !s.ok()) return s;
   }
   return conn;
@@ -120,10 +121,11 @@ absl::StatusOr<Statement> Connection::Prepare(std::string_view sql) {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool create,
                                                          std::span<const Migration> migrations,
-                                                         int readers) {
+                                                         bool secure_delete, int readers) {
   auto db = std::unique_ptr<Database>(new Database());
   db->path_ = path;
-  auto writer = Connection::Open(path, create);
+  db->secure_delete_ = secure_delete;
+  auto writer = Connection::Open(path, create, secure_delete);
   if (!writer.ok()) return writer.status();
   {
     absl::MutexLock lock(&db->writer_mu_);
@@ -158,7 +160,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   if (!s.ok()) return s;
   absl::MutexLock lock(&db->readers_mu_);
   for (int i = 0; i < readers; ++i) {
-    auto r = Connection::Open(path, false);
+    auto r = Connection::Open(path, false, secure_delete);
     if (!r.ok()) return r.status();
     db->readers_.push_back(std::move(*r));
   }
@@ -176,7 +178,7 @@ std::unique_ptr<Connection> Database::AcquireReader() {
   }
   // Pool exhausted: open a temporary extra reader rather than block (more readers than the
   // pool only under bursts; they are returned to the pool afterwards up to its size).
-  auto c = Connection::Open(path_, false);
+  auto c = Connection::Open(path_, false, secure_delete_);
   if (c.ok()) return std::move(*c);
   return nullptr;
 }

@@ -70,7 +70,9 @@ class Statement {
 class Connection {
  public:
   // Opens `path` (creating it if `create`), WAL, synchronous=FULL, foreign keys on, busy timeout.
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, bool create);
+  // `secure_delete` overwrites deleted content (cells: purged objects leave no trace in the file).
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, bool create,
+                                                          bool secure_delete);
 
   absl::Status Exec(std::string_view sql);
   // Returns a cached prepared statement for `sql` (compiled on first use).
@@ -96,7 +98,7 @@ class Database {
   // newer than this binary knows.
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool create,
                                                         std::span<const Migration> migrations,
-                                                        int readers = 4);
+                                                        bool secure_delete, int readers = 4);
 
   // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
   template <typename Fn>
@@ -125,6 +127,7 @@ class Database {
   void ReleaseReader(std::unique_ptr<Connection> conn);
 
   std::string path_;
+  bool secure_delete_ = true;
   absl::Mutex writer_mu_;
   std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
   absl::Mutex readers_mu_;
