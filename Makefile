@@ -5,7 +5,8 @@ JOBS ?= $(shell nproc)
 PYTHON ?= /usr/bin/python3
 CUSTOS = $(BUILD)/custos
 
-.PHONY: all deps build run test unit integration crash-test bench clean test-asan test-tsan
+.PHONY: all deps build run test test-steps unit integration integration-pg crash-test bench clean \
+	test-asan test-tsan
 
 all: build
 
@@ -28,8 +29,20 @@ crash-test: build
 integration: build
 	@CUSTOS_BINARY=$(abspath $(CUSTOS)) $(PYTHON) -m pytest -q tests/integration
 
-# Unit tests, the crash test (a small count) and the black-box integration suite.
+# The integration suite on PostgreSQL: a throwaway server (scripts/with-postgres), one database
+# per custos data directory on it.
+integration-pg: build
+	@CUSTOS_BACKEND=postgresql CUSTOS_BINARY=$(abspath $(CUSTOS)) \
+	  bash scripts/with-postgres $(PYTHON) -m pytest -q tests/integration
+
+# Unit tests, the crash test (a small count) and the black-box integration suite on both
+# backends. One throwaway PostgreSQL (scripts/with-postgres) serves the PostgreSQL store unit
+# tests and the PostgreSQL integration run; it is removed afterwards whatever happens.
 test: build
+	@bash scripts/with-postgres $(MAKE) --no-print-directory test-steps
+
+# The steps of `make test`; the PostgreSQL tests need CUSTOS_PG_DSN (scripts/with-postgres).
+test-steps:
 	@echo "== unit tests"
 	@$(BUILD)/custos_unit_tests --gtest_brief=1
 	@echo "== crash test"
@@ -38,6 +51,9 @@ test: build
 	@$(MAKE) --no-print-directory test-asan
 	@echo "== integration tests (sqlite)"
 	@CUSTOS_BINARY=$(abspath $(CUSTOS)) $(PYTHON) -m pytest -q tests/integration
+	@echo "== integration tests (postgresql)"
+	@CUSTOS_BACKEND=postgresql CUSTOS_BINARY=$(abspath $(CUSTOS)) \
+	  $(PYTHON) -m pytest -q tests/integration
 
 # The unit and integration suites under AddressSanitizer+UndefinedBehaviorSanitizer (no
 # recovery: the first report fails the run) and under ThreadSanitizer.

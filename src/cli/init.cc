@@ -82,19 +82,66 @@ absl::Status SeedDemo(App& app) {
   return absl::OkStatus();
 }
 
+// Checks the backend options and records them in `config`.
+absl::Status ConfigureBackend(const InitOptions& o, const residency::Catalog& catalog,
+                              internal::DataDirConfig& config) {
+  config.backend = o.backend;
+  if (o.backend == "sqlite") {
+    if (!o.dsn.empty() || !o.cell_dsns.empty()) {
+      return absl::InvalidArgumentError("--dsn and --cell-dsn need --backend postgresql");
+    }
+    return absl::OkStatus();
+  }
+  if (o.backend != "postgresql") {
+    return absl::InvalidArgumentError(
+        StrCat("unknown backend ", o.backend, " (sqlite or postgresql)"));
+  }
+  if (o.dsn.empty()) return absl::InvalidArgumentError("--backend postgresql needs --dsn");
+  config.dsn = o.dsn;
+  for (const std::string& spec : o.cell_dsns) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::InvalidArgumentError(StrCat("--cell-dsn ", spec, ": expected REGION=DSN"));
+    }
+    std::string region = spec.substr(0, eq);
+    if (!catalog.Find(region)) {
+      return absl::InvalidArgumentError(
+          StrCat("--cell-dsn: no region ", region, " in the catalog"));
+    }
+    if (!config.cell_dsns.emplace(region, spec.substr(eq + 1)).second) {
+      return absl::InvalidArgumentError(StrCat("--cell-dsn: region ", region, " given twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Init(const InitOptions& o) {
   const std::string& dir = o.data_dir;
   if (fs::exists(dir + "/custos.yaml")) {
     return absl::AlreadyExistsError(dir + " is already initialised");
   }
+  auto catalog = residency::Catalog::FromFile(o.regions_file);
+  if (!catalog.ok()) return catalog.status();
+  internal::DataDirConfig config;
+  if (auto s = ConfigureBackend(o, *catalog, config); !s.ok()) return s;
+
   std::error_code ec;
-  fs::create_directories(dir + "/cells", ec);
+  fs::create_directories(o.backend == "sqlite" ? dir + "/cells" : dir, ec);
   if (ec) return absl::UnavailableError(StrCat("cannot create ", dir, ": ", ec.message()));
   fs::permissions(dir, fs::perms::owner_all, ec);
 
+  // The control store first: a database that already holds a Custos is never re-initialised
+  // (its keys would no longer match the new master key).
+  auto control = internal::OpenControlStore(dir, config, /*create=*/true);
+  if (!control.ok()) return control.status();
+  if (auto origin = (*control)->GetSetting("origin"); origin.ok()) {
+    return absl::AlreadyExistsError("the control store is already initialised (origin " +
+                                    *origin + "): give a fresh database");
+  } else if (!absl::IsNotFound(origin.status())) {
+    return origin.status();
+  }
+
   // The catalog is copied in so that the data directory is self-describing.
-  auto catalog = residency::Catalog::FromFile(o.regions_file);
-  if (!catalog.ok()) return catalog.status();
   std::string regions_copy = dir + "/regions.yaml";
   fs::copy_file(o.regions_file, regions_copy, fs::copy_options::overwrite_existing, ec);
   if (ec) return absl::UnavailableError("cannot copy the region catalog: " + ec.message());
@@ -105,16 +152,24 @@ absl::Status Init(const InitOptions& o) {
       !s.ok()) {
     return s;
   }
-  internal::DataDirConfig config;
   config.origin = o.origin.empty()
                       ? StrCat("custos.example/", absl::BytesToHexString(random.Bytes(4)))
                       : o.origin;
-  config.keyring_path = o.keyring_path.empty() ? dir + "/keyring" : o.keyring_path;
   config.regions_file = fs::absolute(regions_copy).string();
-  auto keyring = crypto::KeyringKeyProvider::Create(config.keyring_path, master, random);
-  if (!keyring.ok()) return keyring.status();
-  auto control = store::OpenSqliteControlStore(dir + "/control.db", /*create=*/true);
-  if (!control.ok()) return control.status();
+  // On PostgreSQL the sealed keyring lives in the control store, shared by every instance,
+  // unless --keyring keeps it in a file apart from the database (and its backups).
+  if (o.keyring_path.empty() && o.backend == "sqlite") {
+    config.keyring_path = dir + "/keyring";
+  } else {
+    config.keyring_path = o.keyring_path;
+  }
+  {
+    auto storage = config.keyring_path.empty()
+                       ? internal::ControlStoreKeyring(**control)
+                       : crypto::FileKeyringStorage(config.keyring_path);
+    auto keyring = crypto::KeyringKeyProvider::Create(std::move(storage), master, random);
+    if (!keyring.ok()) return keyring.status();
+  }
   if (auto s = (*control)->PutSetting("origin", config.origin); !s.ok()) return s;
   if (auto s = internal::CreateServerKeys(**control, master, random); !s.ok()) return s;
   control->reset();

@@ -45,11 +45,35 @@ class KeyProvider {
   virtual bool HasKey(std::string_view key_id) = 0;
 };
 
-// A keyring file holding named 256-bit keys, the whole file sealed with AES-256-GCM under a
-// 32-byte master key. Every change rewrites the file atomically (temp file, fsync, rename,
-// fsync of the directory) with mode 0600.
+// Where a keyring keeps its sealed blob: a file (the default, below) or, e.g., a row of the
+// control store (cli/ provides that one for the PostgreSQL backend). Thread-compatible: the
+// keyring serialises its calls.
+class KeyringStorage {
+ public:
+  virtual ~KeyringStorage() = default;
+  // The stored blob. kNotFound if there is none; kUnavailable if it cannot be read.
+  virtual absl::StatusOr<std::string> Load() = 0;
+  // Makes `blob` the durable blob, replacing the old one atomically (a reader sees the old blob
+  // or the new one). With `create`, kAlreadyExists if a blob exists. kUnavailable if it cannot
+  // be written.
+  virtual absl::Status Save(std::string_view blob, bool create) = 0;
+};
+
+// The file storage: the blob is the file at `path`, rewritten atomically (temp file, fsync,
+// rename, fsync of the directory) with mode 0600.
+std::unique_ptr<KeyringStorage> FileKeyringStorage(std::string path);
+
+// A keyring holding named 256-bit keys, the whole keyring sealed with AES-256-GCM under a
+// 32-byte master key and kept in a KeyringStorage (by default a file). Every change rewrites
+// the sealed keyring.
 class KeyringKeyProvider final : public KeyProvider {
  public:
+  // As below, with the keyring kept in `storage` instead of a file.
+  static absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> Create(
+      std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random);
+  static absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> Open(
+      std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random);
+
   // Creates a new, empty keyring at `path`. kAlreadyExists if the file exists; kInvalidArgument
   // unless master_key is 32 bytes; kUnavailable if the file cannot be written.
   static absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> Create(std::string path,
@@ -72,7 +96,8 @@ class KeyringKeyProvider final : public KeyProvider {
 
  private:
   struct State;
-  KeyringKeyProvider(std::string path, std::string master_key, Random& random);
+  KeyringKeyProvider(std::unique_ptr<KeyringStorage> storage, std::string master_key,
+                     Random& random);
   std::unique_ptr<State> state_;
 };
 

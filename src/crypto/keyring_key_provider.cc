@@ -1,12 +1,14 @@
-// The embedded key provider: named 256-bit keys in one file sealed by a master key.
+// The embedded key provider: named 256-bit keys in one blob sealed by a master key, kept in a
+// file (FileKeyringStorage) or another KeyringStorage.
 //
-// File: "CUSTOS-KEYRING-1\n" || AeadSeal(master_key, json, aad = "custos keyring v1"), where json
+// Blob: "CUSTOS-KEYRING-1\n" || AeadSeal(master_key, json, aad = "custos keyring v1"), where json
 // is {"<key id>": "<base64 of the 32-byte key>", ...}. A wrapped value is AeadSeal(key, plaintext,
 // aad = key_id || 0x00 || caller_aad): binding the key id means a value wrapped under one tenant's
 // key cannot be presented as another's even if the caller's aad were the same.
 //
 // The keyring is owned by one process: writes are serialized by the mutex, not by a file lock, so
-// two processes writing the same keyring would lose each other's changes.
+// two processes writing the same keyring would lose each other's changes, and keys are read
+// once, at Open.
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
@@ -184,8 +186,8 @@ absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
 }
 
 absl::Status SyncDirectoryOf(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  const std::string dir = parent.empty() ? std::string(".") : parent;
   ScopedFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return IoError("cannot open directory", dir);
   if (::fsync(fd.get()) != 0) return IoError("cannot fsync directory", dir);
@@ -227,48 +229,86 @@ absl::Status CheckMasterKey(std::string_view master_key) {
   return absl::OkStatus();
 }
 
+class FileStorage final : public KeyringStorage {
+ public:
+  explicit FileStorage(std::string path) : path_(std::move(path)) {}
+
+  absl::StatusOr<std::string> Load() override { return ReadFile(path_); }
+
+  absl::Status Save(std::string_view blob, bool create) override {
+    if (create) {
+      struct stat st;
+      if (::lstat(path_.c_str(), &st) == 0) {
+        return absl::AlreadyExistsError(absl::StrCat("keyring exists: ", path_));
+      }
+      if (errno != ENOENT) return IoError("cannot stat", path_);
+    }
+    return WriteFileAtomically(path_, blob, /*replace=*/!create);
+  }
+
+ private:
+  const std::string path_;
+};
+
+absl::StatusOr<KeyMap> Unseal(std::string_view master_key, std::string_view body) {
+  if (!body.starts_with(kMagic)) return absl::DataLossError("keyring: not a Custos keyring");
+  body.remove_prefix(kMagic.size());
+  absl::StatusOr<std::string> json = AeadOpen(master_key, body, kFileAad);
+  if (!json.ok()) {
+    return absl::DataLossError("keyring: wrong master key, or the keyring was altered");
+  }
+  absl::StatusOr<KeyMap> keys = Parse(*json);
+  Wipe(*json);
+  return keys;
+}
+
 }  // namespace
 
+std::unique_ptr<KeyringStorage> FileKeyringStorage(std::string path) {
+  return std::make_unique<FileStorage>(std::move(path));
+}
+
 struct KeyringKeyProvider::State {
-  State(std::string path, std::string master_key, Random& random)
-      : path(std::move(path)), master_key(std::move(master_key)), random(random) {}
+  State(std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random)
+      : storage(std::move(storage)), master_key(std::move(master_key)), random(random) {}
   ~State() {
     Wipe(master_key);
     absl::MutexLock lock(&mu);
     WipeAll(keys);
   }
 
-  // Seals the whole keyring and replaces the file (or, with `replace` false, creates it).
+  // Seals the whole keyring and replaces the stored one (or, with `replace` false, creates it).
   absl::Status PersistLocked(bool replace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::string json = Serialize(keys);
     absl::StatusOr<std::string> sealed = AeadSeal(master_key, json, kFileAad, random);
     Wipe(json);
     if (!sealed.ok()) return sealed.status();
-    return WriteFileAtomically(path, absl::StrCat(Absl(kMagic), *sealed), replace);
+    return storage->Save(absl::StrCat(Absl(kMagic), *sealed), /*create=*/!replace);
   }
 
-  const std::string path;
+  const std::unique_ptr<KeyringStorage> storage;
   std::string master_key;
   Random& random;
   absl::Mutex mu;
   KeyMap keys ABSL_GUARDED_BY(mu);
 };
 
-KeyringKeyProvider::KeyringKeyProvider(std::string path, std::string master_key, Random& random)
-    : state_(std::make_unique<State>(std::move(path), std::move(master_key), random)) {}
+KeyringKeyProvider::KeyringKeyProvider(std::unique_ptr<KeyringStorage> storage,
+                                       std::string master_key, Random& random)
+    : state_(std::make_unique<State>(std::move(storage), std::move(master_key), random)) {}
 
 KeyringKeyProvider::~KeyringKeyProvider() = default;
 
 absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
     std::string path, std::string master_key, Random& random) {
+  return Create(FileKeyringStorage(std::move(path)), std::move(master_key), random);
+}
+
+absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
+    std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random) {
   if (absl::Status s = CheckMasterKey(master_key); !s.ok()) return s;
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("keyring exists: ", path));
-  }
-  if (errno != ENOENT) return IoError("cannot stat", path);
   std::unique_ptr<KeyringKeyProvider> provider(
-      new KeyringKeyProvider(std::move(path), std::move(master_key), random));
+      new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   State& s = *provider->state_;
   absl::MutexLock lock(&s.mu);
   if (absl::Status status = s.PersistLocked(/*replace=*/false); !status.ok()) return status;
@@ -278,21 +318,18 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
 absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(std::string path,
                                                                              std::string master_key,
                                                                              Random& random) {
+  return Open(FileKeyringStorage(std::move(path)), std::move(master_key), random);
+}
+
+absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(
+    std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random) {
   if (absl::Status s = CheckMasterKey(master_key); !s.ok()) return s;
-  absl::StatusOr<std::string> contents = ReadFile(path);
+  absl::StatusOr<std::string> contents = storage->Load();
   if (!contents.ok()) return contents.status();
-  std::string_view body = *contents;
-  if (!body.starts_with(kMagic)) return absl::DataLossError("keyring: not a Custos keyring");
-  body.remove_prefix(kMagic.size());
-  absl::StatusOr<std::string> json = AeadOpen(master_key, body, kFileAad);
-  if (!json.ok()) {
-    return absl::DataLossError("keyring: wrong master key, or the file was altered");
-  }
-  absl::StatusOr<KeyMap> keys = Parse(*json);
-  Wipe(*json);
+  absl::StatusOr<KeyMap> keys = Unseal(master_key, *contents);
   if (!keys.ok()) return keys.status();
   std::unique_ptr<KeyringKeyProvider> provider(
-      new KeyringKeyProvider(std::move(path), std::move(master_key), random));
+      new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   absl::MutexLock lock(&provider->state_->mu);
   provider->state_->keys = *std::move(keys);
   return provider;

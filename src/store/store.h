@@ -1,6 +1,7 @@
 // Storage seam of Custos: one control store (principals, tenants, workflow state, ledger) and one
 // cell store per region (a region's encrypted objects and wrapped data keys). Components depend
-// only on these interfaces; backends (SQLite: sqlite_*.cc, PostgreSQL later) implement them.
+// only on these interfaces; backends (SQLite: sqlite_*.cc, PostgreSQL: postgres_*.cc) implement
+// them.
 //
 // Every method is thread-safe and blocking (call it from a worker thread, never from an I/O
 // thread). Errors: kNotFound (no such row), kAlreadyExists (duplicate id), kUnavailable (the
@@ -187,5 +188,21 @@ absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::
                                                                      bool create);
 absl::StatusOr<std::unique_ptr<CellStore>> OpenSqliteCellStore(const std::string& path,
                                                                std::string region, bool create);
+
+// PostgreSQL backend (scale-out): `dsn` is a libpq connection string (URI or key=value) of the
+// database holding the store's schema: custos_control for the control store,
+// custos_cell_<region> ('-' becomes '_') for a region's cell. Opening applies the schema
+// migrations (creating the schema only if `create`). Durable commits need the server's
+// fsync=on and synchronous_commit=on (the defaults; sessions set synchronous_commit=on).
+// Connections are pooled and replaced when broken, so the stores recover by themselves once the
+// server is back. Errors: kUnavailable (server unreachable or refusing: retry later),
+// kFailedPrecondition (schema missing and !create, or newer than this binary),
+// kInvalidArgument (a region id that makes no schema name).
+absl::StatusOr<std::unique_ptr<ControlStore>> OpenPostgresControlStore(const std::string& dsn,
+                                                                       bool create);
+absl::StatusOr<std::unique_ptr<CellStore>> OpenPostgresCellStore(const std::string& dsn,
+                                                                 std::string region, bool create);
+// The schema that holds `region`'s cell: custos_cell_<region> with '-' replaced by '_'.
+std::string PostgresCellSchema(std::string_view region);
 
 }  // namespace custos::store

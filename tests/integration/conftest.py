@@ -4,7 +4,9 @@ Run: CUSTOS_BINARY=build/custos /usr/bin/python3 -m pytest -q tests/integration
 
 Environment:
   CUSTOS_BINARY   the custos executable (default: <repo>/build/custos)
-  CUSTOS_BACKEND  sqlite (default); postgresql is reserved for a later issue (see init_args)
+  CUSTOS_BACKEND  sqlite (default) or postgresql
+  CUSTOS_PG_DSN   postgresql: a server's DSN (scripts/with-postgres sets it); each data
+                  directory gets its own database on that server (see init_args)
 
 Everything here uses the standard library only: subprocess runs the binary, http.client talks
 HTTP (it sends the request-target raw: no normalisation of `..` or `//`), socket is used for
@@ -59,8 +61,32 @@ def init_args(data_dir: Path) -> list[str]:
         dsn = os.environ.get("CUSTOS_PG_DSN")
         if not dsn:
             pytest.skip("CUSTOS_BACKEND=postgresql needs CUSTOS_PG_DSN")
-        return ["init", "--data-dir", str(data_dir), "--backend", "postgresql", "--dsn", dsn]
+        return ["init", "--data-dir", str(data_dir), "--backend", "postgresql", "--dsn",
+                pg_database_for(dsn, data_dir)]
     raise pytest.UsageError(f"unknown CUSTOS_BACKEND {BACKEND!r}")
+
+
+def pg_dsn_with_database(dsn: str, database: str) -> str:
+    """`dsn` (a URI or key=value libpq string) pointed at another database of the same server."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return urllib.parse.urlunsplit(urllib.parse.urlsplit(dsn)._replace(path="/" + database))
+    return f"{dsn} dbname={database}"
+
+
+def pg_database_for(dsn: str, data_dir: Path) -> str:
+    """Each data directory gets its own database on the CUSTOS_PG_DSN server, so servers stay
+    isolated: custos_<digest of the directory's path>. A directory not yet initialised gets a
+    fresh one (dropping a leftover of an earlier run); an initialised one meets its own again,
+    so a second init of it is refused as on SQLite. Returns its DSN."""
+    name = "custos_" + hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:20]
+    script = (f"SELECT 'CREATE DATABASE {name}' "
+              f"WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}') \\gexec\n")
+    if not (Path(data_dir) / "custos.yaml").exists():
+        script = f"DROP DATABASE IF EXISTS {name} WITH (FORCE);\n" + script
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn], input=script,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"cannot create database {name}: {r.stderr}"
+    return pg_dsn_with_database(dsn, name)
 
 
 def requires_sqlite_files() -> None:

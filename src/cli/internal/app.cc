@@ -29,10 +29,26 @@ absl::StatusOr<DataDirConfig> ReadConfig(const std::string& data_dir) {
     DataDirConfig c;
     c.backend = n["backend"].as<std::string>("sqlite");
     c.origin = n["origin"].as<std::string>("");
-    c.keyring_path = n["keyring"].as<std::string>(data_dir + "/keyring");
+    const std::string keyring_store = n["keyring_store"].as<std::string>("file");
+    if (keyring_store != "file" && keyring_store != "control") {
+      return absl::InvalidArgumentError(
+          StrCat(path, ": keyring_store is ", keyring_store, " (file or control)"));
+    }
+    if (keyring_store == "file") {
+      c.keyring_path = n["keyring"].as<std::string>(data_dir + "/keyring");
+    }
     c.regions_file = n["regions"].as<std::string>(data_dir + "/regions.yaml");
-    if (c.backend != "sqlite") {
-      return absl::InvalidArgumentError("backend " + c.backend + " is not supported yet");
+    c.dsn = n["dsn"].as<std::string>("");
+    if (const YAML::Node cells = n["cell_dsn"]; cells && cells.IsMap()) {
+      for (const auto& kv : cells) {
+        c.cell_dsns[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      }
+    }
+    if (c.backend == "postgresql") {
+      if (c.dsn.empty()) return absl::InvalidArgumentError(path + ": postgresql needs a dsn");
+    } else if (c.backend != "sqlite") {
+      return absl::InvalidArgumentError(
+          StrCat(path, ": unknown backend ", c.backend, " (sqlite or postgresql)"));
     }
     return c;
   } catch (const YAML::Exception& e) {
@@ -45,13 +61,81 @@ absl::Status WriteConfig(const std::string& data_dir, const DataDirConfig& c) {
   out << YAML::BeginMap;
   out << YAML::Key << "backend" << YAML::Value << c.backend;
   out << YAML::Key << "origin" << YAML::Value << c.origin;
-  out << YAML::Key << "keyring" << YAML::Value << c.keyring_path;
+  if (c.keyring_path.empty()) {
+    out << YAML::Key << "keyring_store" << YAML::Value << "control";
+  } else {
+    out << YAML::Key << "keyring" << YAML::Value << c.keyring_path;
+  }
   out << YAML::Key << "regions" << YAML::Value << c.regions_file;
+  if (c.backend == "postgresql") {
+    out << YAML::Key << "dsn" << YAML::Value << c.dsn;
+    if (!c.cell_dsns.empty()) {
+      out << YAML::Key << "cell_dsn" << YAML::Value << YAML::BeginMap;
+      for (const auto& [region, dsn] : c.cell_dsns) {
+        out << YAML::Key << region << YAML::Value << dsn;
+      }
+      out << YAML::EndMap;
+    }
+  }
   out << YAML::EndMap;
   std::ofstream f(data_dir + "/custos.yaml");
   f << "# Written by `custos init`.\n" << out.c_str() << "\n";
   if (!f) return absl::UnavailableError("cannot write custos.yaml");
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(
+    const std::string& data_dir, const DataDirConfig& config, bool create) {
+  if (config.backend == "postgresql") return store::OpenPostgresControlStore(config.dsn, create);
+  return store::OpenSqliteControlStore(data_dir + "/control.db", create);
+}
+
+absl::StatusOr<std::unique_ptr<store::CellStore>> OpenCellStore(const std::string& data_dir,
+                                                                const DataDirConfig& config,
+                                                                const std::string& region,
+                                                                bool create) {
+  if (config.backend == "postgresql") {
+    auto it = config.cell_dsns.find(region);
+    return store::OpenPostgresCellStore(it == config.cell_dsns.end() ? config.dsn : it->second,
+                                        region, create);
+  }
+  return store::OpenSqliteCellStore(StrCat(data_dir, "/cells/", region, ".db"), region, create);
+}
+
+namespace {
+
+constexpr std::string_view kKeyringSetting = "keyring";
+
+class ControlStoreKeyringStorage final : public crypto::KeyringStorage {
+ public:
+  explicit ControlStoreKeyringStorage(store::ControlStore& control) : control_(control) {}
+
+  absl::StatusOr<std::string> Load() override {
+    auto blob = control_.GetSetting(kKeyringSetting);
+    if (absl::IsNotFound(blob.status())) {
+      return absl::NotFoundError("no keyring in the control store");
+    }
+    return blob;
+  }
+
+  // One upsert: replaced atomically and durably by the control store's transaction.
+  absl::Status Save(std::string_view blob, bool create) override {
+    if (create) {
+      auto existing = control_.GetSetting(kKeyringSetting);
+      if (existing.ok()) return absl::AlreadyExistsError("the control store holds a keyring");
+      if (!absl::IsNotFound(existing.status())) return existing.status();
+    }
+    return control_.PutSetting(kKeyringSetting, blob);
+  }
+
+ private:
+  store::ControlStore& control_;
+};
+
+}  // namespace
+
+std::unique_ptr<crypto::KeyringStorage> ControlStoreKeyring(store::ControlStore& control) {
+  return std::make_unique<ControlStoreKeyringStorage>(control);
 }
 
 absl::StatusOr<std::string> ReadMasterKey(const std::string& path) {
@@ -124,13 +208,16 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   auto master = ReadMasterKey(o.master_key_file.empty() ? data_dir + "/master.key"
                                                          : o.master_key_file);
   if (!master.ok()) return master.status();
-  auto keyring = crypto::KeyringKeyProvider::Open(config->keyring_path, *master, app->random);
-  if (!keyring.ok()) return keyring.status();
-  app->keys = std::move(*keyring);
-
-  auto control = store::OpenSqliteControlStore(data_dir + "/control.db", /*create=*/false);
+  auto control = OpenControlStore(data_dir, *config, /*create=*/false);
   if (!control.ok()) return control.status();
   app->control = std::move(*control);
+
+  auto keyring = crypto::KeyringKeyProvider::Open(
+      config->keyring_path.empty() ? ControlStoreKeyring(*app->control)
+                                   : crypto::FileKeyringStorage(config->keyring_path),
+      *master, app->random);
+  if (!keyring.ok()) return keyring.status();
+  app->keys = std::move(*keyring);
 
   auto seed = OpenSealedSetting(*app->control, *master, kLedgerKeySetting);
   if (!seed.ok()) return seed.status();
@@ -149,8 +236,7 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   std::map<std::string, store::CellStore*> cells;
   for (const auto& region : app->catalog.regions()) {
     // Cells are created with the catalog, so a region added to it later gets its cell here.
-    auto cell = store::OpenSqliteCellStore(
-        StrCat(data_dir, "/cells/", region.id, ".db"), region.id, /*create=*/true);
+    auto cell = OpenCellStore(data_dir, *config, region.id, /*create=*/true);
     if (!cell.ok()) return cell.status();
     cells[region.id] = cell->get();
     app->cells[region.id] = std::move(*cell);

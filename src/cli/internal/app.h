@@ -20,14 +20,31 @@ namespace custos::cli::internal {
 
 // The data directory's configuration (custos.yaml).
 struct DataDirConfig {
-  std::string backend = "sqlite";
+  std::string backend = "sqlite";  // "sqlite" | "postgresql"
   std::string origin;
-  std::string keyring_path;
+  std::string keyring_path;  // empty: the sealed keyring lives in the control store
   std::string regions_file;
+  // PostgreSQL only: the database of the control store (schema custos_control) and of every
+  // cell not named in cell_dsns (schema custos_cell_<region>).
+  std::string dsn;
+  std::map<std::string, std::string> cell_dsns;  // region -> DSN of that region's cell
 };
 
 absl::StatusOr<DataDirConfig> ReadConfig(const std::string& data_dir);
 absl::Status WriteConfig(const std::string& data_dir, const DataDirConfig& config);
+
+// The stores a configuration names: files under data_dir (SQLite) or schemas on the configured
+// servers (PostgreSQL). `create` creates missing files or schemas.
+absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(
+    const std::string& data_dir, const DataDirConfig& config, bool create);
+absl::StatusOr<std::unique_ptr<store::CellStore>> OpenCellStore(const std::string& data_dir,
+                                                                const DataDirConfig& config,
+                                                                const std::string& region,
+                                                                bool create);
+
+// The keyring storage that keeps the sealed keyring in the control store (setting "keyring"),
+// as the PostgreSQL backend does so that every instance shares it. `control` must outlive it.
+std::unique_ptr<crypto::KeyringStorage> ControlStoreKeyring(store::ControlStore& control);
 
 // Reads a 32-byte master key stored as 64 hex characters. kFailedPrecondition if the file is
 // readable by group or others.
@@ -38,8 +55,8 @@ struct App {
   std::unique_ptr<Clock> clock;
   OffsetClock* fake_clock = nullptr;
   residency::Catalog catalog;
+  std::unique_ptr<store::ControlStore> control;  // before keys: the keyring may live in it
   std::unique_ptr<crypto::KeyProvider> keys;
-  std::unique_ptr<store::ControlStore> control;
   std::map<std::string, std::unique_ptr<store::CellStore>> cells;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<ledger::EventLog> events;

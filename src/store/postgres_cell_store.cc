@@ -1,0 +1,338 @@
+// CellStore on PostgreSQL: schema custos_cell_<region> ('-' read as '_') of the given server,
+// which for a real deployment is a database in that region.
+//
+// Same tables and semantics as sqlite_cell_store.cc. Keys are TEXT COLLATE "C" so that order and
+// ranges are bytewise, as in SQLite. Durability comes from the server (fsync=on,
+// synchronous_commit=on: see internal/pg_pool.h).
+#include <algorithm>
+#include <array>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "base/strings.h"
+#include "store/internal/pg_pool.h"
+#include "store/internal/pg_values.h"
+#include "store/store.h"
+
+namespace custos::store {
+namespace {
+
+using internal::Bytes;
+using internal::PgMigration;
+using internal::PgPool;
+using internal::PgStatement;
+using internal::ReadBytes;
+
+constexpr std::array<PgMigration, 1> kMigrations = {{
+    {1, R"sql(
+CREATE TABLE objects(
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  key TEXT COLLATE "C" NOT NULL,
+  version BIGINT NOT NULL,
+  dek_version BIGINT NOT NULL,
+  size BIGINT NOT NULL,
+  sha256 TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  sealed BYTEA NOT NULL,
+  PRIMARY KEY(tenant_id, key));
+-- Sealed content is random bytes: do not try to compress it.
+ALTER TABLE objects ALTER COLUMN sealed SET STORAGE EXTERNAL;
+CREATE TABLE data_keys(
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  version BIGINT NOT NULL,
+  wrapped BYTEA NOT NULL,
+  seals BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY(tenant_id, version));
+)sql"},
+}};
+
+#define CUSTOS_OBJECT_META "key, version, dek_version, size, sha256, content_type, updated_at"
+
+const std::vector<PgStatement>& Statements() {
+  static const auto* kStatements = new std::vector<PgStatement>{
+      {"put_object",
+       "INSERT INTO objects AS o(tenant_id, key, version, dek_version, size, sha256, "
+       "content_type, updated_at, sealed) VALUES($1, $2, 1, $3, $4, $5, $6, $7, $8) "
+       "ON CONFLICT(tenant_id, key) DO UPDATE SET version = o.version + 1, "
+       "dek_version = EXCLUDED.dek_version, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, "
+       "content_type = EXCLUDED.content_type, updated_at = EXCLUDED.updated_at, "
+       "sealed = EXCLUDED.sealed RETURNING version"},
+      {"delete_object", "DELETE FROM objects WHERE tenant_id = $1 AND key = $2 RETURNING version"},
+      {"count_seals",
+       "UPDATE data_keys SET seals = seals + $1 WHERE tenant_id = $2 AND version = $3"},
+      {"get_object",
+       "SELECT " CUSTOS_OBJECT_META ", sealed FROM objects WHERE tenant_id = $1 AND key = $2"},
+      // Listings: from the prefix (>=) or after the cursor (>), up to the prefix's bound or not.
+      {"list_ge", "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key >= $2 "
+                  "ORDER BY key LIMIT $3"},
+      {"list_gt", "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
+                  "ORDER BY key LIMIT $3"},
+      {"list_ge_lt",
+       "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key >= $2 "
+       "AND key < $4 ORDER BY key LIMIT $3"},
+      {"list_gt_lt", "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
+                     "AND key < $4 ORDER BY key LIMIT $3"},
+      // A prefix that is not valid UTF-8 (e.g. a character cut in half) compared as bytes.
+      {"list_bytes_prefix",
+       "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
+       "AND substring(convert_to(key, 'UTF8') FROM 1 FOR $4) = $5 ORDER BY key LIMIT $3"},
+      {"usage",
+       "SELECT COUNT(*), COALESCE(SUM(octet_length(sealed)), 0) FROM objects "
+       "WHERE tenant_id = $1"},
+      {"insert_data_key",
+       "INSERT INTO data_keys(tenant_id, version, wrapped, seals, created_at) "
+       "VALUES($1, $2, $3, $4, $5)"},
+      {"list_data_keys",
+       "SELECT version, wrapped, seals, created_at FROM data_keys WHERE tenant_id = $1 "
+       "ORDER BY version"},
+  };
+  return *kStatements;
+}
+
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629), 0 if invalid.
+size_t Utf8Length(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xc0) == 0x80; };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
+    if (c == 0xed && b(i + 1) >= 0xa0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
+    if (c == 0xf4 && b(i + 1) >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+bool ValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8Length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string EncodeUtf8(uint32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+  return out;
+}
+
+// For a valid UTF-8 `prefix`: the smallest valid UTF-8 string greater than every string that
+// starts with it (its last code point incremented; UTF-8 byte order is code point order), or ""
+// if there is none. Keys must be valid UTF-8 in PostgreSQL, so the bytewise bound that SQLite
+// uses (last byte + 1) could not be sent.
+std::string Utf8PrefixUpperBound(std::string_view prefix) {
+  std::string upper(prefix);
+  while (!upper.empty()) {
+    size_t start = upper.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(upper[start]) & 0xc0) == 0x80) --start;
+    std::string_view last = std::string_view(upper).substr(start);
+    uint32_t cp = static_cast<unsigned char>(last[0]);
+    if (last.size() > 1) {
+      cp &= 0xff >> (last.size() + 1);
+      for (size_t k = 1; k < last.size(); ++k) cp = (cp << 6) | (last[k] & 0x3f);
+    }
+    upper.resize(start);
+    if (cp < 0x10ffff) {
+      uint32_t next = cp + 1 == 0xd800 ? 0xe000 : cp + 1;
+      return upper + EncodeUtf8(next);
+    }
+  }
+  return upper;
+}
+
+class PostgresCellStore final : public CellStore {
+ public:
+  PostgresCellStore(std::unique_ptr<PgPool> pool, std::string region)
+      : pool_(std::move(pool)), region_(std::move(region)) {}
+
+  const std::string& region() const override { return region_; }
+
+  absl::StatusOr<std::vector<CellWriteResult>> Apply(std::span<const CellWrite> writes) override {
+    for (const CellWrite& w : writes) {
+      const StoredObject& o = w.object;
+      if (auto s = internal::CheckText({o.tenant_id, o.key, o.sha256_hex, o.content_type});
+          !s.ok()) {
+        return s;
+      }
+    }
+    std::vector<CellWriteResult> results;
+    results.reserve(writes.size());
+    absl::Status s = pool_->Write("apply cell writes", [&](pqxx::work& txn) -> absl::Status {
+      results.clear();
+      std::map<std::pair<std::string, int64_t>, int64_t> seals;  // (tenant, dek) -> count
+      for (const CellWrite& w : writes) {
+        const StoredObject& o = w.object;
+        if (w.op == CellWrite::Op::kPut) {
+          auto row =
+              txn.exec_prepared1("put_object", o.tenant_id, o.key, o.dek_version, o.size,
+                                 o.sha256_hex, o.content_type, o.updated_at_ms, Bytes(o.sealed));
+          int64_t version = row[0].as<int64_t>();
+          results.push_back({version, version > 1});
+          ++seals[{o.tenant_id, o.dek_version}];
+        } else {
+          auto r = txn.exec_prepared("delete_object", o.tenant_id, o.key);
+          results.push_back({0, !r.empty()});
+        }
+      }
+      for (const auto& [tenant_dek, n] : seals) {
+        txn.exec_prepared0("count_seals", n, tenant_dek.first, tenant_dek.second);
+      }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return results;
+  }
+
+  absl::StatusOr<StoredObject> GetObject(std::string_view tenant_id,
+                                         std::string_view key) override {
+    if (internal::HasNul(tenant_id) || internal::HasNul(key)) {
+      return absl::NotFoundError("no such object");
+    }
+    return pool_->Read(
+        "get object", [&](pqxx::nontransaction& txn) -> absl::StatusOr<StoredObject> {
+          auto r = txn.exec_prepared("get_object", std::string(tenant_id), std::string(key));
+          if (r.empty()) return absl::NotFoundError("no such object");
+          StoredObject o = ReadMeta(r[0], tenant_id);
+          o.sealed = ReadBytes(r[0][7]);
+          return o;
+        });
+  }
+
+  absl::StatusOr<std::vector<StoredObject>> ListObjects(std::string_view tenant_id,
+                                                        std::string_view prefix,
+                                                        std::string_view start_after,
+                                                        int limit) override {
+    // No stored key or tenant id holds a NUL (PostgreSQL's TEXT cannot): nothing matches.
+    if (internal::HasNul(tenant_id) || internal::HasNul(prefix) || internal::HasNul(start_after)) {
+      return std::vector<StoredObject>{};
+    }
+    const std::string tenant(tenant_id);
+    const int64_t n = limit;
+    return pool_->Read(
+        "list objects",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<StoredObject>> {
+          pqxx::result rows;
+          if (!ValidUtf8(prefix)) {
+            // Rare (the API validates keys, not prefixes): a bytewise prefix test.
+            rows = txn.exec_prepared("list_bytes_prefix", tenant, std::string(start_after), n,
+                                     static_cast<int64_t>(prefix.size()), Bytes(prefix));
+          } else {
+            // Start at the later of the prefix and the cursor; the range keeps to the prefix.
+            const bool after_cursor = start_after >= prefix;
+            const std::string lower(after_cursor ? start_after : prefix);
+            const std::string upper = Utf8PrefixUpperBound(prefix);
+            if (upper.empty()) {
+              rows = txn.exec_prepared(after_cursor ? "list_gt" : "list_ge", tenant, lower, n);
+            } else {
+              rows = txn.exec_prepared(after_cursor ? "list_gt_lt" : "list_ge_lt", tenant, lower, n,
+                                       upper);
+            }
+          }
+          std::vector<StoredObject> out;
+          out.reserve(rows.size());
+          for (const auto& row : rows) out.push_back(ReadMeta(row, tenant_id));
+          return out;
+        });
+  }
+
+  absl::StatusOr<CellUsage> Usage(std::string_view tenant_id) override {
+    if (internal::HasNul(tenant_id)) return CellUsage{};
+    return pool_->Read("cell usage", [&](pqxx::nontransaction& txn) -> absl::StatusOr<CellUsage> {
+      auto r = txn.exec_prepared1("usage", std::string(tenant_id));
+      return CellUsage{r[0].as<int64_t>(), r[1].as<int64_t>()};
+    });
+  }
+
+  absl::Status PutDataKey(const DataKeyRecord& k) override {
+    if (auto s = internal::CheckText({k.tenant_id}); !s.ok()) return s;
+    return pool_->Write("put data key", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("insert_data_key", k.tenant_id, k.version, Bytes(k.wrapped), k.seals,
+                         k.created_at);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<DataKeyRecord>> ListDataKeys(std::string_view tenant_id) override {
+    if (internal::HasNul(tenant_id)) return std::vector<DataKeyRecord>{};
+    return pool_->Read(
+        "list data keys",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<DataKeyRecord>> {
+          std::vector<DataKeyRecord> out;
+          for (const auto& row : txn.exec_prepared("list_data_keys", std::string(tenant_id))) {
+            out.push_back({std::string(tenant_id), row[0].as<int64_t>(), ReadBytes(row[1]),
+                           row[2].as<int64_t>(), row[3].as<int64_t>()});
+          }
+          return out;
+        });
+  }
+
+ private:
+  static StoredObject ReadMeta(const pqxx::row& r, std::string_view tenant_id) {
+    StoredObject o;
+    o.tenant_id = std::string(tenant_id);
+    o.key = r[0].as<std::string>();
+    o.version = r[1].as<int64_t>();
+    o.dek_version = r[2].as<int64_t>();
+    o.size = r[3].as<int64_t>();
+    o.sha256_hex = r[4].as<std::string>();
+    o.content_type = r[5].as<std::string>();
+    o.updated_at_ms = r[6].as<int64_t>();
+    return o;
+  }
+
+  std::unique_ptr<PgPool> pool_;
+  std::string region_;
+};
+
+}  // namespace
+
+std::string PostgresCellSchema(std::string_view region) {
+  std::string schema = StrCat("custos_cell_", region);
+  std::replace(schema.begin(), schema.end(), '-', '_');
+  return schema;
+}
+
+absl::StatusOr<std::unique_ptr<CellStore>> OpenPostgresCellStore(const std::string& dsn,
+                                                                 std::string region, bool create) {
+  if (region.empty() || internal::HasNul(region)) {
+    return absl::InvalidArgumentError("a cell needs a region id");
+  }
+  PgPool::Options options;
+  options.dsn = dsn;
+  options.schema = PostgresCellSchema(region);
+  options.statements = Statements();
+  options.max_connections = 8;
+  options.max_idle = 2;
+  auto pool = PgPool::Open(std::move(options), kMigrations, create);
+  if (!pool.ok()) return pool.status();
+  return std::make_unique<PostgresCellStore>(std::move(*pool), std::move(region));
+}
+
+}  // namespace custos::store

@@ -1,0 +1,345 @@
+// ControlStore on PostgreSQL: schema custos_control of the given server.
+//
+// Same tables and semantics as sqlite_control_store.cc; binary columns are BYTEA, identifiers
+// that are ordered are COLLATE "C" (bytewise, as SQLite). Durability comes from the server
+// (fsync=on, synchronous_commit=on: see internal/pg_pool.h).
+#include <array>
+#include <string>
+
+#include "base/errors.h"
+#include "base/strings.h"
+#include "store/internal/pg_pool.h"
+#include "store/internal/pg_values.h"
+#include "store/store.h"
+
+namespace custos::store {
+namespace {
+
+using internal::Bytes;
+using internal::PgMigration;
+using internal::PgPool;
+using internal::PgStatement;
+using internal::ReadBytes;
+
+constexpr char kControlSchema[] = "custos_control";
+
+constexpr std::array<PgMigration, 2> kMigrations = {{
+    {1, R"sql(
+CREATE TABLE principals(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT NOT NULL,
+  sealed_name BYTEA NOT NULL,
+  role TEXT NOT NULL,
+  tenant_id TEXT COLLATE "C",
+  token_sha256 TEXT COLLATE "C" NOT NULL UNIQUE,
+  attributes_json TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  disabled BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE TABLE tenants(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  sealed_name BYTEA NOT NULL,
+  profile_json TEXT NOT NULL,
+  geography TEXT NOT NULL,
+  home_region TEXT NOT NULL,
+  replica_region TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at BIGINT NOT NULL);
+CREATE TABLE settings(
+  name TEXT COLLATE "C" PRIMARY KEY,
+  value BYTEA NOT NULL);
+)sql"},
+    {2, R"sql(
+CREATE TABLE ledger_tiles(
+  level INTEGER NOT NULL,
+  idx BIGINT NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY(level, idx));
+CREATE TABLE ledger_state(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  size BIGINT NOT NULL,
+  frontier BYTEA NOT NULL);
+INSERT INTO ledger_state(id, size, frontier) VALUES(1, 0, decode('', 'hex'));
+CREATE TABLE ledger_checkpoints(
+  size BIGINT PRIMARY KEY,
+  note TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL);
+CREATE TABLE ledger_records(
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  first_index BIGINT NOT NULL,
+  last_index BIGINT NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY(tenant_id, first_index));
+-- Sealed records are random bytes: do not try to compress them.
+ALTER TABLE ledger_records ALTER COLUMN data SET STORAGE EXTERNAL;
+)sql"},
+}};
+
+#define CUSTOS_PRINCIPAL_COLUMNS                                                                 \
+  "id, name, role, tenant_id, token_sha256, attributes_json, created_at, expires_at, disabled, " \
+  "sealed_name"
+#define CUSTOS_TENANT_COLUMNS \
+  "id, sealed_name, profile_json, geography, home_region, replica_region, state, created_at"
+
+const std::vector<PgStatement>& Statements() {
+  static const auto* kStatements = new std::vector<PgStatement>{
+      {"insert_principal", "INSERT INTO principals(" CUSTOS_PRINCIPAL_COLUMNS
+                           ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
+      {"principal_by_id", "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE id = $1"},
+      {"principal_by_token",
+       "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE token_sha256 = $1"},
+      {"insert_tenant",
+       "INSERT INTO tenants(" CUSTOS_TENANT_COLUMNS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8)"},
+      {"tenant_by_id", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants WHERE id = $1"},
+      {"list_tenants", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants ORDER BY created_at, id"},
+      {"get_setting", "SELECT value FROM settings WHERE name = $1"},
+      {"put_setting",
+       "INSERT INTO settings(name, value) VALUES($1, $2) "
+       "ON CONFLICT(name) DO UPDATE SET value = EXCLUDED.value"},
+      {"lock_ledger_state", "SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE"},
+      {"put_tile",
+       "INSERT INTO ledger_tiles(level, idx, data) VALUES($1, $2, $3) "
+       "ON CONFLICT(level, idx) DO UPDATE SET data = EXCLUDED.data"},
+      {"insert_record_group",
+       "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
+       "VALUES($1, $2, $3, $4)"},
+      {"update_ledger_state", "UPDATE ledger_state SET size = $1, frontier = $2 WHERE id = 1"},
+      {"ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1"},
+      {"get_tile", "SELECT data FROM ledger_tiles WHERE level = $1 AND idx = $2"},
+      {"insert_checkpoint",
+       "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES($1, $2, $3)"},
+      {"latest_checkpoint",
+       "SELECT size, note, created_at_ms FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"},
+      {"record_groups",
+       "SELECT first_index, last_index, data FROM ledger_records "
+       "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY first_index LIMIT $3"},
+  };
+  return *kStatements;
+}
+
+PrincipalRecord ReadPrincipal(const pqxx::row& r) {
+  PrincipalRecord p;
+  p.id = r[0].as<std::string>();
+  p.name = r[1].as<std::string>();
+  p.role = r[2].as<std::string>();
+  if (!r[3].is_null()) p.tenant_id = r[3].as<std::string>();
+  p.token_sha256 = r[4].as<std::string>();
+  p.attributes_json = r[5].as<std::string>();
+  p.created_at = r[6].as<int64_t>();
+  if (!r[7].is_null()) p.expires_at = r[7].as<int64_t>();
+  p.disabled = r[8].as<bool>();
+  p.sealed_name = ReadBytes(r[9]);
+  return p;
+}
+
+TenantRecord ReadTenant(const pqxx::row& r) {
+  TenantRecord t;
+  t.id = r[0].as<std::string>();
+  t.sealed_name = ReadBytes(r[1]);
+  t.profile_json = r[2].as<std::string>();
+  t.geography = r[3].as<std::string>();
+  t.home_region = r[4].as<std::string>();
+  t.replica_region = r[5].as<std::string>();
+  t.state = r[6].as<std::string>();
+  t.created_at = r[7].as<int64_t>();
+  return t;
+}
+
+class PostgresControlStore final : public ControlStore {
+ public:
+  explicit PostgresControlStore(std::unique_ptr<PgPool> pool) : pool_(std::move(pool)) {}
+
+  absl::Status InsertPrincipal(const PrincipalRecord& p) override {
+    if (auto s = internal::CheckText(
+            {p.id, p.name, p.role, p.tenant_id, p.token_sha256, p.attributes_json});
+        !s.ok()) {
+      return s;
+    }
+    std::string expires = p.expires_at ? std::to_string(*p.expires_at) : "";
+    return pool_->Write("insert principal", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("insert_principal", p.id, p.name, p.role,
+                         p.tenant_id.empty() ? nullptr : p.tenant_id.c_str(), p.token_sha256,
+                         p.attributes_json, p.created_at, p.expires_at ? expires.c_str() : nullptr,
+                         p.disabled, Bytes(p.sealed_name));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<PrincipalRecord> GetPrincipal(std::string_view id) override {
+    return QueryPrincipal("principal_by_id", id);
+  }
+
+  absl::StatusOr<PrincipalRecord> FindPrincipalByTokenHash(std::string_view sha256_hex) override {
+    return QueryPrincipal("principal_by_token", sha256_hex);
+  }
+
+  absl::Status InsertTenant(const TenantRecord& t) override {
+    if (auto s = internal::CheckText(
+            {t.id, t.profile_json, t.geography, t.home_region, t.replica_region, t.state});
+        !s.ok()) {
+      return s;
+    }
+    return pool_->Write("insert tenant", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("insert_tenant", t.id, Bytes(t.sealed_name), t.profile_json, t.geography,
+                         t.home_region, t.replica_region, t.state, t.created_at);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<TenantRecord> GetTenant(std::string_view id) override {
+    if (internal::HasNul(id)) return absl::NotFoundError("no such tenant");
+    return pool_->Read("get tenant",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<TenantRecord> {
+                         auto r = txn.exec_prepared("tenant_by_id", std::string(id));
+                         if (r.empty()) return absl::NotFoundError("no such tenant");
+                         return ReadTenant(r[0]);
+                       });
+  }
+
+  absl::StatusOr<std::vector<TenantRecord>> ListTenants() override {
+    return pool_->Read("list tenants",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<TenantRecord>> {
+                         std::vector<TenantRecord> out;
+                         for (const auto& row : txn.exec_prepared("list_tenants")) {
+                           out.push_back(ReadTenant(row));
+                         }
+                         return out;
+                       });
+  }
+
+  absl::StatusOr<std::string> GetSetting(std::string_view name) override {
+    if (internal::HasNul(name)) return absl::NotFoundError("no such setting");
+    return pool_->Read("get setting",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::string> {
+                         auto r = txn.exec_prepared("get_setting", std::string(name));
+                         if (r.empty()) return absl::NotFoundError("no such setting");
+                         return ReadBytes(r[0][0]);
+                       });
+  }
+
+  absl::Status PutSetting(std::string_view name, std::string_view value) override {
+    if (auto s = internal::CheckText({name}); !s.ok()) return s;
+    return pool_->Write("put setting", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("put_setting", std::string(name), Bytes(value));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status CommitLedgerBatch(const LedgerBatch& b) override {
+    for (const LedgerRecordGroup& g : b.records) {
+      if (auto s = internal::CheckText({g.tenant_id}); !s.ok()) return s;
+    }
+    absl::Status s = pool_->Write("commit ledger batch", [&](pqxx::work& txn) -> absl::Status {
+      // The state row stays locked until commit: a second sequencer waits here, then sees the
+      // size this batch wrote and gives up (kAborted) instead of forking the log.
+      auto size = txn.exec_prepared("lock_ledger_state");
+      if (size.empty() || size[0][0].as<int64_t>() != static_cast<int64_t>(b.old_size)) {
+        return Conflict("the ledger was extended by another sequencer");
+      }
+      for (const LedgerTile& t : b.tiles) {
+        txn.exec_prepared0("put_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
+      }
+      for (const LedgerRecordGroup& g : b.records) {
+        txn.exec_prepared0("insert_record_group", g.tenant_id, static_cast<int64_t>(g.first_index),
+                           static_cast<int64_t>(g.last_index), Bytes(g.data));
+      }
+      txn.exec_prepared0("update_ledger_state", static_cast<int64_t>(b.new_size),
+                         Bytes(b.frontier));
+      return absl::OkStatus();
+    });
+    if (absl::IsUnavailable(s)) {
+      // The connection may have failed after COMMIT was sent. If the stored state is exactly
+      // this batch's (no other batch ends at this size with this frontier), it was committed.
+      auto state = LoadLedgerState();
+      if (state.ok() && state->size == b.new_size && state->frontier == b.frontier) {
+        return absl::OkStatus();
+      }
+    }
+    return s;
+  }
+
+  absl::StatusOr<LedgerState> LoadLedgerState() override {
+    return pool_->Read(
+        "load ledger state", [&](pqxx::nontransaction& txn) -> absl::StatusOr<LedgerState> {
+          auto r = txn.exec_prepared("ledger_state");
+          if (r.empty()) return absl::DataLossError("ledger state row is missing");
+          return LedgerState{static_cast<uint64_t>(r[0][0].as<int64_t>()), ReadBytes(r[0][1])};
+        });
+  }
+
+  absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) override {
+    return pool_->Read("read ledger tile",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::string> {
+                         auto r = txn.exec_prepared("get_tile", level, static_cast<int64_t>(index));
+                         if (r.empty()) return absl::NotFoundError("no such tile");
+                         return ReadBytes(r[0][0]);
+                       });
+  }
+
+  absl::Status PutCheckpoint(const LedgerCheckpoint& cp) override {
+    if (auto s = internal::CheckText({cp.note}); !s.ok()) return s;
+    return pool_->Write("put checkpoint", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("insert_checkpoint", static_cast<int64_t>(cp.size), cp.note,
+                         cp.created_at_ms);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<LedgerCheckpoint> LatestCheckpoint() override {
+    return pool_->Read("latest checkpoint",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<LedgerCheckpoint> {
+                         auto r = txn.exec_prepared("latest_checkpoint");
+                         if (r.empty()) return absl::NotFoundError("no checkpoint");
+                         return LedgerCheckpoint{static_cast<uint64_t>(r[0][0].as<int64_t>()),
+                                                 r[0][1].as<std::string>(), r[0][2].as<int64_t>()};
+                       });
+  }
+
+  absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(std::string_view tenant_id,
+                                                                  uint64_t from_index,
+                                                                  int limit) override {
+    if (internal::HasNul(tenant_id)) return std::vector<LedgerRecordGroup>{};
+    return pool_->Read(
+        "read record groups",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<LedgerRecordGroup>> {
+          std::vector<LedgerRecordGroup> out;
+          for (const auto& row :
+               txn.exec_prepared("record_groups", std::string(tenant_id),
+                                 static_cast<int64_t>(from_index), static_cast<int64_t>(limit))) {
+            out.push_back({std::string(tenant_id), static_cast<uint64_t>(row[0].as<int64_t>()),
+                           static_cast<uint64_t>(row[1].as<int64_t>()), ReadBytes(row[2])});
+          }
+          return out;
+        });
+  }
+
+ private:
+  absl::StatusOr<PrincipalRecord> QueryPrincipal(const char* statement, std::string_view value) {
+    if (internal::HasNul(value)) return absl::NotFoundError("no such principal");
+    return pool_->Read("get principal",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<PrincipalRecord> {
+                         auto r = txn.exec_prepared(statement, std::string(value));
+                         if (r.empty()) return absl::NotFoundError("no such principal");
+                         return ReadPrincipal(r[0]);
+                       });
+  }
+
+  std::unique_ptr<PgPool> pool_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ControlStore>> OpenPostgresControlStore(const std::string& dsn,
+                                                                       bool create) {
+  PgPool::Options options;
+  options.dsn = dsn;
+  options.schema = kControlSchema;
+  options.statements = Statements();
+  options.max_connections = 16;
+  options.max_idle = 8;
+  auto pool = PgPool::Open(std::move(options), kMigrations, create);
+  if (!pool.ok()) return pool.status();
+  return std::make_unique<PostgresControlStore>(std::move(*pool));
+}
+
+}  // namespace custos::store

@@ -1,0 +1,409 @@
+// The store contract (store/store.h), run on every backend: SQLite files in a temp dir, and a
+// fresh PostgreSQL database when CUSTOS_PG_DSN names a server (skipped otherwise).
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "testing/pg_test_db.h"
+#include "testing/temp_dir.h"
+
+namespace custos::store {
+namespace {
+
+using custos::testing::PgServerDsn;
+using custos::testing::PgTestDatabase;
+using custos::testing::TempDir;
+
+enum class Backend { kSqlite, kPostgres };
+
+StoredObject Obj(std::string tenant, std::string key, std::string sealed = "sealed") {
+  StoredObject o;
+  o.tenant_id = std::move(tenant);
+  o.key = std::move(key);
+  o.dek_version = 1;
+  o.size = 3;
+  o.sha256_hex = "ab";
+  o.content_type = "text/plain";
+  o.updated_at_ms = 1;
+  o.sealed = std::move(sealed);
+  return o;
+}
+
+CellWrite Put(StoredObject o) { return {CellWrite::Op::kPut, std::move(o)}; }
+CellWrite Del(std::string tenant, std::string key) {
+  return {CellWrite::Op::kDelete, Obj(std::move(tenant), std::move(key))};
+}
+
+std::vector<std::string> Keys(const absl::StatusOr<std::vector<StoredObject>>& page) {
+  std::vector<std::string> out;
+  if (!page.ok()) return {"error: " + std::string(page.status().message())};
+  for (const auto& o : *page) out.push_back(o.key);
+  return out;
+}
+
+class StoreContract : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres) {
+      auto server = PgServerDsn();
+      if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set (scripts/with-postgres sets it)";
+      pg_ = std::make_unique<PgTestDatabase>(*server);
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<ControlStore>> OpenControl(bool create = true) {
+    if (pg_) return OpenPostgresControlStore(pg_->dsn(), create);
+    return OpenSqliteControlStore(dir_.File("control.db"), create);
+  }
+
+  absl::StatusOr<std::unique_ptr<CellStore>> OpenCell(const std::string& region,
+                                                      bool create = true) {
+    if (pg_) return OpenPostgresCellStore(pg_->dsn(), region, create);
+    return OpenSqliteCellStore(dir_.File(region + ".db"), region, create);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PgTestDatabase> pg_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const auto& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+                         });
+
+// --- cells ------------------------------------------------------------------------------------
+
+TEST_P(StoreContract, CellAppliesABatchInOrderWithVersionsAndCountsSeals) {
+  auto cell = OpenCell("eu-west");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  EXPECT_EQ((*cell)->region(), "eu-west");
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "wrapped", 0, 0}).ok());
+  std::vector<CellWrite> batch = {Put(Obj("t", "a")), Put(Obj("t", "a")), Put(Obj("t", "b")),
+                                  Del("t", "b"), Del("t", "zz")};
+  auto r = (*cell)->Apply(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 5u);
+  EXPECT_EQ((*r)[0].version, 1);
+  EXPECT_FALSE((*r)[0].existed);
+  EXPECT_EQ((*r)[1].version, 2);
+  EXPECT_TRUE((*r)[1].existed);
+  EXPECT_EQ((*r)[3].version, 0);
+  EXPECT_TRUE((*r)[3].existed);
+  EXPECT_FALSE((*r)[4].existed);
+  auto keys = (*cell)->ListDataKeys("t");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ((*keys)[0].seals, 3);  // every put counted against its data key
+  EXPECT_EQ((*cell)->GetObject("t", "b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*cell)->GetObject("t", "a")->version, 2);
+  // A key deleted and written again starts over at version 1.
+  r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "b"))});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].version, 1);
+  EXPECT_FALSE((*r)[0].existed);
+}
+
+TEST_P(StoreContract, CellKeepsBinaryContentExactly) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
+  ASSERT_TRUE(
+      (*cell)
+          ->Apply(std::vector<CellWrite>{Put(Obj("t", "all", all)), Put(Obj("t", "big", big)),
+                                         Put(Obj("t", "empty", ""))})
+          .ok());
+  EXPECT_EQ((*cell)->GetObject("t", "all")->sealed, all);
+  EXPECT_EQ((*cell)->GetObject("t", "big")->sealed, big);
+  EXPECT_EQ((*cell)->GetObject("t", "empty")->sealed, "");
+  auto usage = (*cell)->Usage("t");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->objects, 3);
+  EXPECT_EQ(usage->bytes, static_cast<int64_t>(all.size() + big.size()));
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 7, all, 0, 42}).ok());
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).wrapped, all);
+}
+
+TEST_P(StoreContract, CellListsByPrefixAndCursorPerTenant) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  std::vector<CellWrite> batch;
+  for (const char* k : {"a/1", "a/2", "a/3", "b/1", "a"}) batch.push_back(Put(Obj("t", k)));
+  batch.push_back(Put(Obj("other", "a/4")));
+  ASSERT_TRUE((*cell)->Apply(batch).ok());
+  auto page = (*cell)->ListObjects("t", "a/", "", 2);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(Keys(page), (std::vector<std::string>{"a/1", "a/2"}));
+  EXPECT_TRUE((*page)[0].sealed.empty());  // listings carry no content
+  EXPECT_EQ((*page)[0].version, 1);
+  EXPECT_EQ((*page)[0].content_type, "text/plain");
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "a/", "a/2", 10)), std::vector<std::string>{"a/3"});
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "a/", "zzz", 10)), std::vector<std::string>{});
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "b", "a/9", 10)), std::vector<std::string>{"b/1"});
+  EXPECT_EQ((*cell)->ListObjects("t", "", "", 100)->size(), 5u);
+  EXPECT_EQ(Keys((*cell)->ListObjects("nobody", "", "", 100)), std::vector<std::string>{});
+  auto usage = (*cell)->Usage("t");
+  EXPECT_EQ(usage->objects, 5);
+  EXPECT_EQ(usage->bytes, 5 * 6);
+}
+
+TEST_P(StoreContract, CellOrdersAndMatchesPrefixesBytewise) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  // Bytewise order: 'Z' < 'a' < '~' < U+00E9 (C3 A9) < U+00FF (C3 BF) < U+0100 (C4 80)
+  // < U+FFFF (EF BF BF) < U+10000 (F0 90 80 80) < U+10FFFF (F4 8F BF BF).
+  const std::vector<std::string> keys = {"p/Z",
+                                         "p/a",
+                                         "p/~",
+                                         "p/\xc3\xa9",
+                                         "p/\xc3\xbf",
+                                         "p/\xc4\x80",
+                                         "p/\xef\xbf\xbf",
+                                         "p/\xf0\x90\x80\x80",
+                                         "p/\xf4\x8f\xbf\xbf",
+                                         "p/\xf4\x8f\xbf\xbf/x",
+                                         "q"};
+  std::vector<CellWrite> batch;
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it) batch.push_back(Put(Obj("t", *it)));
+  ASSERT_TRUE((*cell)->Apply(batch).ok());
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "", "", 100)), keys);
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/\xc3\xbf", "", 100)),
+            std::vector<std::string>{"p/\xc3\xbf"});
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/\xef\xbf\xbf", "", 100)),
+            std::vector<std::string>{"p/\xef\xbf\xbf"});
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/\xf4\x8f\xbf\xbf", "", 100)),
+            (std::vector<std::string>{"p/\xf4\x8f\xbf\xbf", "p/\xf4\x8f\xbf\xbf/x"}));
+  // A prefix that ends inside a character matches the keys whose bytes start with it.
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/\xc3", "", 100)),
+            (std::vector<std::string>{"p/\xc3\xa9", "p/\xc3\xbf"}));
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/\xc3", "p/\xc3\xa9", 100)),
+            std::vector<std::string>{"p/\xc3\xbf"});
+  // Prefixes are literal, not patterns.
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/%", "", 100)), std::vector<std::string>{});
+  EXPECT_EQ(Keys((*cell)->ListObjects("t", "p/_", "", 100)), std::vector<std::string>{});
+}
+
+TEST_P(StoreContract, CellDataKeysAreVersionedAndUnique) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 2, "w2", 5, 20}).ok());
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w1", 0, 10}).ok());
+  ASSERT_TRUE((*cell)->PutDataKey({"u", 1, "u1", 0, 10}).ok());
+  EXPECT_EQ((*cell)->PutDataKey({"t", 2, "again", 0, 30}).code(), absl::StatusCode::kAlreadyExists);
+  auto keys = (*cell)->ListDataKeys("t");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].version, 1);
+  EXPECT_EQ((*keys)[1].wrapped, "w2");
+  EXPECT_EQ((*keys)[1].seals, 5);
+  EXPECT_EQ((*keys)[1].created_at, 20);
+}
+
+TEST_P(StoreContract, CellReopensWithItsData) {
+  {
+    auto cell = OpenCell("r");
+    ASSERT_TRUE(cell.ok()) << cell.status();
+    ASSERT_TRUE((*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "k"))}).ok());
+  }
+  auto cell = OpenCell("r", /*create=*/false);
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  EXPECT_TRUE((*cell)->GetObject("t", "k").ok());
+  // Other regions are other stores.
+  auto other = OpenCell("r2");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->GetObject("t", "k").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreContract, ConcurrentWritesToOneKeyGetDistinctVersions) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  std::vector<std::thread> threads;
+  std::vector<int64_t> versions(8 * 5);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        auto r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "hot"))});
+        versions[t * 5 + i] = r.ok() ? (*r)[0].version : -1;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::sort(versions.begin(), versions.end());
+  for (size_t i = 0; i < versions.size(); ++i) EXPECT_EQ(versions[i], static_cast<int64_t>(i + 1));
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 40);
+}
+
+// --- control ----------------------------------------------------------------------------------
+
+TEST_P(StoreContract, ControlPrincipalsTenantsAndSettings) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  PrincipalRecord p{"p1", "Ann", "", "operator", "", "hash1", "{}", 10, 20, false};
+  ASSERT_TRUE((*s)->InsertPrincipal(p).ok());
+  EXPECT_EQ((*s)->InsertPrincipal(p).code(), absl::StatusCode::kAlreadyExists);
+  PrincipalRecord same_token = p;
+  same_token.id = "p2";
+  EXPECT_EQ((*s)->InsertPrincipal(same_token).code(), absl::StatusCode::kAlreadyExists);
+  auto found = (*s)->FindPrincipalByTokenHash("hash1");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->id, "p1");
+  EXPECT_EQ(found->name, "Ann");
+  EXPECT_EQ(found->tenant_id, "");
+  EXPECT_EQ(found->sealed_name, "");
+  EXPECT_FALSE(found->disabled);
+  EXPECT_EQ((*s)->GetPrincipal("p1")->expires_at, 20);
+  EXPECT_EQ((*s)->GetPrincipal("nope").status().code(), absl::StatusCode::kNotFound);
+  PrincipalRecord tenant_user{"p3",         "",      std::string("\0\xffname", 6), "tenant_user",
+                              "t1",         "hash3", R"({"screened":true})",       11,
+                              std::nullopt, true};
+  ASSERT_TRUE((*s)->InsertPrincipal(tenant_user).ok());
+  auto p3 = (*s)->GetPrincipal("p3");
+  ASSERT_TRUE(p3.ok());
+  EXPECT_EQ(p3->sealed_name, tenant_user.sealed_name);
+  EXPECT_EQ(p3->tenant_id, "t1");
+  EXPECT_EQ(p3->attributes_json, tenant_user.attributes_json);
+  EXPECT_FALSE(p3->expires_at.has_value());
+  EXPECT_TRUE(p3->disabled);
+
+  TenantRecord t{"t1", std::string("\0sealed", 7), "{}", "EU", "eu-west", "", "active", 5};
+  ASSERT_TRUE((*s)->InsertTenant(t).ok());
+  EXPECT_EQ((*s)->InsertTenant(t).code(), absl::StatusCode::kAlreadyExists);
+  TenantRecord t0{"t0", "x", "{}", "US", "us-east", "us-west", "active", 5};
+  ASSERT_TRUE((*s)->InsertTenant(t0).ok());
+  EXPECT_EQ((*s)->GetTenant("t1")->sealed_name, t.sealed_name);
+  EXPECT_EQ((*s)->GetTenant("t0")->replica_region, "us-west");
+  EXPECT_EQ((*s)->GetTenant("t9").status().code(), absl::StatusCode::kNotFound);
+  auto all = (*s)->ListTenants();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, "t0");  // by creation time, then id
+
+  EXPECT_EQ((*s)->GetSetting("origin").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*s)->PutSetting("origin", "a").ok());
+  ASSERT_TRUE((*s)->PutSetting("origin", "b").ok());
+  EXPECT_EQ(*(*s)->GetSetting("origin"), "b");
+  const std::string sealed("\0\x01\xfe\xff", 4);
+  ASSERT_TRUE((*s)->PutSetting("key", sealed).ok());
+  EXPECT_EQ(*(*s)->GetSetting("key"), sealed);
+}
+
+LedgerBatch Batch(uint64_t old_size, uint64_t new_size) {
+  LedgerBatch b;
+  b.old_size = old_size;
+  b.new_size = new_size;
+  b.frontier = "frontier@" + std::to_string(new_size);
+  b.tiles.push_back({-1, 0, "bundle@" + std::to_string(new_size)});
+  b.tiles.push_back({0, 0, std::string(32 * new_size, '\x01')});
+  return b;
+}
+
+TEST_P(StoreContract, LedgerBatchesExtendTheStoredSizeOnly) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto state = (*s)->LoadLedgerState();
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->size, 0u);
+  EXPECT_EQ(state->frontier, "");
+  EXPECT_EQ((*s)->ReadLedgerTile(-1, 0).status().code(), absl::StatusCode::kNotFound);
+
+  LedgerBatch b1 = Batch(0, 2);
+  b1.records.push_back({"tenant-a", 0, 1, std::string("\0rec", 4)});
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b1).ok());
+  // A second sequencer that did not see b1 is refused, and nothing of its batch lands.
+  LedgerBatch stale = Batch(0, 1);
+  stale.tiles.push_back({1, 0, "stale"});
+  EXPECT_EQ((*s)->CommitLedgerBatch(stale).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ((*s)->ReadLedgerTile(1, 0).status().code(), absl::StatusCode::kNotFound);
+
+  LedgerBatch b2 = Batch(2, 3);
+  b2.records.push_back({"tenant-a", 2, 2, "r2"});
+  b2.records.push_back({"tenant-b", 2, 2, "rb"});
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b2).ok());
+  state = (*s)->LoadLedgerState();
+  EXPECT_EQ(state->size, 3u);
+  EXPECT_EQ(state->frontier, "frontier@3");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "bundle@3");  // a tile is replaced whole
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 0)->size(), 96u);
+
+  auto groups = (*s)->ReadRecordGroups("tenant-a", 0, 10);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 2u);
+  EXPECT_EQ((*groups)[0].data, std::string("\0rec", 4));
+  EXPECT_EQ((*groups)[0].last_index, 1u);
+  EXPECT_EQ((*groups)[1].first_index, 2u);
+  EXPECT_EQ((*s)->ReadRecordGroups("tenant-a", 2, 10)->size(), 1u);
+  EXPECT_EQ((*s)->ReadRecordGroups("tenant-a", 0, 1)->size(), 1u);
+  EXPECT_EQ((*s)->ReadRecordGroups("tenant-b", 0, 10)->at(0).data, "rb");
+  EXPECT_TRUE((*s)->ReadRecordGroups("tenant-c", 0, 10)->empty());
+}
+
+TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSize) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->LatestCheckpoint().status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*s)->PutCheckpoint({0, "note0\n", 100}).ok());
+  ASSERT_TRUE((*s)->PutCheckpoint({12, "note12\n", 300}).ok());
+  ASSERT_TRUE((*s)->PutCheckpoint({5, "note5\n", 200}).ok());
+  EXPECT_EQ((*s)->PutCheckpoint({5, "other\n", 400}).code(), absl::StatusCode::kAlreadyExists);
+  auto latest = (*s)->LatestCheckpoint();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->size, 12u);
+  EXPECT_EQ(latest->note, "note12\n");
+  EXPECT_EQ(latest->created_at_ms, 300);
+}
+
+TEST_P(StoreContract, RacingSequencersNeverForkTheLedger) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  // Each thread believes the log has the size it last loaded and tries to extend it by one.
+  std::atomic<int> committed{0}, aborted{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        auto state = (*s)->LoadLedgerState();
+        if (!state.ok()) {
+          ++other;
+          continue;
+        }
+        absl::Status r = (*s)->CommitLedgerBatch(Batch(state->size, state->size + 1));
+        if (r.ok()) {
+          ++committed;
+        } else if (absl::IsAborted(r)) {
+          ++aborted;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(committed.load() + aborted.load(), 40);
+  EXPECT_EQ((*s)->LoadLedgerState()->size, static_cast<uint64_t>(committed.load()));
+}
+
+TEST_P(StoreContract, ControlReopensWithItsData) {
+  {
+    auto s = OpenControl();
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->PutSetting("origin", "o").ok());
+    ASSERT_TRUE((*s)->CommitLedgerBatch(Batch(0, 1)).ok());
+  }
+  auto s = OpenControl(/*create=*/false);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*(*s)->GetSetting("origin"), "o");
+  EXPECT_EQ((*s)->LoadLedgerState()->size, 1u);
+}
+
+}  // namespace
+}  // namespace custos::store
