@@ -16,7 +16,7 @@
 
 namespace custos::ledger::testing {
 
-// /work/shared/testdata/vectors.json, parsed once.
+// The published vectors (../shared/testdata/vectors.json, or tests/testdata), parsed once.
 inline const boost::json::value& Vectors() {
   static const boost::json::value* const vectors = [] {
     std::ifstream in(CUSTOS_SHARED_TESTDATA "/vectors.json");
