@@ -19,14 +19,13 @@
 #include <filesystem>
 #include <map>
 #include <new>
+#include <shared_mutex>
 #include <system_error>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -273,12 +272,13 @@ struct KeyringKeyProvider::State {
       : storage(std::move(storage)), master_key(std::move(master_key)), random(random) {}
   ~State() {
     Wipe(master_key);
-    absl::MutexLock lock(&mu);
+    std::lock_guard lock(mu);
     WipeAll(keys);
   }
 
   // Seals the whole keyring and replaces the stored one (or, with `replace` false, creates it).
-  absl::Status PersistLocked(bool replace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // The caller holds mu.
+  absl::Status PersistLocked(bool replace) {
     std::string json = Serialize(keys);
     absl::StatusOr<std::string> sealed = AeadSeal(master_key, json, kFileAad, random);
     Wipe(json);
@@ -289,8 +289,8 @@ struct KeyringKeyProvider::State {
   const std::unique_ptr<KeyringStorage> storage;
   std::string master_key;
   Random& random;
-  absl::Mutex mu;
-  KeyMap keys ABSL_GUARDED_BY(mu);
+  std::shared_mutex mu;
+  KeyMap keys;  // guarded by mu
 };
 
 KeyringKeyProvider::KeyringKeyProvider(std::unique_ptr<KeyringStorage> storage,
@@ -310,7 +310,7 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   State& s = *provider->state_;
-  absl::MutexLock lock(&s.mu);
+  std::lock_guard lock(s.mu);
   if (absl::Status status = s.PersistLocked(/*replace=*/false); !status.ok()) return status;
   return provider;
 }
@@ -330,7 +330,7 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(
   if (!keys.ok()) return keys.status();
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
-  absl::MutexLock lock(&provider->state_->mu);
+  std::lock_guard lock(provider->state_->mu);
   provider->state_->keys = *std::move(keys);
   return provider;
 }
@@ -340,7 +340,7 @@ absl::Status KeyringKeyProvider::CreateKey(std::string_view key_id) {
     return absl::InvalidArgumentError("key id must be 1-256 printable ASCII bytes, no spaces");
   }
   State& s = *state_;
-  absl::MutexLock lock(&s.mu);
+  std::lock_guard lock(s.mu);
   if (s.keys.contains(key_id)) return absl::AlreadyExistsError(absl::StrCat("key ", Absl(key_id)));
   auto [it, inserted] = s.keys.emplace(std::string(key_id), s.random.Bytes(kAeadKeySize));
   assert(inserted);
@@ -361,7 +361,7 @@ absl::StatusOr<std::string> KeyringKeyProvider::Wrap(std::string_view key_id,
                                                      std::string_view plaintext,
                                                      std::string_view aad) {
   State& s = *state_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock lock(s.mu);
   const auto it = s.keys.find(key_id);
   if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
   return AeadSeal(it->second, plaintext, BoundAad(key_id, aad), s.random);
@@ -371,7 +371,7 @@ absl::StatusOr<std::string> KeyringKeyProvider::Unwrap(std::string_view key_id,
                                                        std::string_view wrapped,
                                                        std::string_view aad) {
   State& s = *state_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock lock(s.mu);
   const auto it = s.keys.find(key_id);
   if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
   return AeadOpen(it->second, wrapped, BoundAad(key_id, aad));
@@ -379,7 +379,7 @@ absl::StatusOr<std::string> KeyringKeyProvider::Unwrap(std::string_view key_id,
 
 absl::Status KeyringKeyProvider::DestroyKey(std::string_view key_id) {
   State& s = *state_;
-  absl::MutexLock lock(&s.mu);
+  std::lock_guard lock(s.mu);
   const auto it = s.keys.find(key_id);
   if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
   // Extracting keeps the key's buffer, so a failed write can put it back unchanged.
@@ -393,7 +393,7 @@ absl::Status KeyringKeyProvider::DestroyKey(std::string_view key_id) {
 }
 
 bool KeyringKeyProvider::HasKey(std::string_view key_id) {
-  absl::ReaderMutexLock lock(&state_->mu);
+  std::shared_lock lock(state_->mu);
   return state_->keys.contains(key_id);
 }
 
