@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import sys
 import urllib.parse
 from pathlib import Path
@@ -26,13 +27,19 @@ TOKEN = "cst_" + "A" * 43
 MAX_SEED = 16384  # keeps libFuzzer's default -max_len (the largest seed) small
 
 
+COUNT: dict = {}
+
+
 def write(target: str, name: str, data: bytes) -> None:
     if len(data) > MAX_SEED:
         return
     d = CORPUS / target
-    d.mkdir(parents=True, exist_ok=True)
+    if target not in COUNT:  # a target's seeds are rewritten whole, numbered in order
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    COUNT[target] = COUNT.get(target, 0) + 1
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
-    (d / f"{safe}-{hashlib.sha1(data).hexdigest()[:8]}").write_bytes(data)
+    (d / f"{COUNT[target]:03d}-{safe}").write_bytes(data)
 
 
 def body_bytes(body) -> bytes:
@@ -121,6 +128,15 @@ def main() -> None:
     bundle = b"".join(len(e).to_bytes(2, "big") + e for e in [b"one", b"", b"x" * 300])
     write("tile_path", "bundle", bundle)
     write("tile_path", "bundle-truncated", bundle[:-1])
+
+    # --- ledger entries (canonical JSON, RFC 8785) ----------------------------------------------
+    entry = ('{"digest":"%s","kind":"data.read","tenant":"%s","ts":1700000000000,"v":1}'
+             % ("ab" * 32, "0f" * 32)).encode()
+    write("ledger_entry", "entry", entry)
+    write("ledger_entry", "entry-spaces", entry.replace(b",", b", "))
+    write("ledger_entry", "entry-v2", entry.replace(b'"v":1', b'"v":2'))
+    write("ledger_entry", "bundle", b"".join(len(e).to_bytes(2, "big") + e
+                                             for e in [entry, entry.replace(b"read", b"write")]))
 
     # --- signed notes (the fixed key of signed_note.cc) ----------------------------------------
     name = "custos.fuzz/log"
