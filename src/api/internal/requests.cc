@@ -30,8 +30,8 @@ absl::StatusOr<int64_t> ParseDateMillis(const std::string& name, const std::stri
 }  // namespace
 
 absl::StatusOr<access::NewPrincipal> ParseNewPrincipal(std::string_view body_text) {
-  auto body = JsonBody::Parse(body_text,
-                              {"name", "role", "tenant_id", "attributes", "expires_in_days"});
+  auto body =
+      JsonBody::Parse(body_text, {"name", "role", "tenant_id", "attributes", "expires_in_days"});
   if (!body.ok()) return body.status();
   access::NewPrincipal n;
   auto name = body->String("name");
@@ -65,9 +65,9 @@ absl::StatusOr<access::NewPrincipal> ParseNewPrincipal(std::string_view body_tex
 }
 
 absl::StatusOr<tenants::TenantSpec> ParseTenantSpec(std::string_view body_text) {
-  auto body = JsonBody::Parse(body_text, {"name", "customer_type", "geography", "home_region",
-                                          "services", "technologies", "lockbox",
-                                          "retention_days", "allow_single_region"});
+  auto body = JsonBody::Parse(
+      body_text, {"name", "customer_type", "geography", "home_region", "services", "technologies",
+                  "lockbox", "retention_days", "allow_single_region"});
   if (!body.ok()) return body.status();
   tenants::TenantSpec spec;
   auto name = body->String("name");
