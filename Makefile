@@ -6,7 +6,7 @@ PYTHON ?= /usr/bin/python3
 CUSTOS = $(BUILD)/custos
 
 .PHONY: all deps build run test test-steps unit integration integration-pg crash-test bench clean \
-	test-asan test-tsan
+	test-asan test-tsan fuzz-smoke coverage lint format
 
 all: build
 
@@ -49,6 +49,8 @@ test-steps:
 	@bash scripts/crash-test --binary $(CUSTOS) --rounds 3
 	@echo "== unit and integration tests under ASan+UBSan"
 	@$(MAKE) --no-print-directory test-asan
+	@echo "== fuzz targets: seed and crash replay, then $(FUZZ_SMOKE_SECONDS) s each"
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@echo "== integration tests (sqlite)"
 	@CUSTOS_BINARY=$(abspath $(CUSTOS)) $(PYTHON) -m pytest -q tests/integration
 	@echo "== integration tests (postgresql)"
@@ -69,6 +71,32 @@ test-tsan: deps
 	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=tsan >/dev/null
 	@ninja -C $(BUILD)-tsan -j $(JOBS) custos custos_unit_tests
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(call SAN_SUITES,tsan)
+
+# Every libFuzzer target of tests/fuzz (scripts/fuzz; clang, build-fuzz/): replays the seeds and
+# the kept crash reproducers, then fuzzes each target for FUZZ_SMOKE_SECONDS.
+FUZZ_SMOKE_SECONDS ?= 10
+fuzz-smoke:
+	@bash scripts/fuzz --replay
+	@for t in $$(bash scripts/fuzz --list); do \
+	  bash scripts/fuzz $$t $(FUZZ_SMOKE_SECONDS) || exit 1; \
+	done
+
+# Line and branch coverage of src/ by the unit and integration suites (SQLite backend, plus the
+# PostgreSQL store tests when CUSTOS_PG_DSN is set): HTML in $(BUILD)-coverage/coverage-html/.
+coverage: deps
+	@bash scripts/coverage $(BUILD)-coverage
+
+# clang-tidy (.clang-tidy) on every src/**/*.cc, and clang-format (.clang-format) on the C++ of
+# src/ tests/unit tests/fuzz bench; fails on any finding. Uses $(BUILD)/compile_commands.json.
+LINT_FORMAT_FILES = $(shell git ls-files 'src/*.cc' 'src/*.h' 'src/*.cpp' 'tests/unit/*.cc' \
+	'tests/unit/*.h' 'tests/fuzz/*.cc' 'tests/fuzz/*.h' 'bench/*.cc' 'bench/*.h')
+lint: build
+	@bash scripts/lint $(BUILD)
+	@clang-format --dry-run --Werror $(LINT_FORMAT_FILES)
+
+# Rewrites those files in the house style (.clang-format).
+format:
+	@clang-format -i $(LINT_FORMAT_FILES)
 
 bench: build
 	@bash bench/run $(BUILD)

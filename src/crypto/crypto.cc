@@ -24,7 +24,7 @@ using EvpPkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 // Hashing, HMAC and signing only fail in OpenSSL on allocation failure or a broken build; their
 // signatures return plain bytes, so there is nothing to hand back and nothing safe to continue.
 [[noreturn]] void Die(const char* what) {
-  std::fprintf(stderr, "custos: fatal OpenSSL failure in %s\n", what);
+  (void)std::fprintf(stderr, "custos: fatal OpenSSL failure in %s\n", what);  // aborting anyway
   std::abort();
 }
 

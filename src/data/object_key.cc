@@ -44,7 +44,7 @@ absl::Status ValidateObjectKey(std::string_view key) {
         StrCat("object key is ", key.size(), " bytes; the limit is ", kMaxKeyBytes));
   }
   for (size_t i = 0; i < key.size();) {
-    unsigned char c = static_cast<unsigned char>(key[i]);
+    const auto c = static_cast<unsigned char>(key[i]);
     if (c < 0x20 || c == 0x7f) {
       return absl::InvalidArgumentError("object key contains a control character");
     }

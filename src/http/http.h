@@ -95,6 +95,11 @@ class Router {
 // Decodes %XX escapes once. kInvalidArgument for a malformed escape. '+' is kept as is.
 absl::StatusOr<std::string> PercentDecode(std::string_view s);
 
+// The query of a request-target (what follows its first '?'), each name and value
+// percent-decoded once; empty pairs are skipped and the last value of a name wins.
+// kInvalidArgument ("malformed query string") for a malformed escape.
+absl::StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view target);
+
 // Prometheus text-format metrics: request counts by route, method and status, and latency
 // histograms by route. Thread-safe.
 class Metrics {

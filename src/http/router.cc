@@ -43,6 +43,22 @@ absl::StatusOr<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
+absl::StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view target) {
+  std::map<std::string, std::string> query;
+  size_t q = target.find('?');
+  if (q == std::string_view::npos) return query;
+  for (absl::string_view apair : absl::StrSplit(AbslView(target.substr(q + 1)), '&')) {
+    std::string_view pair = StdView(apair);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto k = PercentDecode(pair.substr(0, eq));
+    auto v = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (!k.ok() || !v.ok()) return absl::InvalidArgumentError("malformed query string");
+    query[*k] = *v;
+  }
+  return query;
+}
+
 void Router::Add(std::string_view method, std::string_view pattern, Handler handler,
                  RouteOptions options) {
   Route r{std::string(method), std::string(pattern), {}, std::move(handler), options};

@@ -181,20 +181,9 @@ class Session : public std::enable_shared_from_this<Session> {
       req->headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
     }
     req->body = std::move(msg.body());
-    if (size_t q = target_.find('?'); q != std::string::npos) {
-      for (absl::string_view apair : absl::StrSplit(AbslView(target_).substr(q + 1), '&')) {
-        std::string_view pair = StdView(apair);
-        if (pair.empty()) continue;
-        size_t eq = pair.find('=');
-        auto k = PercentDecode(pair.substr(0, eq));
-        auto v = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-        if (!k.ok() || !v.ok()) {
-          return RespondError(absl::InvalidArgumentError("malformed query string"),
-                              match_->route, /*close=*/false);
-        }
-        req->query[*k] = *v;
-      }
-    }
+    auto query = ParseQuery(target_);
+    if (!query.ok()) return RespondError(query.status(), match_->route, /*close=*/false);
+    req->query = std::move(*query);
     const Handler* handler = match_->handler;
     bool queued = server_.pool->TrySubmit([self = shared_from_this(), req, handler] {
       auto start = std::chrono::steady_clock::now();

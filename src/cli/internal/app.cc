@@ -29,7 +29,7 @@ absl::StatusOr<DataDirConfig> ReadConfig(const std::string& data_dir) {
     DataDirConfig c;
     c.backend = n["backend"].as<std::string>("sqlite");
     c.origin = n["origin"].as<std::string>("");
-    const std::string keyring_store = n["keyring_store"].as<std::string>("file");
+    const auto keyring_store = n["keyring_store"].as<std::string>("file");
     if (keyring_store != "file" && keyring_store != "control") {
       return absl::InvalidArgumentError(
           StrCat(path, ": keyring_store is ", keyring_store, " (file or control)"));

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
@@ -32,8 +33,11 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   return data;
 }
 
+// std::strerror may share one buffer between threads (clang-tidy concurrency-mt-unsafe);
+// std::generic_category().message does not.
 absl::Status Errno(std::string_view what, const std::string& path) {
-  return absl::UnavailableError(StrCat("cannot ", what, " ", path, ": ", std::strerror(errno)));
+  return absl::UnavailableError(
+      StrCat("cannot ", what, " ", path, ": ", std::generic_category().message(errno)));
 }
 
 absl::Status WriteAndSync(const std::string& path, std::string_view data) {

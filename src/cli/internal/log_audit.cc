@@ -49,7 +49,7 @@ bool IsDottedLowercase(std::string_view s) {
   return !s.empty() && !segment_start;
 }
 
-absl::Status Bad(std::string message) { return absl::DataLossError(message); }
+absl::Status Bad(const std::string& message) { return absl::DataLossError(message); }
 
 std::optional<std::string_view> StringField(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);

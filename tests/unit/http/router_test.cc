@@ -110,3 +110,26 @@ TEST(ErrorResponse, HasTheDesignShapeAndStatus) {
 
 }  // namespace
 }  // namespace custos::http
+
+namespace custos::http {
+namespace {
+
+TEST(ParseQuery, DecodesOnceSkipsEmptyPairsAndLastValueWins) {
+  auto q = ParseQuery("/v1/x?a=1&&b=%2541&a=2&flag&c=x%3Dy");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q, (std::map<std::string, std::string>{
+                    {"a", "2"}, {"b", "%41"}, {"flag", ""}, {"c", "x=y"}}));
+  EXPECT_TRUE(ParseQuery("/v1/x")->empty());
+  EXPECT_TRUE(ParseQuery("/v1/x?")->empty());
+}
+
+TEST(ParseQuery, MalformedEscapeIsInvalidArgument) {
+  for (const char* target : {"/x?cursor=%zz", "/x?a%=1", "/x?a=%4"}) {
+    auto q = ParseQuery(target);
+    EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument) << target;
+    EXPECT_EQ(q.status().message(), "malformed query string");
+  }
+}
+
+}  // namespace
+}  // namespace custos::http

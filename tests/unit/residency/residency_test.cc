@@ -449,3 +449,18 @@ TEST(FromFile, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace custos::residency
+
+namespace custos::residency {
+namespace {
+
+// yaml-cpp 0.7's LoadAll never returns on a stray ',' where a node should start (found by
+// tests/fuzz/regions_yaml.cc; its reproducer is kept in tests/fuzz/crashes/regions_yaml/).
+TEST(CatalogFromYaml, StrayCommaIsRefusedNotALoop) {
+  for (const char* text : {",\n", "regions:\n  - id: a\n  , id: b\n", "a: 1\n---\nb: 2\n", ""}) {
+    absl::StatusOr<Catalog> catalog = Catalog::FromYaml(text);
+    EXPECT_EQ(catalog.status().code(), absl::StatusCode::kInvalidArgument) << text;
+  }
+}
+
+}  // namespace
+}  // namespace custos::residency

@@ -1,0 +1,90 @@
+#include "api/internal/requests.h"
+
+#include "gtest/gtest.h"
+
+namespace custos::api::internal {
+namespace {
+
+TEST(ParseTenantSpec, DefaultsAndTypes) {
+  auto spec = ParseTenantSpec(R"({"name":"A","customer_type":"enterprise","geography":"US"})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "A");
+  EXPECT_EQ(spec->retention_days, 90);
+  EXPECT_FALSE(spec->lockbox);
+  EXPECT_FALSE(spec->home_region.has_value());
+  EXPECT_EQ(ParseTenantSpec(R"({"name":"A","customer_type":"e","geography":"US",)"
+                            R"("retention_days":"9"})")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ParseTenantSpec(R"({"name":"A","customer_type":"e","geography":"US","x":1})").status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseNewPrincipal, AttributesAndExpiry) {
+  auto n =
+      ParseNewPrincipal(R"({"name":"B","role":"tenant_user","tenant_id":"t1","expires_in_days":7,)"
+                        R"("attributes":{"citizenship":"US","screened":true}})");
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->role, access::Role::kTenantUser);
+  EXPECT_EQ(n->tenant_id, "t1");
+  EXPECT_EQ(n->expires_in_days, 7);
+  EXPECT_EQ(n->attributes.citizenship, std::vector<std::string>{"US"});
+  EXPECT_TRUE(n->attributes.screened);
+  EXPECT_EQ(ParseNewPrincipal(R"({"name":"B","role":"root"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ParseNewPrincipal(R"({"name":"B","role":"operator","expires_in_days":0})").status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseAdvanceSeconds, RequiredAndBounded) {
+  EXPECT_EQ(*ParseAdvanceSeconds(R"({"advance_seconds":60})"), 60);
+  EXPECT_FALSE(ParseAdvanceSeconds(R"({"advance_seconds":null})").ok());
+  EXPECT_FALSE(ParseAdvanceSeconds(R"({"advance_seconds":-1})").ok());
+  EXPECT_FALSE(ParseAdvanceSeconds("{}").ok());
+}
+
+TEST(QueryUint, CanonicalDecimalOnly) {
+  Query q{{"a", "0"},  {"b", "18446744073709551615"}, {"c", "01"},
+          {"d", "+1"}, {"e", "18446744073709551616"}, {"f", ""}};
+  EXPECT_EQ(*QueryUint(q, "a"), 0u);
+  EXPECT_EQ(*QueryUint(q, "b"), UINT64_MAX);
+  for (const char* bad : {"c", "d", "e", "f", "missing"}) {
+    EXPECT_EQ(QueryUint(q, bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ParseListQuery, CursorIsAValidKeyInWebSafeBase64) {
+  auto q = ParseListQuery({{"prefix", "dir/"}, {"limit", "5"}, {"cursor", "ZGlyL2I"}});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->prefix, "dir/");
+  EXPECT_EQ(q->limit, 5);
+  EXPECT_EQ(q->start_after, "dir/b");
+  EXPECT_EQ(ParseListQuery({})->limit, 100);
+  // "a/../b" decodes but is not a valid key.
+  EXPECT_FALSE(ParseListQuery({{"cursor", "YS8uLi9i"}}).ok());
+  EXPECT_FALSE(ParseListQuery({{"cursor", "!!!"}}).ok());
+  EXPECT_FALSE(ParseListQuery({{"limit", "1001"}}).ok());
+  EXPECT_FALSE(ParseListQuery({{"prefix", std::string("a\x01", 2)}}).ok());
+}
+
+TEST(ParseAccessLogQuery, DatesRolesAndCursor) {
+  auto f = ParseAccessLogQuery({{"from", "2026-01-02"},
+                                {"to", "2026-01-02T00:00:01Z"},
+                                {"role", "operator"},
+                                {"cursor", "42"},
+                                {"limit", "10"}});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(*f->to_ms - *f->from_ms, 1000);
+  EXPECT_EQ(f->role, "operator");
+  EXPECT_EQ(f->start_index, 42u);
+  EXPECT_EQ(f->limit, 10);
+  EXPECT_FALSE(ParseAccessLogQuery({{"from", "yesterday"}}).ok());
+  auto bad_cursor = ParseAccessLogQuery({{"cursor", "-1"}});
+  EXPECT_EQ(bad_cursor.status().message(), "malformed cursor");
+}
+
+}  // namespace
+}  // namespace custos::api::internal
