@@ -139,17 +139,28 @@ struct Ledger::Impl {
     if (!appended.ok()) return appended.status();
 
     const uint64_t first = state.size;
-    // Only the bytes this batch adds to each tile (the store appends them).
-    std::map<TileKey, std::string> added;
+    // Only what this batch adds to each tile: (position of its first element, count, bytes).
+    struct Added {
+      uint32_t start = 0;
+      uint32_t count = 0;
+      std::string data;
+    };
+    std::map<TileKey, Added> added;
+    auto add = [&](TileKey k, uint64_t position) -> Added& {
+      auto [it, inserted] = added.try_emplace(k);
+      if (inserted) it->second.start = static_cast<uint32_t>(position % kTileWidth);
+      ++it->second.count;
+      return it->second;
+    };
     for (size_t i = 0; i < batch.size(); ++i) {
       const std::string& e = batch[i].append.entry;
-      std::string& bundle = added[{-1, (first + i) / kTileWidth}];
-      AppendBigEndian(bundle, e.size(), 2);
-      bundle += e;
+      Added& bundle = add({-1, (first + i) / kTileWidth}, first + i);
+      AppendBigEndian(bundle.data, e.size(), 2);
+      bundle.data += e;
     }
     for (const CompletedNode& n : appended->new_nodes) {
       if (n.id.level % kTileHeight != 0) continue;
-      added[{n.id.level / kTileHeight, n.id.index / kTileWidth}] += n.hash;
+      add({n.id.level / kTileHeight, n.id.index / kTileWidth}, n.id.index).data += n.hash;
     }
 
     store::LedgerBatch b;
@@ -157,7 +168,10 @@ struct Ledger::Impl {
     b.new_size = appended->frontier.size;
     b.frontier = SerializeFrontier(appended->frontier);
     b.tiles.reserve(added.size());
-    for (auto& [k, data] : added) b.tiles.push_back({k.first, k.second, std::move(data)});
+    for (auto& [k, a] : added) {
+      b.tiles.push_back(
+          {k.first, k.second, std::move(a.data), a.start, a.start + a.count == kTileWidth});
+    }
     std::map<std::string, size_t> group_of;  // tenant -> index in b.records
     for (size_t i = 0; i < batch.size(); ++i) {
       const PendingAppend& a = batch[i].append;

@@ -76,8 +76,23 @@ CREATE TABLE ledger_records(
 ALTER TABLE ledger_records ALTER COLUMN data SET STORAGE EXTERNAL;
 )sql"},
     // A tenant's log resumes at an index: find its first group by last_index in O(log n).
+    // Partial tiles are stored as one row per batch that extended them (store.h LedgerTile);
+    // the partial tiles of version 2, stored whole, become one such row each.
     {3, R"sql(
 CREATE INDEX ledger_records_by_last ON ledger_records(tenant_id, last_index);
+CREATE TABLE ledger_tile_parts(
+  level INTEGER NOT NULL,
+  idx BIGINT NOT NULL,
+  start INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY(level, idx, start));
+INSERT INTO ledger_tile_parts(level, idx, start, data)
+  SELECT level, idx, 0, data FROM ledger_tiles
+  WHERE (level >= 0 AND octet_length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
+DELETE FROM ledger_tiles
+  WHERE (level >= 0 AND octet_length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
 }};
 
@@ -103,16 +118,27 @@ const std::vector<PgStatement>& Statements() {
        "INSERT INTO settings(name, value) VALUES($1, $2) "
        "ON CONFLICT(name) DO UPDATE SET value = EXCLUDED.value"},
       {"lock_ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1 FOR UPDATE"},
-      {"append_tile",
-       "INSERT INTO ledger_tiles(level, idx, data) VALUES($1, $2, $3) "
-       "ON CONFLICT(level, idx) DO UPDATE SET data = ledger_tiles.data || EXCLUDED.data"},
+      {"insert_tile_part",
+       "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES($1, $2, $3, $4)"},
+      // The batch that fills a tile: its earlier parts and the new bytes become one row.
+      {"fill_tile",
+       "WITH parts AS (DELETE FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
+       "RETURNING start, data) "
+       "INSERT INTO ledger_tiles(level, idx, data) "
+       "SELECT $1, $2, COALESCE((SELECT string_agg(data, ''::bytea ORDER BY start) FROM parts), "
+       "''::bytea) || $3"},
       {"max_checkpoint", "SELECT MAX(size) FROM ledger_checkpoints"},
       {"insert_record_group",
        "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
        "VALUES($1, $2, $3, $4)"},
       {"update_ledger_state", "UPDATE ledger_state SET size = $1, frontier = $2 WHERE id = 1"},
       {"ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1"},
-      {"get_tile", "SELECT data FROM ledger_tiles WHERE level = $1 AND idx = $2"},
+      // One statement, one snapshot: the whole tile, or else its parts in order (the batch that
+      // fills a tile replaces its parts in one transaction, so never a mix).
+      {"get_tile",
+       "SELECT 0, -1, data FROM ledger_tiles WHERE level = $1 AND idx = $2 "
+       "UNION ALL SELECT 1, start, data FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
+       "ORDER BY 1, 2"},
       {"insert_checkpoint",
        "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES($1, $2, $3)"},
       {"latest_checkpoint",
@@ -252,7 +278,12 @@ class PostgresControlStore final : public ControlStore {
         if (auto c = internal::CheckText({g.tenant_id}); !c.ok()) return c;
       }
       for (const LedgerTile& t : b.tiles) {
-        txn.exec_prepared0("append_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
+        if (t.fills) {
+          txn.exec_prepared0("fill_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
+        } else {
+          txn.exec_prepared0("insert_tile_part", t.level, static_cast<int64_t>(t.index),
+                             static_cast<int32_t>(t.start), Bytes(t.data));
+        }
       }
       for (const LedgerRecordGroup& g : b.records) {
         txn.exec_prepared0("insert_record_group", g.tenant_id, static_cast<int64_t>(g.first_index),
@@ -288,7 +319,10 @@ class PostgresControlStore final : public ControlStore {
                        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::string> {
                          auto r = txn.exec_prepared("get_tile", level, static_cast<int64_t>(index));
                          if (r.empty()) return absl::NotFoundError("no such tile");
-                         return ReadBytes(r[0][0]);
+                         if (r[0][0].as<int>() == 0) return ReadBytes(r[0][2]);  // whole
+                         std::string out;
+                         for (const auto& row : r) out += ReadBytes(row[2]);
+                         return out;
                        });
   }
 

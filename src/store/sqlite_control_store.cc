@@ -62,8 +62,23 @@ CREATE TABLE ledger_records(
   PRIMARY KEY(tenant_id, first_index));
 )sql"},
     // A tenant's log resumes at an index: find its first group by last_index in O(log n).
+    // Partial tiles are stored as one row per batch that extended them (store.h LedgerTile);
+    // the partial tiles of version 2, stored whole, become one such row each.
     {3, R"sql(
 CREATE INDEX ledger_records_by_last ON ledger_records(tenant_id, last_index);
+CREATE TABLE ledger_tile_parts(
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(level, idx, start)) WITHOUT ROWID;
+INSERT INTO ledger_tile_parts(level, idx, start, data)
+  SELECT level, idx, 0, data FROM ledger_tiles
+  WHERE (level >= 0 AND length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
+DELETE FROM ledger_tiles
+  WHERE (level >= 0 AND length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
 }};
 
@@ -215,17 +230,7 @@ class SqliteControlStore final : public ControlStore {
         return absl::InternalError("ledger batch does not extend the stored size");
       }
       for (const LedgerTile& t : b.tiles) {
-        auto s = c.Prepare(
-            "INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?) "
-            "ON CONFLICT(level, idx) DO UPDATE SET data = CAST(data || excluded.data AS BLOB)");
-        if (!s.ok()) return s.status();
-        if (auto r = s->Bind(1, int64_t{t.level})
-                         .Bind(2, static_cast<int64_t>(t.index))
-                         .BindBlob(3, t.data)
-                         .Run();
-            !r.ok()) {
-          return r;
-        }
+        if (auto r = WriteTilePart(c, t); !r.ok()) return r;
       }
       for (const LedgerRecordGroup& g : b.records) {
         auto s = c.Prepare(
@@ -260,13 +265,26 @@ class SqliteControlStore final : public ControlStore {
 
   absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) override {
     return db_->Read([&](Connection& c) -> absl::StatusOr<std::string> {
-      auto s = c.Prepare("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?");
+      // One statement, one snapshot: the whole tile, or else its parts in order (a batch that
+      // fills the tile replaces its parts in one transaction, so never a mix).
+      auto s = c.Prepare(
+          "SELECT 0, -1, data FROM ledger_tiles WHERE level = ?1 AND idx = ?2 "
+          "UNION ALL SELECT 1, start, data FROM ledger_tile_parts WHERE level = ?1 AND idx = ?2 "
+          "ORDER BY 1, 2");
       if (!s.ok()) return s.status();
       s->Bind(1, int64_t{level}).Bind(2, static_cast<int64_t>(index));
-      auto row = s->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) return absl::NotFoundError("no such tile");
-      return s->Blob(0);
+      std::string out;
+      bool found = false;
+      while (true) {
+        auto row = s->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        out += s->Blob(2);
+        found = true;
+        if (s->Int(0) == 0) break;  // a whole tile
+      }
+      if (!found) return absl::NotFoundError("no such tile");
+      return out;
     });
   }
 
@@ -307,6 +325,40 @@ class SqliteControlStore final : public ControlStore {
       if (!*row) return absl::NotFoundError("no checkpoint");
       return LedgerCheckpoint{static_cast<uint64_t>(s->Int(0)), s->Text(1), s->Int(2)};
     });
+  }
+
+  // Appends one batch's part of a tile: a row of its own, or, if it fills the tile, the whole
+  // tile as one row in place of the earlier parts.
+  static absl::Status WriteTilePart(Connection& c, const LedgerTile& t) {
+    const int64_t level = t.level, idx = static_cast<int64_t>(t.index);
+    if (!t.fills) {
+      auto s = c.Prepare(
+          "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES(?,?,?,?)");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, level).Bind(2, idx).Bind(3, int64_t{t.start}).BindBlob(4, t.data).Run();
+    }
+    std::string whole;
+    if (t.start > 0) {
+      {
+        auto s = c.Prepare(
+            "SELECT data FROM ledger_tile_parts WHERE level = ? AND idx = ? ORDER BY start");
+        if (!s.ok()) return s.status();
+        s->Bind(1, level).Bind(2, idx);
+        while (true) {
+          auto row = s->Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          whole += s->Blob(0);
+        }
+      }
+      auto d = c.Prepare("DELETE FROM ledger_tile_parts WHERE level = ? AND idx = ?");
+      if (!d.ok()) return d.status();
+      if (auto r = d->Bind(1, level).Bind(2, idx).Run(); !r.ok()) return r;
+    }
+    whole += t.data;
+    auto s = c.Prepare("INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?)");
+    if (!s.ok()) return s.status();
+    return s->Bind(1, level).Bind(2, idx).BindBlob(3, whole).Run();
   }
 
   absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(std::string_view tenant_id,
@@ -350,7 +402,7 @@ class SqliteControlStore final : public ControlStore {
 
 absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::string& path,
                                                                      bool create) {
-  // No secure_delete: the ledger rewrites its partial tiles on every batch and they are public;
+  // No secure_delete: the ledger replaces a tile's per-batch parts when it fills, and they are public;
   // what else the control store deletes is sealed under tenant keys or public.
   auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/false);
   if (!db.ok()) return db.status();

@@ -51,12 +51,18 @@ struct TenantRecord {
 // tlog-tiles), the committed tree size with its right-edge frontier, signed checkpoints, and the
 // sealed private event records grouped per tenant per batch.
 //
-// A batch carries only what it adds to each tile: `data` is appended to the tile's stored bytes,
-// so a sequencer needs nothing of the stored tiles in memory, only the frontier.
+// Stored by batch (DESIGN.md "Ledger cost budget"): a batch adds one row per tile it extends,
+// holding only what it appends (`start` is the position in the tile of its first entry or hash),
+// and the batch that fills a tile replaces the tile's rows with one row of the whole tile. A
+// partial tile reads as its rows concatenated in order. So an append writes bytes in proportion
+// to what it adds, never rewriting a growing tile, and a sequencer needs nothing of the stored
+// tiles in memory, only the frontier.
 struct LedgerTile {
   int level = 0;  // -1 = entry bundle
   uint64_t index = 0;
-  std::string data;  // bytes this batch appends to the tile
+  std::string data;     // bytes this batch appends to the tile
+  uint32_t start = 0;   // position (0..255) of the first entry or hash of `data` in the tile
+  bool fills = false;   // `data` ends the tile at 256 entries or hashes
 };
 
 struct LedgerRecordGroup {
@@ -70,7 +76,7 @@ struct LedgerBatch {
   uint64_t old_size = 0;  // the size this batch extends (guards against a second sequencer)
   uint64_t new_size = 0;
   std::string frontier;   // serialized right-edge hashes at new_size
-  std::vector<LedgerTile> tiles;  // every tile the batch changed, whole
+  std::vector<LedgerTile> tiles;  // what the batch appends to each tile it extends
   std::vector<LedgerRecordGroup> records;
 };
 

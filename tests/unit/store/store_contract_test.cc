@@ -301,8 +301,9 @@ LedgerBatch Batch(uint64_t old_size, uint64_t new_size) {
   b.old_size = old_size;
   b.new_size = new_size;
   b.frontier = "frontier@" + std::to_string(new_size);
-  b.tiles.push_back({-1, 0, "bundle@" + std::to_string(new_size)});
-  b.tiles.push_back({0, 0, std::string(32 * (new_size - old_size), '\x01')});
+  const auto start = static_cast<uint32_t>(old_size);
+  b.tiles.push_back({-1, 0, "bundle@" + std::to_string(new_size), start});
+  b.tiles.push_back({0, 0, std::string(32 * (new_size - old_size), '\x01'), start});
   return b;
 }
 
@@ -366,6 +367,31 @@ TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSizeAndAppendOnly) {
   EXPECT_EQ(latest->size, 12u);
   EXPECT_EQ(latest->note, "note12\n");
   EXPECT_EQ(latest->created_at_ms, 300);
+}
+
+TEST_P(StoreContract, LedgerTilesGrowByPartsAndAreStoredWholeOnceFull) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  // Three batches extend tile 0/5 of level 2; the third fills it.
+  LedgerBatch b;
+  b.tiles = {{2, 5, "aa", 0}};
+  b.new_size = 1;
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b).ok());
+  b = {};
+  b.old_size = 1;
+  b.new_size = 2;
+  b.tiles = {{2, 5, "bbb", 1}, {-1, 7, std::string("\0x", 2), 3}};
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b).ok());
+  EXPECT_EQ(*(*s)->ReadLedgerTile(2, 5), "aabbb");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 7), std::string("\0x", 2));
+  b = {};
+  b.old_size = 2;
+  b.new_size = 3;
+  b.tiles = {{2, 5, "c", 4, /*fills=*/true}, {2, 6, "d", 0, /*fills=*/true}};
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b).ok());
+  EXPECT_EQ(*(*s)->ReadLedgerTile(2, 5), "aabbbc");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(2, 6), "d");
+  EXPECT_EQ((*s)->ReadLedgerTile(2, 7).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_P(StoreContract, SequencedBatchesBuildOnTheLockedState) {
