@@ -75,6 +75,7 @@ struct Ledger::Impl {
 
   struct Waiter {
     PendingAppend append;
+    std::string leaf_hash;  // computed by the caller's thread, off the sequencer's path
     std::promise<absl::StatusOr<uint64_t>> done;
     // The sequencer never commits an entry past its deadline, so a caller answered "not
     // recorded" never has its entry appear later (the log would claim an access not performed).
@@ -189,10 +190,10 @@ struct Ledger::Impl {
 
   // Writes one batch at the end of the stored log; returns the first index.
   absl::StatusOr<uint64_t> CommitBatch(std::vector<Waiter>& batch) {
-    // Hashing the leaves needs no lock: only the frontier depends on the stored state.
+    // The leaves were hashed by the callers: only the frontier depends on the stored state.
     std::vector<std::string> leaves;
     leaves.reserve(batch.size());
-    for (const Waiter& w : batch) leaves.push_back(LeafHash(w.append.entry));
+    for (Waiter& w : batch) leaves.push_back(std::move(w.leaf_hash));
     uint64_t first = 0;
     absl::Status s = store.SequenceLedgerBatch(
         [&](const store::LedgerState& state) -> absl::StatusOr<store::LedgerBatch> {
@@ -356,11 +357,12 @@ absl::StatusOr<uint64_t> Ledger::Append(PendingAppend append) {
     return absl::InvalidArgumentError("ledger entry too large");
   }
   std::future<absl::StatusOr<uint64_t>> done;
+  std::string leaf = LeafHash(append.entry);
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->stopping) return absl::UnavailableError("the ledger is shutting down");
     impl_->pending.push_back(
-        {std::move(append), {},
+        {std::move(append), std::move(leaf), {},
          SteadyClock::now() + absl::ToChronoNanoseconds(impl_->options.append_deadline)});
     done = impl_->pending.back().done.get_future();
   }
