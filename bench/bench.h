@@ -45,6 +45,8 @@ struct Flags {
   int files = 1;             // files written in parallel, one thread each (sqlite-insert)
   uint64_t objects = 10000;  // preloaded objects (prepare, sqlite-insert, sqlite-select)
   bool ledger = false;       // inproc-*: record each access in the ledger first
+  int entry_bytes = 200;     // ledger-*: bytes per ledger entry
+  int row_bytes = 0;         // sqlite-insert: bytes per row (0: a sealed 1 KiB object)
 };
 
 int Prepare(const Flags& f);
@@ -52,5 +54,9 @@ int InprocPut(const Flags& f);
 int InprocGet(const Flags& f);
 int SqliteInsert(const Flags& f);
 int SqliteSelect(const Flags& f);
+int LedgerCpu(const Flags& f);
+int LedgerAppend(const Flags& f);
+int LedgerLatency(const Flags& f);
+int LedgerProof(const Flags& f);
 
 }  // namespace custos::bench

@@ -305,8 +305,23 @@ int main(int argc, char** argv) {
   auto* insert = add("sqlite-insert", "raw SQLite: batched inserts", false, true);
   insert->add_option("--batch", f.batch, "rows per transaction")->check(CLI::Range(1, 100000));
   insert->add_option("--files", f.files, "files written in parallel")->check(CLI::Range(1, 16));
+  insert->add_option("--row-bytes", f.row_bytes, "bytes per row (default: a sealed 1 KiB object)");
   auto* select = add("sqlite-select", "raw SQLite: point selects", false, true);
+  auto* lcpu = add("ledger-cpu", "ledger: the CPU path of appends (no store)", false, false);
+  auto* lappend = add("ledger-append", "ledger: durable appends through the sequencer", false, true);
+  auto* llat = add("ledger-latency", "ledger: append to covering checkpoint latency", false, true);
+  auto* lproof = add("ledger-proof", "ledger: inclusion proofs on a large log", false, true);
+  for (auto* c : {lcpu, lappend, llat, lproof}) {
+    c->add_option("--entry-bytes", f.entry_bytes, "bytes per entry")->check(CLI::Range(16, 4096));
+  }
+  for (auto* c : {lcpu, lappend}) {
+    c->add_option("--batch", f.batch, "entries per batch")->check(CLI::Range(1, 65536));
+  }
   CLI11_PARSE(app, argc, argv);
+  if (*lcpu) return LedgerCpu(f);
+  if (*lappend) return LedgerAppend(f);
+  if (*llat) return LedgerLatency(f);
+  if (*lproof) return LedgerProof(f);
   if (*prepare) return Prepare(f);
   if (*put) return InprocPut(f);
   if (*get) return InprocGet(f);

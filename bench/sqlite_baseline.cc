@@ -6,6 +6,7 @@
 //                  prints rows/s. --files 2: two such writers at once on two files, as a
 //                  Custos PUT writes two cells; prints rows/s per file.
 //   sqlite-select: T threads, one connection each, point selects by primary key of N rows.
+#include <algorithm>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -92,8 +93,8 @@ void InsertRow(sqlite3* db, sqlite3_stmt* s, const std::string& key, const std::
   sqlite3_reset(s);
 }
 
-std::string RandomBlob(std::mt19937_64& rng) {
-  std::string b(kSealedBytes, 0);
+std::string RandomBlob(std::mt19937_64& rng, size_t bytes) {
+  std::string b(std::max(bytes, sizeof(uint64_t)), 0);
   for (char& c : b) c = static_cast<char>(rng());
   return b;
 }
@@ -122,7 +123,7 @@ int SqliteInsert(const Flags& f) {
     RemoveDb(w.path);
     w.db = OpenDb(w.path);
     w.insert = Prepare(w.db.get(), kInsert);
-    w.blob = RandomBlob(rng);
+    w.blob = RandomBlob(rng, f.row_bytes > 0 ? f.row_bytes : kSealedBytes);
     // Start from the state of a Custos cell after `custos_bench prepare --objects N`: N rows,
     // and a WAL file already grown to its steady size (so that commits overwrite it instead of
     // growing it, which costs a metadata sync on ext4).
@@ -170,7 +171,7 @@ int SqliteSelect(const Flags& f) {
     Db db = OpenDb(f.file);
     Stmt insert = Prepare(db.get(), kInsert);
     std::mt19937_64 rng(1);
-    std::string blob = RandomBlob(rng);
+    std::string blob = RandomBlob(rng, kSealedBytes);
     Check(sqlite3_exec(db.get(), "BEGIN", nullptr, nullptr, nullptr), db.get(), "begin");
     for (uint64_t i = 0; i < f.objects; ++i) {
       std::memcpy(blob.data(), &i, sizeof i);

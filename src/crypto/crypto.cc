@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <initializer_list>
+
 #include "absl/strings/escaping.h"
 
 namespace custos::crypto {
@@ -49,14 +51,37 @@ absl::Status OpenSslError(std::string_view what, absl::StatusCode code) {
 
 }  // namespace
 
-std::string Sha256(std::string_view data) {
+namespace {
+
+// SHA-256 with the algorithm fetched once per process and one digest context per thread, reused:
+// EVP_Digest with EVP_sha256() fetches the implementation and allocates a context on every call,
+// which costs more than hashing a ledger entry (issue 4: the ledger hashes each leaf twice).
+std::string Sha256OfParts(std::initializer_list<std::string_view> parts) {
+  static EVP_MD* const md = [] {
+    EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (m == nullptr) Die("EVP_MD_fetch");
+    return m;
+  }();
+  thread_local EvpMdCtx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx) Die("EVP_MD_CTX_new");
+  if (EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1) Die("EVP_DigestInit_ex2");
+  for (std::string_view p : parts) {
+    if (EVP_DigestUpdate(ctx.get(), p.data(), p.size()) != 1) Die("EVP_DigestUpdate");
+  }
   std::string out(kSha256Size, '\0');
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), U8(out), &len, EVP_sha256(), nullptr) != 1 ||
-      len != kSha256Size) {
-    Die("EVP_Digest");
+  if (EVP_DigestFinal_ex(ctx.get(), U8(out), &len) != 1 || len != kSha256Size) {
+    Die("EVP_DigestFinal_ex");
   }
   return out;
+}
+
+}  // namespace
+
+std::string Sha256(std::string_view data) { return Sha256OfParts({data}); }
+
+std::string Sha256(std::string_view a, std::string_view b, std::string_view c) {
+  return Sha256OfParts({a, b, c});
 }
 
 std::string Sha256Hex(std::string_view data) { return absl::BytesToHexString(Sha256(data)); }

@@ -27,6 +27,8 @@ inline constexpr size_t kEd25519SignatureSize = 64;
 
 // SHA-256 of `data` (32 raw bytes).
 std::string Sha256(std::string_view data);
+// SHA-256 of a || b || c, without concatenating them first.
+std::string Sha256(std::string_view a, std::string_view b, std::string_view c = {});
 // Lowercase hex of SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 // HMAC-SHA256 of `data` under `key` (32 raw bytes).

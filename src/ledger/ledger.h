@@ -4,8 +4,12 @@
 // Ledger is the log itself: a single sequencer thread group-commits appends (one durable
 // transaction per batch: entry bundles, hash tiles, frontier, sealed records), wakes each caller
 // once the batch holding its entry is durable, and signs a checkpoint (a C2SP signed note) at
-// most every `checkpoint_interval`, only ever for a size already committed. Reads (tiles, proofs,
-// checkpoints) come from the store.
+// most every `checkpoint_interval`, only ever for a size already committed. Several Ledger
+// instances (several `custos serve` processes) may share one control store: each batch is
+// built on the stored state under the store's ledger lock (store.h SequenceLedgerBatch), so they
+// append to one log, and checkpoints stay append-only whichever instance signs (ledger.cc says
+// why this design). Reads (tiles, entries, proofs, checkpoints) come from the store, up to the
+// size committed by any instance.
 //
 // EventLog builds events: the private record (canonical JSON with a random salt), its digest,
 // the entry {"digest","kind","tenant":<pseudonym>,"ts","v":1}, seals the record under the

@@ -118,20 +118,12 @@ bool AllHashSized(std::span<const std::string> hashes) {
 }  // namespace
 
 std::string LeafHash(std::string_view entry) {
-  std::string buf;
-  buf.reserve(entry.size() + 1);
-  buf.push_back('\x00');
-  buf.append(entry);
-  return crypto::Sha256(buf);
+  return crypto::Sha256(std::string_view("\x00", 1), entry);
 }
 
 std::string NodeHash(std::string_view left, std::string_view right) {
   assert(left.size() == kHashSize && right.size() == kHashSize);
-  char buf[1 + 2 * kHashSize];
-  buf[0] = '\x01';
-  left.copy(buf + 1, kHashSize);
-  right.copy(buf + 1 + kHashSize, kHashSize);
-  return crypto::Sha256(std::string_view(buf, sizeof(buf)));
+  return crypto::Sha256("\x01", left, right);
 }
 
 std::string EmptyRoot() { return crypto::Sha256(""); }

@@ -1,7 +1,9 @@
 // ControlStore on one SQLite file.
 #include <array>
+#include <optional>
 
 #include "base/errors.h"
+#include "store/internal/ledger_rules.h"
 #include "store/internal/sqlite_db.h"
 #include "store/store.h"
 
@@ -11,7 +13,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 2> kMigrations = {{
+constexpr std::array<Database::Migration, 3> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -58,6 +60,25 @@ CREATE TABLE ledger_records(
   last_index INTEGER NOT NULL,
   data BLOB NOT NULL,
   PRIMARY KEY(tenant_id, first_index));
+)sql"},
+    // A tenant's log resumes at an index: find its first group by last_index in O(log n).
+    // Partial tiles are stored as one row per batch that extended them (store.h LedgerTile);
+    // the partial tiles of version 2, stored whole, become one such row each.
+    {3, R"sql(
+CREATE INDEX ledger_records_by_last ON ledger_records(tenant_id, last_index);
+CREATE TABLE ledger_tile_parts(
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(level, idx, start)) WITHOUT ROWID;
+INSERT INTO ledger_tile_parts(level, idx, start, data)
+  SELECT level, idx, 0, data FROM ledger_tiles
+  WHERE (level >= 0 AND length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
+DELETE FROM ledger_tiles
+  WHERE (level >= 0 AND length(data) < 8192)
+     OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
 }};
 
@@ -190,27 +211,26 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
-  absl::Status CommitLedgerBatch(const LedgerBatch& b) override {
+  absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) override {
+    // BEGIN IMMEDIATE takes the file's write lock: the state read here stays current until COMMIT.
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
-      auto size = c.Prepare("SELECT size FROM ledger_state WHERE id = 1");
-      if (!size.ok()) return size.status();
-      auto row = size->Step();
-      if (!row.ok()) return row.status();
-      if (!*row || static_cast<uint64_t>(size->Int(0)) != b.old_size) {
-        return Conflict("the ledger was extended by another sequencer");
+      LedgerState state;
+      {
+        auto st = c.Prepare("SELECT size, frontier FROM ledger_state WHERE id = 1");
+        if (!st.ok()) return st.status();
+        auto row = st->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return absl::DataLossError("ledger state row is missing");
+        state = {static_cast<uint64_t>(st->Int(0)), st->Blob(1)};
+      }
+      auto built = build(state);
+      if (!built.ok()) return built.status();
+      const LedgerBatch& b = *built;
+      if (b.old_size != state.size || b.new_size < b.old_size) {
+        return absl::InternalError("ledger batch does not extend the stored size");
       }
       for (const LedgerTile& t : b.tiles) {
-        auto s = c.Prepare(
-            "INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?) "
-            "ON CONFLICT(level, idx) DO UPDATE SET data = excluded.data");
-        if (!s.ok()) return s.status();
-        if (auto r = s->Bind(1, int64_t{t.level})
-                         .Bind(2, static_cast<int64_t>(t.index))
-                         .BindBlob(3, t.data)
-                         .Run();
-            !r.ok()) {
-          return r;
-        }
+        if (auto r = WriteTilePart(c, t); !r.ok()) return r;
       }
       for (const LedgerRecordGroup& g : b.records) {
         auto s = c.Prepare(
@@ -245,18 +265,46 @@ class SqliteControlStore final : public ControlStore {
 
   absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) override {
     return db_->Read([&](Connection& c) -> absl::StatusOr<std::string> {
-      auto s = c.Prepare("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?");
+      // One statement, one snapshot: the whole tile, or else its parts in order (a batch that
+      // fills the tile replaces its parts in one transaction, so never a mix).
+      auto s = c.Prepare(
+          "SELECT 0, -1, data FROM ledger_tiles WHERE level = ?1 AND idx = ?2 "
+          "UNION ALL SELECT 1, start, data FROM ledger_tile_parts WHERE level = ?1 AND idx = ?2 "
+          "ORDER BY 1, 2");
       if (!s.ok()) return s.status();
       s->Bind(1, int64_t{level}).Bind(2, static_cast<int64_t>(index));
-      auto row = s->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) return absl::NotFoundError("no such tile");
-      return s->Blob(0);
+      std::string out;
+      bool found = false;
+      while (true) {
+        auto row = s->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        out += s->Blob(2);
+        found = true;
+        if (s->Int(0) == 0) break;  // a whole tile
+      }
+      if (!found) return absl::NotFoundError("no such tile");
+      return out;
     });
   }
 
   absl::Status PutCheckpoint(const LedgerCheckpoint& cp) override {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      {
+        auto q = c.Prepare(
+            "SELECT (SELECT size FROM ledger_state WHERE id = 1), "
+            "(SELECT MAX(size) FROM ledger_checkpoints)");
+        if (!q.ok()) return q.status();
+        auto row = q->Step();
+        if (!row.ok()) return row.status();
+        if (!*row || q->IsNull(0)) return absl::DataLossError("ledger state row is missing");
+        if (auto s = internal::CheckCheckpointOrder(
+                cp.size, static_cast<uint64_t>(q->Int(0)),
+                q->IsNull(1) ? std::optional<uint64_t>() : static_cast<uint64_t>(q->Int(1)));
+            !s.ok()) {
+          return s;
+        }
+      }
       auto s = c.Prepare(
           "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES(?,?,?)");
       if (!s.ok()) return s.status();
@@ -279,13 +327,47 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
+  // Appends one batch's part of a tile: a row of its own, or, if it fills the tile, the whole
+  // tile as one row in place of the earlier parts.
+  static absl::Status WriteTilePart(Connection& c, const LedgerTile& t) {
+    const int64_t level = t.level, idx = static_cast<int64_t>(t.index);
+    if (!t.fills) {
+      auto s = c.Prepare(
+          "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES(?,?,?,?)");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, level).Bind(2, idx).Bind(3, int64_t{t.start}).BindBlob(4, t.data).Run();
+    }
+    std::string whole;
+    if (t.start > 0) {
+      {
+        auto s = c.Prepare(
+            "SELECT data FROM ledger_tile_parts WHERE level = ? AND idx = ? ORDER BY start");
+        if (!s.ok()) return s.status();
+        s->Bind(1, level).Bind(2, idx);
+        while (true) {
+          auto row = s->Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          whole += s->Blob(0);
+        }
+      }
+      auto d = c.Prepare("DELETE FROM ledger_tile_parts WHERE level = ? AND idx = ?");
+      if (!d.ok()) return d.status();
+      if (auto r = d->Bind(1, level).Bind(2, idx).Run(); !r.ok()) return r;
+    }
+    whole += t.data;
+    auto s = c.Prepare("INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?)");
+    if (!s.ok()) return s.status();
+    return s->Bind(1, level).Bind(2, idx).BindBlob(3, whole).Run();
+  }
+
   absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(std::string_view tenant_id,
                                                                   uint64_t from_index,
                                                                   int limit) override {
     return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<LedgerRecordGroup>> {
       auto s = c.Prepare(
           "SELECT first_index, last_index, data FROM ledger_records "
-          "WHERE tenant_id = ? AND last_index >= ? ORDER BY first_index LIMIT ?");
+          "WHERE tenant_id = ? AND last_index >= ? ORDER BY last_index LIMIT ?");
       if (!s.ok()) return s.status();
       s->Bind(1, tenant_id).Bind(2, static_cast<int64_t>(from_index)).Bind(3, int64_t{limit});
       std::vector<LedgerRecordGroup> out;
@@ -320,7 +402,7 @@ class SqliteControlStore final : public ControlStore {
 
 absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::string& path,
                                                                      bool create) {
-  // No secure_delete: the ledger rewrites its partial tiles on every batch and they are public;
+  // No secure_delete: the ledger replaces a tile's per-batch parts when it fills, and they are public;
   // what else the control store deletes is sealed under tenant keys or public.
   auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/false);
   if (!db.ok()) return db.status();

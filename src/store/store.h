@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -49,10 +50,19 @@ struct TenantRecord {
 // The ledger as stored: tiles (level -1 holds entry bundles, levels >= 0 hash tiles, per C2SP
 // tlog-tiles), the committed tree size with its right-edge frontier, signed checkpoints, and the
 // sealed private event records grouped per tenant per batch.
+//
+// Stored by batch (DESIGN.md "Ledger cost budget"): a batch adds one row per tile it extends,
+// holding only what it appends (`start` is the position in the tile of its first entry or hash),
+// and the batch that fills a tile replaces the tile's rows with one row of the whole tile. A
+// partial tile reads as its rows concatenated in order. So an append writes bytes in proportion
+// to what it adds, never rewriting a growing tile, and a sequencer needs nothing of the stored
+// tiles in memory, only the frontier.
 struct LedgerTile {
   int level = 0;  // -1 = entry bundle
   uint64_t index = 0;
-  std::string data;
+  std::string data;     // bytes this batch appends to the tile
+  uint32_t start = 0;   // position (0..255) of the first entry or hash of `data` in the tile
+  bool fills = false;   // `data` ends the tile at 256 entries or hashes
 };
 
 struct LedgerRecordGroup {
@@ -66,7 +76,7 @@ struct LedgerBatch {
   uint64_t old_size = 0;  // the size this batch extends (guards against a second sequencer)
   uint64_t new_size = 0;
   std::string frontier;   // serialized right-edge hashes at new_size
-  std::vector<LedgerTile> tiles;  // every tile the batch changed, whole
+  std::vector<LedgerTile> tiles;  // what the batch appends to each tile it extends
   std::vector<LedgerRecordGroup> records;
 };
 
@@ -85,13 +95,27 @@ class ControlStore {
  public:
   virtual ~ControlStore() = default;
 
-  // Ledger. CommitLedgerBatch writes the whole batch in one durable transaction; kAborted if the
-  // stored size is not batch.old_size (another sequencer appended).
-  virtual absl::Status CommitLedgerBatch(const LedgerBatch& batch) = 0;
+  // Ledger.
+  //
+  // SequenceLedgerBatch is one turn of the sequencer: in one durable transaction it locks the
+  // ledger state (PostgreSQL: SELECT … FOR UPDATE on the state row; SQLite: BEGIN IMMEDIATE),
+  // calls `build` with the state as committed, and writes the batch `build` returns (whose
+  // old_size must be that state's size). Every process sharing the store serialises its batches
+  // here, so the log never forks, whichever instance holds the lock; a holder that dies has its
+  // transaction rolled back by the database, which frees the lock. `build` may be called again if
+  // the transaction is retried; if it fails, nothing is written and its status is returned.
+  using LedgerBatchBuilder = absl::FunctionRef<absl::StatusOr<LedgerBatch>(const LedgerState&)>;
+  virtual absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) = 0;
+  // Writes `batch` if the stored size is batch.old_size; kAborted if not (another sequencer
+  // appended).
+  absl::Status CommitLedgerBatch(const LedgerBatch& batch);
   virtual absl::StatusOr<LedgerState> LoadLedgerState() = 0;
   // kNotFound if the tile was never written.
   virtual absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) = 0;
-  // Records a signed checkpoint; kAlreadyExists if one of that size exists.
+  // Records a signed checkpoint, keeping the stored checkpoints append-only: with the ledger
+  // state locked, kFailedPrecondition if checkpoint.size is beyond the committed size (it would
+  // commit to entries not stored), kAborted if a larger checkpoint is stored already, and
+  // kAlreadyExists if one of that size exists.
   virtual absl::Status PutCheckpoint(const LedgerCheckpoint& checkpoint) = 0;
   // The largest checkpoint; kNotFound if none.
   virtual absl::StatusOr<LedgerCheckpoint> LatestCheckpoint() = 0;

@@ -97,6 +97,23 @@ def edit_control(server: Server, sql: str, args: tuple) -> None:
         conn.close()
 
 
+def tile_row(server: Server, level: int, idx: int, position: int) -> tuple[str, tuple, bytes, int]:
+    """The stored row holding entry or hash `position` of a tile: a whole tile in ledger_tiles,
+    or the part (one per batch) of a partial tile in ledger_tile_parts. Returns (UPDATE
+    statement, its key arguments, the row's data, the position of the row's first element)."""
+    whole = server.query_control("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?",
+                                 (level, idx))
+    if whole:
+        return ("UPDATE ledger_tiles SET data = ? WHERE level = ? AND idx = ?", (level, idx),
+                bytes(whole[0][0]), 0)
+    parts = server.query_control("SELECT start, data FROM ledger_tile_parts WHERE level = ? AND "
+                                 "idx = ? AND start <= ? ORDER BY start DESC LIMIT 1",
+                                 (level, idx, position))
+    start, data = parts[0]
+    return ("UPDATE ledger_tile_parts SET data = ? WHERE level = ? AND idx = ? AND start = ?",
+            (level, idx, start), bytes(data), start)
+
+
 def bundle_entries(blob: bytes) -> list[tuple[int, bytes]]:
     """(offset, entry) of each entry in an entry bundle (big-endian uint16 length prefixes)."""
     out, at = [], 0
@@ -158,10 +175,10 @@ def test_verify_crosses_the_first_full_tile(server_factory, tmp_path):
     assert_verified(verify(s, vkey, tmp_path / "state"), size)
 
     assert s.stop() == 0
-    (tile,) = s.query_control("SELECT data FROM ledger_tiles WHERE level = 1 AND idx = 0")
-    data = bytearray(tile[0])
+    sql, key, tile, _ = tile_row(s, 1, 0, 0)
+    data = bytearray(tile)
     data[0] ^= 0x01
-    edit_control(s, "UPDATE ledger_tiles SET data = ? WHERE level = 1 AND idx = 0", (bytes(data),))
+    edit_control(s, sql, (bytes(data), *key))
     s.start()
     assert_fails(verify(s, vkey, tmp_path / "state"),
                  "tile/1/000.p/1 hash 0 does not match the hash of tile/0/000")
@@ -177,12 +194,12 @@ def test_edited_entry_is_named(server_factory, tmp_path):
     saved = state.read_text()
 
     assert s.stop() == 0
-    (row,) = s.query_control("SELECT data FROM ledger_tiles WHERE level = -1 AND idx = 0")
-    blob = bytearray(row[0])
-    offset, entry = bundle_entries(bytes(blob))[3]
+    sql, key, row, start = tile_row(s, -1, 0, 3)
+    blob = bytearray(row)
+    offset, entry = bundle_entries(bytes(blob))[3 - start]
     at = offset + entry.index(b'"digest":"') + len(b'"digest":"')
     blob[at] = flip_hex(blob[at])  # still a well-formed entry, with another digest
-    edit_control(s, "UPDATE ledger_tiles SET data = ? WHERE level = -1 AND idx = 0", (bytes(blob),))
+    edit_control(s, sql, (bytes(blob), *key))
     s.start()
 
     r = verify(s, vkey, state)
@@ -197,10 +214,10 @@ def test_edited_stored_hash_is_named(server_factory, tmp_path):
     _, size = tenant_with_activity(s)
 
     assert s.stop() == 0
-    (row,) = s.query_control("SELECT data FROM ledger_tiles WHERE level = 0 AND idx = 0")
-    data = bytearray(row[0])
-    data[2 * 32 + 7] ^= 0x40  # hash 2
-    edit_control(s, "UPDATE ledger_tiles SET data = ? WHERE level = 0 AND idx = 0", (bytes(data),))
+    sql, key, row, start = tile_row(s, 0, 0, 2)
+    data = bytearray(row)
+    data[(2 - start) * 32 + 7] ^= 0x40  # hash 2
+    edit_control(s, sql, (bytes(data), *key))
     s.start()
     assert_fails(verify(s, vkey, None),
                  f"entry 2 does not match its leaf hash in tile/0/000.p/{size}")
