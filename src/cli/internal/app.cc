@@ -118,14 +118,14 @@ class ControlStoreKeyringStorage final : public crypto::KeyringStorage {
     return blob;
   }
 
-  // One upsert: replaced atomically and durably by the control store's transaction.
-  absl::Status Save(std::string_view blob, bool create) override {
-    if (create) {
-      auto existing = control_.GetSetting(kKeyringSetting);
-      if (existing.ok()) return absl::AlreadyExistsError("the control store holds a keyring");
-      if (!absl::IsNotFound(existing.status())) return existing.status();
+  // One conditional update in one transaction: of several instances saving over the same blob,
+  // one wins and the others reload (kAborted).
+  absl::Status Save(std::string_view blob, std::optional<std::string_view> previous) override {
+    absl::Status s = control_.CompareAndSwapSetting(kKeyringSetting, previous, blob);
+    if (!previous && absl::IsAborted(s)) {
+      return absl::AlreadyExistsError("the control store holds a keyring");
     }
-    return control_.PutSetting(kKeyringSetting, blob);
+    return s;
   }
 
  private:

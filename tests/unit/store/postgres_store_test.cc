@@ -66,7 +66,7 @@ TEST_F(PostgresStore, SchemasAreNamedAfterTheStoreAndRegion) {
       "'custos_cell_eu_west' ORDER BY 1");
   EXPECT_EQ(tables, (std::vector<std::string>{"data_keys", "objects", "schema_migrations"}));
   EXPECT_EQ(db_->Query("SELECT max(version) FROM custos_control.schema_migrations"),
-            std::vector<std::string>{"2"});
+            std::vector<std::string>{"6"});
   // Too long for a PostgreSQL identifier (63 bytes): refused rather than silently truncated.
   EXPECT_EQ(OpenPostgresCellStore(db_->dsn(), std::string(60, 'r'), true).status().code(),
             absl::StatusCode::kInvalidArgument);
