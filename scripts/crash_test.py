@@ -10,9 +10,13 @@ SIGKILLs the server after a random 0.2-1.5 s, restarts it and checks that:
   - a sample of the objects acknowledged in earlier rounds still reads back (all of them after
     the last round);
   - every acknowledged write has its data.write record in the tenant's access log (the ledger
-    records an access durably before it is performed: fail closed).
+    records an access durably before it is performed: fail closed);
+  - `custos ledger verify` passes against the restarted server, and the last checkpoint served
+    before the kill is consistent with the log after it (given to verify as its saved state): no
+    checkpoint commits to entries that were not stored, and no answered entry is lost.
 Prints a line per round and `crash-test: N rounds, A acknowledged writes, L lost, C corrupt,
-U unlogged, H unanswered`; exits 1 on any loss, corruption, unlogged write or request the
+U unlogged, H unanswered, V ledger verify failures`; exits 1 on any loss, corruption, unlogged
+write, failed ledger verification or request the
 restarted server left unanswered (its thread stacks are saved with gdb, and the data directory is
 kept), 2 on a setup failure.
 """
@@ -256,6 +260,56 @@ class AccessLogReader:
         conn.close()
 
 
+class CheckpointWatcher(threading.Thread):
+    """Keeps the latest signed checkpoint the server serves during a round."""
+
+    def __init__(self, port, stop):
+        super().__init__(daemon=True)
+        self.port, self.stop = port, stop
+        self.note = None
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
+                conn.request("GET", "/ledger/checkpoint")
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                if resp.status == 200:
+                    self.note = body
+            except (OSError, http.client.HTTPException):
+                return  # killed
+            time.sleep(0.05)
+
+
+def verify_ledger(binary, port, work, round_no, note_before_kill):
+    """Runs `custos ledger verify` against the restarted server with the checkpoint served
+    before the kill as its saved state, so verify also checks that the log after the restart is
+    consistent with it (holds every entry it committed to). Returns failure messages."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+    conn.request("GET", "/v1/ledger/vkey")
+    resp = conn.getresponse()
+    vkey = resp.read()
+    conn.close()
+    if resp.status != 200:
+        return [f"LEDGER GET /v1/ledger/vkey answered {resp.status}"]
+    vkey_path = os.path.join(work, "vkey")
+    with open(vkey_path, "wb") as f:
+        f.write(vkey)
+    cmd = [binary, "ledger", "verify", "--url", f"http://127.0.0.1:{port}", "--vkey", vkey_path]
+    if note_before_kill is not None:
+        state = os.path.join(work, f"checkpoint-before-kill-{round_no}")
+        with open(state, "wb") as f:
+            f.write(note_before_kill)
+        cmd += ["--state", state]
+    # Checkpoints are append-only, so the latest one served now is at least the one seen before.
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return [f"LEDGER verify failed: {r.stdout.strip()} {r.stderr.strip()}"]
+    return []
+
+
 def unlogged(items):
     """Acknowledged writes without their data.write record: [(key, missing)]."""
     return [(k, s.acked_count - s.logged_count) for k, s in items
@@ -293,6 +347,7 @@ def main():
     data_dir = os.path.join(work, "data")
     server = None
     total_acked = total_lost = total_corrupt = total_unlogged = total_unanswered = 0
+    total_unverified = 0
     keep = args.keep
     keys = {}  # key -> KeyState, over all rounds
     lock = threading.Lock()
@@ -314,12 +369,15 @@ def main():
                               random.Random(rng.random())) for i in range(args.writers)]
             for w in writers:
                 w.start()
+            watcher = CheckpointWatcher(server.port, stop)
+            watcher.start()
             delay = rng.uniform(0.2, 1.5)
             time.sleep(delay)
             server.kill()  # SIGKILL at a random moment under the write load
             stop.set()
             for w in writers:
                 w.join()
+            watcher.join()
             acked = sum(w.acked for w in writers)
             unexpected = [m for w in writers for m in w.unexpected]
             restart_at = time.monotonic()
@@ -354,12 +412,18 @@ def main():
                 except Unanswered as e:
                     unanswered += 1
                     messages.append(f"UNANSWERED {e}")
+            n_unverified = 0
+            if not unanswered:
+                failed = verify_ledger(binary, server.port, work, r, watcher.note)
+                messages += failed
+                n_unverified = len(failed)
             if unanswered:
                 keep = True
                 stacks = dump_stacks(server.proc.pid, os.path.join(work, f"stacks-round-{r}.txt"))
                 messages.append(f"server pid {server.proc.pid} stopped answering after restart; "
                                 f"stacks: {stacks or 'gdb not found'}")
             total_unlogged += n_unlogged
+            total_unverified += n_unverified
             total_unanswered += unanswered
             total_acked += acked
             total_lost += lost
@@ -371,6 +435,7 @@ def main():
                   f"{sum(1 for _, s in this_round if s.acked is None)} in doubt, checked "
                   f"{len(this_round)} + {len(earlier)} earlier: {lost} lost, {corrupt} corrupt, "
                   f"{n_unlogged} unlogged"
+                  + (", ledger verified" if not n_unverified else ", LEDGER NOT VERIFIED")
                   + (f", {unanswered} unanswered" if unanswered else "")
                   + (f", {len(unexpected)} unexpected answers" if unexpected else "")
                   + f" ({time.monotonic() - verify_at:.1f}s)",
@@ -381,15 +446,16 @@ def main():
     finally:
         if server is not None:
             server.kill()
-        if keep or total_lost or total_corrupt or total_unlogged:
+        if keep or total_lost or total_corrupt or total_unlogged or total_unverified:
             print(f"crash-test: kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(f"crash-test: {args.rounds} rounds, {total_acked} acknowledged writes, "
           f"{total_lost} lost, {total_corrupt} corrupt, {total_unlogged} unlogged, "
-          f"{total_unanswered} unanswered ({len(keys)} keys, seed {seed}, "
-          f"{time.monotonic() - t0:.1f}s)")
-    return 1 if total_lost or total_corrupt or total_unlogged or total_unanswered else 0
+          f"{total_unanswered} unanswered, {total_unverified} ledger verify failures "
+          f"({len(keys)} keys, seed {seed}, {time.monotonic() - t0:.1f}s)")
+    return 1 if (total_lost or total_corrupt or total_unlogged or total_unanswered
+                 or total_unverified) else 0
 
 
 if __name__ == "__main__":

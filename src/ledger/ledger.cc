@@ -2,6 +2,7 @@
 // store (tiles, entries, proofs).
 #include "ledger/ledger.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -22,7 +23,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 using TileKey = std::pair<int, uint64_t>;  // (level, index); level -1 = entry bundle
-constexpr size_t kFullHashTileBytes = kTileWidth * kHashSize;
 // Longest one batch commit may take: the stores' lock wait (5 s) plus writing and syncing.
 constexpr absl::Duration kCommitBound = absl::Seconds(15);
 
@@ -48,6 +48,23 @@ void AppendBigEndian(std::string& out, uint64_t v, int bytes) {
 
 }  // namespace
 
+// Many instances, one log. Each `custos serve` process runs this sequencer over the shared
+// control store; what makes them one log is that every batch is written by
+// ControlStore::SequenceLedgerBatch, which locks the stored ledger state (a row lock on
+// PostgreSQL, the file's write lock on SQLite) and hands this sequencer the committed size and
+// frontier to build on. So the sequencer role is held by one instance at a time, per batch:
+// whichever instance holds the row lock appends, the others wait on it with their own waiters
+// queued, and take it next with everything that queued meanwhile as one batch. Group commit
+// therefore still holds (a batch per lock acquisition per instance, growing under load), and an
+// append counts as recorded only once the transaction holding it committed. We chose a per-batch
+// row lock over a leader holding a session-level advisory lock and forwarding: nothing to elect,
+// no forwarding hop, and takeover after a crash is the database rolling back the dead holder's
+// transaction (immediate when its connection closes) instead of lease timeouts; the cost is one
+// lock hand-off per batch, amortised over the batch. Nothing of the tree is cached between
+// batches (the frontier is read under the lock, tiles are appended to, not rewritten), so a
+// batch built by another instance never has to be "caught up with". Checkpoints are signed for
+// the committed state read from the store and stored only if not beyond it and not below the
+// latest stored one (store.h PutCheckpoint), so they stay append-only across instances.
 struct Ledger::Impl {
   store::ControlStore& store;
   crypto::Ed25519PrivateKey key;
@@ -68,12 +85,12 @@ struct Ledger::Impl {
   std::deque<Waiter> pending;  // guarded by mu
   bool stopping = false;       // guarded by mu
   std::vector<std::promise<absl::Status>> sign_requests;  // guarded by mu
+  // Lower bounds of the stored committed size and latest checkpoint size (they only grow; other
+  // instances may have moved them further).
   std::atomic<uint64_t> committed_size{0};
   std::atomic<uint64_t> signed_size{0};
+  bool have_checkpoint = false;  // sequencer thread
 
-  // Sequencer-thread state.
-  Frontier frontier;
-  std::map<TileKey, std::string> open_tiles;  // right-edge tiles not yet full
   SteadyClock::time_point last_checkpoint{};
   std::thread sequencer;
 
@@ -81,69 +98,66 @@ struct Ledger::Impl {
        LedgerOptions opt)
       : store(s), key(std::move(k)), origin(std::move(o)), clock(c), options(opt) {}
 
+  static void Raise(std::atomic<uint64_t>& v, uint64_t to) {
+    uint64_t cur = v.load();
+    while (cur < to && !v.compare_exchange_weak(cur, to)) {
+    }
+  }
+
   absl::Status Load() {
     auto state = store.LoadLedgerState();
     if (!state.ok()) return state.status();
-    auto f = ParseFrontier(state->size, state->frontier);
-    if (!f.ok()) return f.status();
-    frontier = std::move(*f);
-    committed_size = state->size;
-    open_tiles.clear();
-    // The right-edge partial tiles at each level, to extend in memory.
-    if (state->size % kTileWidth != 0) {
-      auto t = store.ReadLedgerTile(-1, state->size / kTileWidth);
-      if (!t.ok()) return t.status();
-      open_tiles[{-1, state->size / kTileWidth}] = std::move(*t);
-    }
-    for (int level = 0; (state->size >> (kTileHeight * level)) > 0; ++level) {
-      uint64_t nodes = state->size >> (kTileHeight * level);
-      if (nodes % kTileWidth == 0) continue;
-      auto t = store.ReadLedgerTile(level, nodes / kTileWidth);
-      if (!t.ok()) return t.status();
-      open_tiles[{level, nodes / kTileWidth}] = std::move(*t);
-    }
+    if (auto f = ParseFrontier(state->size, state->frontier); !f.ok()) return f.status();
+    Raise(committed_size, state->size);
     auto cp = store.LatestCheckpoint();
     if (cp.ok()) {
-      signed_size = cp->size;
+      Raise(signed_size, cp->size);
+      have_checkpoint = true;
     } else if (!absl::IsNotFound(cp.status())) {
       return cp.status();
     }
     return absl::OkStatus();
   }
 
-  // Writes one batch; on success adopts the new state and returns the first index.
-  absl::StatusOr<uint64_t> CommitBatch(std::vector<Waiter>& batch) {
-    std::vector<std::string> leaf_hashes;
-    leaf_hashes.reserve(batch.size());
-    for (const Waiter& w : batch) leaf_hashes.push_back(LeafHash(w.append.entry));
-    auto appended = AppendLeaves(frontier, leaf_hashes);
+  // The stored committed size, at least `at_least` (refreshed from the store only when the size
+  // this instance knows of is below it).
+  absl::StatusOr<uint64_t> CommittedSizeAtLeast(uint64_t at_least) {
+    if (committed_size.load() >= at_least) return committed_size.load();
+    auto state = store.LoadLedgerState();
+    if (!state.ok()) return state.status();
+    Raise(committed_size, state->size);
+    return committed_size.load();
+  }
+
+  // Builds the batch extending the locked stored `state` with `batch`'s entries.
+  static absl::StatusOr<store::LedgerBatch> BuildBatch(const store::LedgerState& state,
+                                                       const std::vector<Waiter>& batch,
+                                                       const std::vector<std::string>& leaves) {
+    auto frontier = ParseFrontier(state.size, state.frontier);
+    if (!frontier.ok()) return frontier.status();
+    auto appended = AppendLeaves(*frontier, leaves);
     if (!appended.ok()) return appended.status();
 
-    const uint64_t first = frontier.size;
-    std::map<TileKey, std::string> changed;
-    auto tile = [&](TileKey k) -> std::string& {
-      if (auto it = changed.find(k); it != changed.end()) return it->second;
-      auto open = open_tiles.find(k);
-      return changed[k] = open == open_tiles.end() ? std::string() : open->second;
-    };
+    const uint64_t first = state.size;
+    // Only the bytes this batch adds to each tile (the store appends them).
+    std::map<TileKey, std::string> added;
     for (size_t i = 0; i < batch.size(); ++i) {
       const std::string& e = batch[i].append.entry;
-      std::string& bundle = tile({-1, (first + i) / kTileWidth});
+      std::string& bundle = added[{-1, (first + i) / kTileWidth}];
       AppendBigEndian(bundle, e.size(), 2);
       bundle += e;
     }
     for (const CompletedNode& n : appended->new_nodes) {
       if (n.id.level % kTileHeight != 0) continue;
-      std::string& t = tile({n.id.level / kTileHeight, n.id.index / kTileWidth});
-      assert(t.size() == (n.id.index % kTileWidth) * kHashSize);
-      t += n.hash;
+      added[{n.id.level / kTileHeight, n.id.index / kTileWidth}] += n.hash;
     }
 
     store::LedgerBatch b;
     b.old_size = first;
     b.new_size = appended->frontier.size;
     b.frontier = SerializeFrontier(appended->frontier);
-    for (const auto& [k, data] : changed) b.tiles.push_back({k.first, k.second, data});
+    b.tiles.reserve(added.size());
+    for (auto& [k, data] : added) b.tiles.push_back({k.first, k.second, std::move(data)});
     std::map<std::string, size_t> group_of;  // tenant -> index in b.records
     for (size_t i = 0; i < batch.size(); ++i) {
       const PendingAppend& a = batch[i].append;
@@ -156,31 +170,45 @@ struct Ledger::Impl {
       AppendBigEndian(g.data, a.sealed_record.size(), 4);
       g.data += a.sealed_record;
     }
-    if (auto s = store.CommitLedgerBatch(b); !s.ok()) return s;
+    return b;
+  }
 
-    frontier = std::move(appended->frontier);
-    for (auto& [k, data] : changed) {
-      bool full = k.first < 0 ? (k.second + 1) * kTileWidth <= frontier.size
-                              : data.size() == kFullHashTileBytes;
-      if (full) {
-        open_tiles.erase(k);
-      } else {
-        open_tiles[k] = std::move(data);
-      }
-    }
-    committed_size = frontier.size;
+  // Writes one batch at the end of the stored log; returns the first index.
+  absl::StatusOr<uint64_t> CommitBatch(std::vector<Waiter>& batch) {
+    // Hashing the leaves needs no lock: only the frontier depends on the stored state.
+    std::vector<std::string> leaves;
+    leaves.reserve(batch.size());
+    for (const Waiter& w : batch) leaves.push_back(LeafHash(w.append.entry));
+    uint64_t first = 0;
+    absl::Status s = store.SequenceLedgerBatch(
+        [&](const store::LedgerState& state) -> absl::StatusOr<store::LedgerBatch> {
+          first = state.size;
+          return BuildBatch(state, batch, leaves);
+        });
+    if (!s.ok()) return s;
+    Raise(committed_size, first + batch.size());
     return first;
   }
 
+  // Signs a checkpoint for the stored committed state unless the latest stored checkpoint
+  // already covers it.
   absl::Status SignCheckpoint() {
-    if (signed_size.load() == frontier.size && frontier.size > 0) return absl::OkStatus();
-    Checkpoint cp{origin, frontier.size, FrontierRoot(frontier), {}};
+    auto state = store.LoadLedgerState();
+    if (!state.ok()) return state.status();
+    Raise(committed_size, state->size);
+    if (have_checkpoint && signed_size.load() >= state->size) return absl::OkStatus();
+    auto frontier = ParseFrontier(state->size, state->frontier);
+    if (!frontier.ok()) return frontier.status();
+    Checkpoint cp{origin, state->size, FrontierRoot(*frontier), {}};
     auto note = ledger::SignCheckpoint(cp, origin, key);
     if (!note.ok()) return note.status();
-    absl::Status s = store.PutCheckpoint(
-        {frontier.size, *note, absl::ToUnixMillis(clock.Now())});
-    if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
-    signed_size = frontier.size;
+    absl::Status s =
+        store.PutCheckpoint({state->size, *note, absl::ToUnixMillis(clock.Now())});
+    // kAlreadyExists: another instance signed this size; kAborted: a larger one is stored. Both
+    // leave a checkpoint at least this large in the store.
+    if (!s.ok() && !absl::IsAlreadyExists(s) && !absl::IsAborted(s)) return s;
+    Raise(signed_size, state->size);
+    have_checkpoint = true;
     last_checkpoint = SteadyClock::now();
     return absl::OkStatus();
   }
@@ -225,7 +253,6 @@ struct Ledger::Impl {
           absl::Status refused = absl::UnavailableError(
               StrCat("the ledger could not record the access: ", first.status().message()));
           for (Waiter& w : batch) w.done.set_value(refused);
-          if (absl::IsAborted(first.status())) (void)Load();  // another sequencer moved on
         } else {
           for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(*first + i);
         }
@@ -241,6 +268,7 @@ struct Ledger::Impl {
                                                       options.checkpoint_interval)) {
         if (auto s = SignCheckpoint(); !s.ok()) {
           spdlog::error("ledger checkpoint not written: {}", s.ToString());
+          last_checkpoint = SteadyClock::now();  // retry after an interval, not in a busy loop
         }
       }
     }
@@ -354,7 +382,14 @@ absl::StatusOr<store::LedgerCheckpoint> Ledger::LatestCheckpoint() {
 }
 
 absl::StatusOr<std::string> Ledger::ReadTile(const Tile& tile) {
+  // Refresh from the store only if the size this instance has seen does not cover the tile
+  // (another instance may have appended).
   uint64_t size = impl_->committed_size.load();
+  if (!TileCoveredBy(tile, size)) {
+    auto stored = impl_->CommittedSizeAtLeast(UINT64_MAX);
+    if (!stored.ok()) return stored.status();
+    size = *stored;
+  }
   if (!TileCoveredBy(tile, size)) return absl::NotFoundError("the log has not reached this tile");
   int level = tile.entries ? -1 : tile.level;
   auto data = impl_->store.ReadLedgerTile(level, tile.index);
@@ -374,7 +409,9 @@ absl::StatusOr<std::string> Ledger::ReadTile(const Tile& tile) {
 }
 
 absl::StatusOr<std::string> Ledger::ReadEntry(uint64_t index) {
-  if (index >= impl_->committed_size.load()) return absl::NotFoundError("no such entry");
+  auto size = impl_->CommittedSizeAtLeast(index + 1);
+  if (!size.ok()) return size.status();
+  if (index >= *size) return absl::NotFoundError("no such entry");
   auto data = impl_->store.ReadLedgerTile(-1, index / kTileWidth);
   if (!data.ok()) return data.status();
   auto entries = DecodeEntryBundle(*data);

@@ -4,10 +4,12 @@
 // that are ordered are COLLATE "C" (bytewise, as SQLite). Durability comes from the server
 // (fsync=on, synchronous_commit=on: see internal/pg_pool.h).
 #include <array>
+#include <optional>
 #include <string>
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "store/internal/ledger_rules.h"
 #include "store/internal/pg_pool.h"
 #include "store/internal/pg_values.h"
 #include "store/store.h"
@@ -23,7 +25,7 @@ using internal::ReadBytes;
 
 constexpr char kControlSchema[] = "custos_control";
 
-constexpr std::array<PgMigration, 3> kMigrations = {{
+constexpr std::array<PgMigration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -73,6 +75,10 @@ CREATE TABLE ledger_records(
 -- Sealed records are random bytes: do not try to compress them.
 ALTER TABLE ledger_records ALTER COLUMN data SET STORAGE EXTERNAL;
 )sql"},
+    // A tenant's log resumes at an index: find its first group by last_index in O(log n).
+    {3, R"sql(
+CREATE INDEX ledger_records_by_last ON ledger_records(tenant_id, last_index);
+)sql"},
     {6, R"sql(
 CREATE TABLE job_leases(
   name TEXT COLLATE "C" PRIMARY KEY,
@@ -115,10 +121,11 @@ const std::vector<PgStatement>& Statements() {
       {"record_job_run", "UPDATE job_leases SET last_run_ms = $3 WHERE name = $1 AND holder = $2"},
       {"release_job_lease",
        "UPDATE job_leases SET expires_at_ms = 0 WHERE name = $1 AND holder = $2"},
-      {"lock_ledger_state", "SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE"},
-      {"put_tile",
+      {"lock_ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1 FOR UPDATE"},
+      {"append_tile",
        "INSERT INTO ledger_tiles(level, idx, data) VALUES($1, $2, $3) "
-       "ON CONFLICT(level, idx) DO UPDATE SET data = EXCLUDED.data"},
+       "ON CONFLICT(level, idx) DO UPDATE SET data = ledger_tiles.data || EXCLUDED.data"},
+      {"max_checkpoint", "SELECT MAX(size) FROM ledger_checkpoints"},
       {"insert_record_group",
        "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
        "VALUES($1, $2, $3, $4)"},
@@ -131,7 +138,7 @@ const std::vector<PgStatement>& Statements() {
        "SELECT size, note, created_at_ms FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"},
       {"record_groups",
        "SELECT first_index, last_index, data FROM ledger_records "
-       "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY first_index LIMIT $3"},
+       "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY last_index LIMIT $3"},
   };
   return *kStatements;
 }
@@ -297,19 +304,27 @@ class PostgresControlStore final : public ControlStore {
     });
   }
 
-  absl::Status CommitLedgerBatch(const LedgerBatch& b) override {
-    for (const LedgerRecordGroup& g : b.records) {
-      if (auto s = internal::CheckText({g.tenant_id}); !s.ok()) return s;
-    }
+  absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) override {
+    std::optional<LedgerState> written;  // the state the last built batch leads to
     absl::Status s = pool_->Write("commit ledger batch", [&](pqxx::work& txn) -> absl::Status {
-      // The state row stays locked until commit: a second sequencer waits here, then sees the
-      // size this batch wrote and gives up (kAborted) instead of forking the log.
-      auto size = txn.exec_prepared("lock_ledger_state");
-      if (size.empty() || size[0][0].as<int64_t>() != static_cast<int64_t>(b.old_size)) {
-        return Conflict("the ledger was extended by another sequencer");
+      // The state row stays locked until commit: another instance's sequencer waits here and
+      // then builds its batch on the state this one committed, so the log never forks. If this
+      // process dies, PostgreSQL rolls the transaction back when the connection drops, which
+      // frees the row for the others (no leader to elect, nothing to take over).
+      auto r = txn.exec_prepared("lock_ledger_state");
+      if (r.empty()) return absl::DataLossError("ledger state row is missing");
+      LedgerState state{static_cast<uint64_t>(r[0][0].as<int64_t>()), ReadBytes(r[0][1])};
+      auto built = build(state);
+      if (!built.ok()) return built.status();
+      const LedgerBatch& b = *built;
+      if (b.old_size != state.size || b.new_size < b.old_size) {
+        return absl::InternalError("ledger batch does not extend the stored size");
+      }
+      for (const LedgerRecordGroup& g : b.records) {
+        if (auto c = internal::CheckText({g.tenant_id}); !c.ok()) return c;
       }
       for (const LedgerTile& t : b.tiles) {
-        txn.exec_prepared0("put_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
+        txn.exec_prepared0("append_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
       }
       for (const LedgerRecordGroup& g : b.records) {
         txn.exec_prepared0("insert_record_group", g.tenant_id, static_cast<int64_t>(g.first_index),
@@ -317,13 +332,14 @@ class PostgresControlStore final : public ControlStore {
       }
       txn.exec_prepared0("update_ledger_state", static_cast<int64_t>(b.new_size),
                          Bytes(b.frontier));
+      written = LedgerState{b.new_size, b.frontier};
       return absl::OkStatus();
     });
-    if (absl::IsUnavailable(s)) {
+    if (absl::IsUnavailable(s) && written && written->size > 0) {
       // The connection may have failed after COMMIT was sent. If the stored state is exactly
       // this batch's (no other batch ends at this size with this frontier), it was committed.
       auto state = LoadLedgerState();
-      if (state.ok() && state->size == b.new_size && state->frontier == b.frontier) {
+      if (state.ok() && state->size == written->size && state->frontier == written->frontier) {
         return absl::OkStatus();
       }
     }
@@ -351,6 +367,20 @@ class PostgresControlStore final : public ControlStore {
   absl::Status PutCheckpoint(const LedgerCheckpoint& cp) override {
     if (auto s = internal::CheckText({cp.note}); !s.ok()) return s;
     return pool_->Write("put checkpoint", [&](pqxx::work& txn) -> absl::Status {
+      // The state row lock orders checkpoint writers (and batches): the latest checkpoint read
+      // next cannot change before this one is inserted.
+      auto state = txn.exec_prepared("lock_ledger_state");
+      if (state.empty()) return absl::DataLossError("ledger state row is missing");
+      auto latest = txn.exec_prepared("max_checkpoint");
+      std::optional<uint64_t> latest_size;
+      if (!latest.empty() && !latest[0][0].is_null()) {
+        latest_size = static_cast<uint64_t>(latest[0][0].as<int64_t>());
+      }
+      if (auto s = internal::CheckCheckpointOrder(
+              cp.size, static_cast<uint64_t>(state[0][0].as<int64_t>()), latest_size);
+          !s.ok()) {
+        return s;
+      }
       txn.exec_prepared0("insert_checkpoint", static_cast<int64_t>(cp.size), cp.note,
                          cp.created_at_ms);
       return absl::OkStatus();

@@ -1,8 +1,10 @@
 // ControlStore on one SQLite file.
 #include <array>
+#include <optional>
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "store/internal/ledger_rules.h"
 #include "store/internal/sqlite_db.h"
 #include "store/store.h"
 
@@ -12,7 +14,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 3> kMigrations = {{
+constexpr std::array<Database::Migration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -59,6 +61,10 @@ CREATE TABLE ledger_records(
   last_index INTEGER NOT NULL,
   data BLOB NOT NULL,
   PRIMARY KEY(tenant_id, first_index));
+)sql"},
+    // A tenant's log resumes at an index: find its first group by last_index in O(log n).
+    {3, R"sql(
+CREATE INDEX ledger_records_by_last ON ledger_records(tenant_id, last_index);
 )sql"},
     {6, R"sql(
 CREATE TABLE job_leases(
@@ -264,19 +270,28 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
-  absl::Status CommitLedgerBatch(const LedgerBatch& b) override {
+  absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) override {
+    // BEGIN IMMEDIATE takes the file's write lock: the state read here stays current until COMMIT.
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
-      auto size = c.Prepare("SELECT size FROM ledger_state WHERE id = 1");
-      if (!size.ok()) return size.status();
-      auto row = size->Step();
-      if (!row.ok()) return row.status();
-      if (!*row || static_cast<uint64_t>(size->Int(0)) != b.old_size) {
-        return Conflict("the ledger was extended by another sequencer");
+      LedgerState state;
+      {
+        auto st = c.Prepare("SELECT size, frontier FROM ledger_state WHERE id = 1");
+        if (!st.ok()) return st.status();
+        auto row = st->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return absl::DataLossError("ledger state row is missing");
+        state = {static_cast<uint64_t>(st->Int(0)), st->Blob(1)};
+      }
+      auto built = build(state);
+      if (!built.ok()) return built.status();
+      const LedgerBatch& b = *built;
+      if (b.old_size != state.size || b.new_size < b.old_size) {
+        return absl::InternalError("ledger batch does not extend the stored size");
       }
       for (const LedgerTile& t : b.tiles) {
         auto s = c.Prepare(
             "INSERT INTO ledger_tiles(level, idx, data) VALUES(?,?,?) "
-            "ON CONFLICT(level, idx) DO UPDATE SET data = excluded.data");
+            "ON CONFLICT(level, idx) DO UPDATE SET data = CAST(data || excluded.data AS BLOB)");
         if (!s.ok()) return s.status();
         if (auto r = s->Bind(1, int64_t{t.level})
                          .Bind(2, static_cast<int64_t>(t.index))
@@ -331,6 +346,21 @@ class SqliteControlStore final : public ControlStore {
 
   absl::Status PutCheckpoint(const LedgerCheckpoint& cp) override {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      {
+        auto q = c.Prepare(
+            "SELECT (SELECT size FROM ledger_state WHERE id = 1), "
+            "(SELECT MAX(size) FROM ledger_checkpoints)");
+        if (!q.ok()) return q.status();
+        auto row = q->Step();
+        if (!row.ok()) return row.status();
+        if (!*row || q->IsNull(0)) return absl::DataLossError("ledger state row is missing");
+        if (auto s = internal::CheckCheckpointOrder(
+                cp.size, static_cast<uint64_t>(q->Int(0)),
+                q->IsNull(1) ? std::optional<uint64_t>() : static_cast<uint64_t>(q->Int(1)));
+            !s.ok()) {
+          return s;
+        }
+      }
       auto s = c.Prepare(
           "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES(?,?,?)");
       if (!s.ok()) return s.status();
@@ -359,7 +389,7 @@ class SqliteControlStore final : public ControlStore {
     return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<LedgerRecordGroup>> {
       auto s = c.Prepare(
           "SELECT first_index, last_index, data FROM ledger_records "
-          "WHERE tenant_id = ? AND last_index >= ? ORDER BY first_index LIMIT ?");
+          "WHERE tenant_id = ? AND last_index >= ? ORDER BY last_index LIMIT ?");
       if (!s.ok()) return s.status();
       s->Bind(1, tenant_id).Bind(2, static_cast<int64_t>(from_index)).Bind(3, int64_t{limit});
       std::vector<LedgerRecordGroup> out;

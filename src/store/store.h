@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -49,10 +50,13 @@ struct TenantRecord {
 // The ledger as stored: tiles (level -1 holds entry bundles, levels >= 0 hash tiles, per C2SP
 // tlog-tiles), the committed tree size with its right-edge frontier, signed checkpoints, and the
 // sealed private event records grouped per tenant per batch.
+//
+// A batch carries only what it adds to each tile: `data` is appended to the tile's stored bytes,
+// so a sequencer needs nothing of the stored tiles in memory, only the frontier.
 struct LedgerTile {
   int level = 0;  // -1 = entry bundle
   uint64_t index = 0;
-  std::string data;
+  std::string data;  // bytes this batch appends to the tile
 };
 
 struct LedgerRecordGroup {
@@ -92,13 +96,27 @@ class ControlStore {
  public:
   virtual ~ControlStore() = default;
 
-  // Ledger. CommitLedgerBatch writes the whole batch in one durable transaction; kAborted if the
-  // stored size is not batch.old_size (another sequencer appended).
-  virtual absl::Status CommitLedgerBatch(const LedgerBatch& batch) = 0;
+  // Ledger.
+  //
+  // SequenceLedgerBatch is one turn of the sequencer: in one durable transaction it locks the
+  // ledger state (PostgreSQL: SELECT … FOR UPDATE on the state row; SQLite: BEGIN IMMEDIATE),
+  // calls `build` with the state as committed, and writes the batch `build` returns (whose
+  // old_size must be that state's size). Every process sharing the store serialises its batches
+  // here, so the log never forks, whichever instance holds the lock; a holder that dies has its
+  // transaction rolled back by the database, which frees the lock. `build` may be called again if
+  // the transaction is retried; if it fails, nothing is written and its status is returned.
+  using LedgerBatchBuilder = absl::FunctionRef<absl::StatusOr<LedgerBatch>(const LedgerState&)>;
+  virtual absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) = 0;
+  // Writes `batch` if the stored size is batch.old_size; kAborted if not (another sequencer
+  // appended).
+  absl::Status CommitLedgerBatch(const LedgerBatch& batch);
   virtual absl::StatusOr<LedgerState> LoadLedgerState() = 0;
   // kNotFound if the tile was never written.
   virtual absl::StatusOr<std::string> ReadLedgerTile(int level, uint64_t index) = 0;
-  // Records a signed checkpoint; kAlreadyExists if one of that size exists.
+  // Records a signed checkpoint, keeping the stored checkpoints append-only: with the ledger
+  // state locked, kFailedPrecondition if checkpoint.size is beyond the committed size (it would
+  // commit to entries not stored), kAborted if a larger checkpoint is stored already, and
+  // kAlreadyExists if one of that size exists.
   virtual absl::Status PutCheckpoint(const LedgerCheckpoint& checkpoint) = 0;
   // The largest checkpoint; kNotFound if none.
   virtual absl::StatusOr<LedgerCheckpoint> LatestCheckpoint() = 0;

@@ -302,7 +302,7 @@ LedgerBatch Batch(uint64_t old_size, uint64_t new_size) {
   b.new_size = new_size;
   b.frontier = "frontier@" + std::to_string(new_size);
   b.tiles.push_back({-1, 0, "bundle@" + std::to_string(new_size)});
-  b.tiles.push_back({0, 0, std::string(32 * new_size, '\x01')});
+  b.tiles.push_back({0, 0, std::string(32 * (new_size - old_size), '\x01')});
   return b;
 }
 
@@ -331,7 +331,8 @@ TEST_P(StoreContract, LedgerBatchesExtendTheStoredSizeOnly) {
   state = (*s)->LoadLedgerState();
   EXPECT_EQ(state->size, 3u);
   EXPECT_EQ(state->frontier, "frontier@3");
-  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "bundle@3");  // a tile is replaced whole
+  // A batch appends to the tiles it extends.
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "bundle@2bundle@3");
   EXPECT_EQ((*s)->ReadLedgerTile(0, 0)->size(), 96u);
 
   auto groups = (*s)->ReadRecordGroups("tenant-a", 0, 10);
@@ -346,19 +347,51 @@ TEST_P(StoreContract, LedgerBatchesExtendTheStoredSizeOnly) {
   EXPECT_TRUE((*s)->ReadRecordGroups("tenant-c", 0, 10)->empty());
 }
 
-TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSize) {
+TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSizeAndAppendOnly) {
   auto s = OpenControl();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->LatestCheckpoint().status().code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE((*s)->PutCheckpoint({0, "note0\n", 100}).ok());
-  ASSERT_TRUE((*s)->PutCheckpoint({12, "note12\n", 300}).ok());
+  // Not beyond the committed log: it would commit to entries that are not stored.
+  EXPECT_EQ((*s)->PutCheckpoint({5, "note5\n", 200}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*s)->CommitLedgerBatch(Batch(0, 12)).ok());
   ASSERT_TRUE((*s)->PutCheckpoint({5, "note5\n", 200}).ok());
   EXPECT_EQ((*s)->PutCheckpoint({5, "other\n", 400}).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE((*s)->PutCheckpoint({12, "note12\n", 300}).ok());
+  // Never below the latest one.
+  EXPECT_EQ((*s)->PutCheckpoint({7, "note7\n", 500}).code(), absl::StatusCode::kAborted);
   auto latest = (*s)->LatestCheckpoint();
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ(latest->size, 12u);
   EXPECT_EQ(latest->note, "note12\n");
   EXPECT_EQ(latest->created_at_ms, 300);
+}
+
+TEST_P(StoreContract, SequencedBatchesBuildOnTheLockedState) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->CommitLedgerBatch(Batch(0, 2)).ok());
+  // The builder sees the committed state and its batch lands on it.
+  LedgerState seen;
+  ASSERT_TRUE((*s)
+                  ->SequenceLedgerBatch([&](const LedgerState& st) -> absl::StatusOr<LedgerBatch> {
+                    seen = st;
+                    return Batch(st.size, st.size + 3);
+                  })
+                  .ok());
+  EXPECT_EQ(seen.size, 2u);
+  EXPECT_EQ(seen.frontier, "frontier@2");
+  EXPECT_EQ((*s)->LoadLedgerState()->size, 5u);
+  // A builder that fails writes nothing.
+  EXPECT_EQ((*s)
+                ->SequenceLedgerBatch([&](const LedgerState&) -> absl::StatusOr<LedgerBatch> {
+                  return absl::UnavailableError("no");
+                })
+                .code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*s)->LoadLedgerState()->size, 5u);
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 0)->size(), 5 * 32u);
 }
 
 TEST_P(StoreContract, RacingSequencersNeverForkTheLedger) {
