@@ -1,6 +1,7 @@
 #include "cli/internal/app.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -249,6 +250,15 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   app->tenants = std::make_unique<tenants::TenantService>(
       *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
       *app->clock);
+  // The holder names this process among the instances: host, pid and a random part (a pid
+  // reused after a restart is another holder).
+  char host[256] = {};
+  (void)::gethostname(host, sizeof host - 1);
+  app->jobs = std::make_unique<jobs::JobRunner>(
+      *app->control, *app->clock,
+      jobs::JobRunner::Options{StrCat(host, ":", ::getpid(), ":",
+                                      absl::BytesToHexString(AbslView(app->random.Bytes(4)))),
+                               absl::Seconds(1), absl::Seconds(15)});
   return app;
 }
 
