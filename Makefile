@@ -72,6 +72,7 @@ test-tsan: deps
 
 bench: build
 	@bash bench/run $(BUILD)
+	@bash bench/run-postgres $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
