@@ -16,11 +16,16 @@
 #include <unistd.h>
 
 #include <cassert>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <new>
+#include <optional>
+#include <random>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -314,7 +319,7 @@ struct KeyringKeyProvider::State {
   template <typename Change>
   absl::Status Update(Change&& change) {
     absl::MutexLock io(&io_mu);
-    constexpr int kAttempts = 20;
+    constexpr int kAttempts = 50;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       KeyMap next;
       absl::Cleanup wipe = [&next] { WipeAll(next); };
@@ -338,6 +343,12 @@ struct KeyringKeyProvider::State {
       }
       if (!absl::IsAborted(saved)) return saved;
       if (absl::Status s = ReloadLocked(); !s.ok()) return s;
+      // Several processes losing to each other in lockstep would starve: back off a random
+      // while, up to 64 ms, before the next try.
+      if (attempt > 0) {
+        const int cap_ms = 1 << std::min(attempt, 6);
+        std::this_thread::sleep_for(std::chrono::microseconds(jitter() % (cap_ms * 1000)));
+      }
     }
     return absl::UnavailableError("keyring: too many concurrent writers; retry later");
   }
@@ -373,6 +384,7 @@ struct KeyringKeyProvider::State {
   // Serialises this process's storage calls (lock order: io_mu, then mu), so `stored` only moves
   // forward; `mu` guards the keys only briefly, so wraps never wait on storage I/O.
   absl::Mutex io_mu;
+  std::minstd_rand jitter ABSL_GUARDED_BY(io_mu){std::random_device{}()};
   std::optional<std::string> stored ABSL_GUARDED_BY(io_mu);  // the blob last loaded or saved
   absl::Mutex mu;
   KeyMap keys ABSL_GUARDED_BY(mu);

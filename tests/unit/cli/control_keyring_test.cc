@@ -146,7 +146,11 @@ TEST_P(ControlStoreKeyringTest, ConcurrentCreatesOnTwoInstancesLoseNoKey) {
     KeyringKeyProvider* ring = t % 2 == 0 ? a->get() : b->get();
     threads.emplace_back([ring, t, &failures] {
       for (int i = 0; i < kPerThread; ++i) {
-        if (!ring->CreateKey(StrCat("tenant/", t, "-", i)).ok()) ++failures;
+        absl::Status s = ring->CreateKey(StrCat("tenant/", t, "-", i));
+        if (!s.ok()) {
+          ++failures;
+          ADD_FAILURE() << s;
+        }
       }
     });
   }
