@@ -252,7 +252,8 @@ class FileStorage final : public KeyringStorage {
       absl::StatusOr<std::string> current = ReadFile(path_);
       if (!current.ok()) return current.status();
       if (*current != *previous) {
-        return absl::AbortedError(absl::StrCat("keyring ", path_, " was changed by another writer"));
+        return absl::AbortedError(
+            absl::StrCat("keyring ", path_, " was changed by another writer"));
       }
     }
     return WriteFileAtomically(path_, blob, /*replace=*/previous.has_value());
@@ -366,7 +367,8 @@ struct KeyringKeyProvider::State {
   // Finds `key_id` and calls fn(key) under the reader lock; on a miss, reloads once from the
   // storage first (another process may have created the key).
   template <typename Fn>
-  auto WithKey(std::string_view key_id, Fn&& fn) -> decltype(fn(std::declval<const std::string&>())) {
+  auto WithKey(std::string_view key_id, Fn&& fn)
+      -> decltype(fn(std::declval<const std::string&>())) {
     for (int attempt = 0;; ++attempt) {
       {
         absl::ReaderMutexLock lock(&mu);

@@ -45,8 +45,8 @@ bool JobDue(const store::JobLease& lease, std::string_view holder, absl::Time no
 class JobRunner {
  public:
   struct Options {
-    std::string holder;                       // this instance's unique name (e.g. host:pid:random)
-    absl::Duration tick = absl::Seconds(1);   // how often Start()'s thread passes
+    std::string holder;                      // this instance's unique name (e.g. host:pid:random)
+    absl::Duration tick = absl::Seconds(1);  // how often Start()'s thread passes
     absl::Duration lease_ttl = absl::Seconds(15);
   };
   // `store` and `clock` outlive the runner. The lease times and runs read `clock` (so a fake

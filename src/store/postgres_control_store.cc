@@ -117,7 +117,8 @@ const std::vector<PgStatement>& Statements() {
        "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
        "expires_at_ms = EXCLUDED.expires_at_ms "
        "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3"},
-      {"read_job_lease", "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
+      {"read_job_lease",
+       "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
       {"record_job_run", "UPDATE job_leases SET last_run_ms = $3 WHERE name = $1 AND holder = $2"},
       {"release_job_lease",
        "UPDATE job_leases SET expires_at_ms = 0 WHERE name = $1 AND holder = $2"},

@@ -54,7 +54,8 @@ class JobRunnerTest : public ::testing::TestWithParam<bool> {
                                     std::atomic<int>& runs) {
     auto r = std::make_unique<JobRunner>(
         store, clock_, JobRunner::Options{std::move(holder), absl::Seconds(1), kTtl});
-    EXPECT_TRUE(r->Register({"expire", kPeriod, [&runs] {
+    EXPECT_TRUE(r->Register({"expire", kPeriod,
+                             [&runs] {
                                ++runs;
                                return absl::OkStatus();
                              }})
@@ -119,7 +120,8 @@ TEST_P(JobRunnerTest, RunsOncePerPeriodAcrossInstancesAndTakesOverWhenTheHolderS
 TEST_P(JobRunnerTest, FailedRunIsRetriedAndALostLeaseRecordsNothing) {
   int attempts = 0;
   JobRunner a(*store_a_, clock_, {"instance-a", absl::Seconds(1), kTtl});
-  ASSERT_TRUE(a.Register({"flaky", kPeriod, [&attempts] {
+  ASSERT_TRUE(a.Register({"flaky", kPeriod,
+                          [&attempts] {
                             return ++attempts == 1 ? absl::UnavailableError("store down")
                                                    : absl::OkStatus();
                           }})
