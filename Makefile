@@ -100,6 +100,7 @@ format:
 
 bench: build
 	@bash bench/run $(BUILD)
+	@bash bench/run-postgres $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

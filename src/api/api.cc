@@ -454,6 +454,10 @@ class Api {
     auto seconds = internal::ParseAdvanceSeconds(req.body);
     if (!seconds.ok()) return seconds.status();
     s_.fake_clock->Advance(*seconds);
+    // Answer only once every job that became due at the new time has run (on this instance).
+    if (s_.jobs != nullptr) {
+      if (auto s = s_.jobs->RunDue(); !s.ok()) return s;
+    }
     return JsonResponse(200, json::object{{"now", absl::ToUnixSeconds(s_.fake_clock->Now())}});
   }
 

@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "data/data.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
 #include "ledger/ledger.h"
 #include "residency/residency.h"
 #include "tenants/tenants.h"
@@ -23,6 +24,7 @@ struct Services {
   http::Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
+  jobs::JobRunner* jobs = nullptr;    // POST /v1/test/clock runs what became due
 };
 
 // Registers every route on `router`. `services` must outlive the router.

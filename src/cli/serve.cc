@@ -44,6 +44,7 @@ absl::Status Serve(const ServeOptions& o) {
   services.metrics = &metrics;
   services.clock = (*app)->clock.get();
   services.fake_clock = (*app)->fake_clock;
+  services.jobs = (*app)->jobs.get();
   http::Router router;
   api::RegisterRoutes(router, services);
 
@@ -54,7 +55,9 @@ absl::Status Serve(const ServeOptions& o) {
                o.data_dir, o.fake_clock);
   // Tests and scripts wait for this line on stdout to learn the port.
   std::cout << "custos listening on http://" << server_options.host << ":" << *bound << std::endl;
+  (*app)->jobs->Start();
   server.Wait();
+  (*app)->jobs->Stop();  // hands the job leases to the other instances at once
   spdlog::info("stopped");
   return absl::OkStatus();
 }

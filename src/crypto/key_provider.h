@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,17 +47,19 @@ class KeyProvider {
 };
 
 // Where a keyring keeps its sealed blob: a file (the default, below) or, e.g., a row of the
-// control store (cli/ provides that one for the PostgreSQL backend). Thread-compatible: the
-// keyring serialises its calls.
+// control store (cli/ provides that one for the PostgreSQL backend, shared by every instance).
+// Thread-compatible: the keyring serialises its calls.
 class KeyringStorage {
  public:
   virtual ~KeyringStorage() = default;
   // The stored blob. kNotFound if there is none; kUnavailable if it cannot be read.
   virtual absl::StatusOr<std::string> Load() = 0;
   // Makes `blob` the durable blob, replacing the old one atomically (a reader sees the old blob
-  // or the new one). With `create`, kAlreadyExists if a blob exists. kUnavailable if it cannot
-  // be written.
-  virtual absl::Status Save(std::string_view blob, bool create) = 0;
+  // or the new one), iff the stored blob is still `previous`: another writer (another process
+  // sharing the storage) may have saved since. With `previous` nullopt, creates the blob:
+  // kAlreadyExists if one exists. kAborted if the stored blob is not `previous` (reload, redo
+  // the change, retry); kUnavailable if it cannot be written.
+  virtual absl::Status Save(std::string_view blob, std::optional<std::string_view> previous) = 0;
 };
 
 // The file storage: the blob is the file at `path`, rewritten atomically (temp file, fsync,
@@ -66,6 +69,14 @@ std::unique_ptr<KeyringStorage> FileKeyringStorage(std::string path);
 // A keyring holding named 256-bit keys, the whole keyring sealed with AES-256-GCM under a
 // 32-byte master key and kept in a KeyringStorage (by default a file). Every change rewrites
 // the sealed keyring.
+//
+// Several processes may share one storage (the PostgreSQL layout: every instance reads the
+// keyring from the control store): a change is saved only over the blob this process last saw
+// (KeyringStorage::Save's `previous`), and when another process saved since, the keyring
+// reloads and redoes the change on what is stored, so no process loses another's keys. A key
+// missing here is looked for in the storage before the answer is kNotFound, so a key another
+// process created is usable here at once. A key another process destroyed stays usable here
+// until this process next reloads (a miss or a change of its own); Refresh() forces that.
 class KeyringKeyProvider final : public KeyProvider {
  public:
   // As below, with the keyring kept in `storage` instead of a file.
@@ -93,6 +104,10 @@ class KeyringKeyProvider final : public KeyProvider {
                                      std::string_view aad) override;
   absl::Status DestroyKey(std::string_view key_id) override;
   bool HasKey(std::string_view key_id) override;
+
+  // Reloads the keyring from the storage (picking up keys created or destroyed by other
+  // processes). kUnavailable if the storage cannot be read; kDataLoss if it was altered.
+  absl::Status Refresh();
 
  private:
   struct State;

@@ -6,26 +6,34 @@
 // aad = key_id || 0x00 || caller_aad): binding the key id means a value wrapped under one tenant's
 // key cannot be presented as another's even if the caller's aad were the same.
 //
-// The keyring is owned by one process: writes are serialized by the mutex, not by a file lock, so
-// two processes writing the same keyring would lose each other's changes, and keys are read
-// once, at Open.
+// Several processes may share the storage: every save is conditional on the blob this process
+// last saw, and a lost race reloads and redoes the change (see key_provider.h). The file storage
+// checks that condition without a file lock, so it is safe for one process at a time; the
+// control-store storage (cli/) checks it in one transaction, safe for any number.
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cassert>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <new>
+#include <mutex>
+#include <optional>
+#include <random>
 #include <shared_mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -234,15 +242,22 @@ class FileStorage final : public KeyringStorage {
 
   absl::StatusOr<std::string> Load() override { return ReadFile(path_); }
 
-  absl::Status Save(std::string_view blob, bool create) override {
-    if (create) {
+  absl::Status Save(std::string_view blob, std::optional<std::string_view> previous) override {
+    if (!previous) {
       struct stat st;
       if (::lstat(path_.c_str(), &st) == 0) {
         return absl::AlreadyExistsError(absl::StrCat("keyring exists: ", path_));
       }
       if (errno != ENOENT) return IoError("cannot stat", path_);
+    } else {
+      absl::StatusOr<std::string> current = ReadFile(path_);
+      if (!current.ok()) return current.status();
+      if (*current != *previous) {
+        return absl::AbortedError(
+            absl::StrCat("keyring ", path_, " was changed by another writer"));
+      }
     }
-    return WriteFileAtomically(path_, blob, /*replace=*/!create);
+    return WriteFileAtomically(path_, blob, /*replace=*/previous.has_value());
   }
 
  private:
@@ -276,19 +291,105 @@ struct KeyringKeyProvider::State {
     WipeAll(keys);
   }
 
-  // Seals the whole keyring and replaces the stored one (or, with `replace` false, creates it).
-  // The caller holds mu.
-  absl::Status PersistLocked(bool replace) {
-    std::string json = Serialize(keys);
+  absl::StatusOr<std::string> Seal(const KeyMap& map) {
+    std::string json = Serialize(map);
     absl::StatusOr<std::string> sealed = AeadSeal(master_key, json, kFileAad, random);
     Wipe(json);
     if (!sealed.ok()) return sealed.status();
-    return storage->Save(absl::StrCat(Absl(kMagic), *sealed), /*create=*/!replace);
+    return absl::StrCat(Absl(kMagic), *sealed);
+  }
+
+  // Makes the stored keyring the one in memory. Cheap when nothing changed (one read).
+  // The caller holds io_mu.
+  absl::Status ReloadLocked() {
+    absl::StatusOr<std::string> blob = storage->Load();
+    if (!blob.ok()) return blob.status();
+    if (stored && *blob == *stored) return absl::OkStatus();
+    absl::StatusOr<KeyMap> loaded = Unseal(master_key, *blob);
+    if (!loaded.ok()) return loaded.status();
+    {
+      std::lock_guard lock(mu);
+      WipeAll(keys);
+      keys = *std::move(loaded);
+    }
+    stored = *std::move(blob);
+    return absl::OkStatus();
+  }
+
+  // Applies `change` to a copy of the keys and saves it over the blob last seen; when another
+  // process saved in between, reloads and redoes the change on what it stored. `change` returns
+  // a non-OK status to give up (e.g. the key exists after all).
+  template <typename Change>
+  absl::Status Update(Change&& change) {
+    std::lock_guard io(io_mu);
+    constexpr int kAttempts = 50;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      KeyMap next;
+      absl::Cleanup wipe = [&next] { WipeAll(next); };
+      {
+        std::shared_lock lock(mu);
+        next = keys;
+      }
+      if (absl::Status s = change(next); !s.ok()) return s;
+      absl::StatusOr<std::string> blob = Seal(next);
+      if (!blob.ok()) return blob.status();
+      if (!stored) return absl::InternalError("keyring: saving before loading");
+      absl::Status saved = storage->Save(*blob, *stored);
+      if (saved.ok()) {
+        // Memory follows the storage: a key that is not durable was never created.
+        {
+          std::lock_guard lock(mu);
+          keys.swap(next);
+        }
+        stored = *std::move(blob);
+        return absl::OkStatus();
+      }
+      if (!absl::IsAborted(saved)) return saved;
+      if (absl::Status s = ReloadLocked(); !s.ok()) return s;
+      // Several processes losing to each other in lockstep would starve: back off a random
+      // while, up to 64 ms, before the next try.
+      if (attempt > 0) {
+        const int cap_ms = 1 << std::min(attempt, 6);
+        std::this_thread::sleep_for(std::chrono::microseconds(jitter() % (cap_ms * 1000)));
+      }
+    }
+    return absl::UnavailableError("keyring: too many concurrent writers; retry later");
+  }
+
+  // After a miss: the key may have been created by another process since the last load.
+  absl::Status ReloadAfterMiss(std::string_view key_id) {
+    std::lock_guard io(io_mu);
+    {
+      std::shared_lock lock(mu);
+      if (keys.contains(key_id)) return absl::OkStatus();  // another thread reloaded
+    }
+    return ReloadLocked();
+  }
+
+  // Finds `key_id` and calls fn(key) under the reader lock; on a miss, reloads once from the
+  // storage first (another process may have created the key).
+  template <typename Fn>
+  auto WithKey(std::string_view key_id, Fn&& fn)
+      -> decltype(fn(std::declval<const std::string&>())) {
+    for (int attempt = 0;; ++attempt) {
+      {
+        std::shared_lock lock(mu);
+        const auto it = keys.find(key_id);
+        if (it != keys.end()) return fn(it->second);
+      }
+      if (attempt == 1) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
+      if (absl::Status status = ReloadAfterMiss(key_id); !status.ok()) return status;
+    }
   }
 
   const std::unique_ptr<KeyringStorage> storage;
   std::string master_key;
   Random& random;
+  // Serialises this process's storage calls (lock order: io_mu, then mu), so `stored` only moves
+  // forward; `mu` guards the keys only briefly, so wraps never wait on storage I/O.
+  std::mutex io_mu;
+  std::minstd_rand jitter{std::random_device{}()};  // guarded by io_mu
+  std::optional<std::string> stored;  // guarded by io_mu: the blob last loaded or saved
   std::shared_mutex mu;
   KeyMap keys;  // guarded by mu
 };
@@ -310,8 +411,11 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   State& s = *provider->state_;
-  std::lock_guard lock(s.mu);
-  if (absl::Status status = s.PersistLocked(/*replace=*/false); !status.ok()) return status;
+  std::lock_guard io(s.io_mu);
+  absl::StatusOr<std::string> blob = s.Seal(KeyMap{});
+  if (!blob.ok()) return blob.status();
+  if (absl::Status status = s.storage->Save(*blob, std::nullopt); !status.ok()) return status;
+  s.stored = *std::move(blob);
   return provider;
 }
 
@@ -324,15 +428,17 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(std
 absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(
     std::unique_ptr<KeyringStorage> storage, std::string master_key, Random& random) {
   if (absl::Status s = CheckMasterKey(master_key); !s.ok()) return s;
-  absl::StatusOr<std::string> contents = storage->Load();
-  if (!contents.ok()) return contents.status();
-  absl::StatusOr<KeyMap> keys = Unseal(master_key, *contents);
-  if (!keys.ok()) return keys.status();
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
-  std::lock_guard lock(provider->state_->mu);
-  provider->state_->keys = *std::move(keys);
+  State& s = *provider->state_;
+  std::lock_guard io(s.io_mu);
+  if (absl::Status status = s.ReloadLocked(); !status.ok()) return status;
   return provider;
+}
+
+absl::Status KeyringKeyProvider::Refresh() {
+  std::lock_guard io(state_->io_mu);
+  return state_->ReloadLocked();
 }
 
 absl::Status KeyringKeyProvider::CreateKey(std::string_view key_id) {
@@ -340,61 +446,47 @@ absl::Status KeyringKeyProvider::CreateKey(std::string_view key_id) {
     return absl::InvalidArgumentError("key id must be 1-256 printable ASCII bytes, no spaces");
   }
   State& s = *state_;
-  std::lock_guard lock(s.mu);
-  if (s.keys.contains(key_id)) return absl::AlreadyExistsError(absl::StrCat("key ", Absl(key_id)));
-  auto [it, inserted] = s.keys.emplace(std::string(key_id), s.random.Bytes(kAeadKeySize));
-  assert(inserted);
-  if (it->second.size() != kAeadKeySize) {
-    s.keys.erase(it);
-    return absl::InternalError("Random returned a short key");
-  }
-  if (absl::Status status = s.PersistLocked(/*replace=*/true); !status.ok()) {
-    // Memory follows the file: a key that is not durable was never created.
-    Wipe(it->second);
-    s.keys.erase(it);
-    return status;
-  }
-  return absl::OkStatus();
+  return s.Update([&](KeyMap& keys) -> absl::Status {
+    if (keys.contains(key_id)) return absl::AlreadyExistsError(absl::StrCat("key ", Absl(key_id)));
+    std::string key = s.random.Bytes(kAeadKeySize);
+    if (key.size() != kAeadKeySize) return absl::InternalError("Random returned a short key");
+    keys.emplace(std::string(key_id), std::move(key));
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::string> KeyringKeyProvider::Wrap(std::string_view key_id,
                                                      std::string_view plaintext,
                                                      std::string_view aad) {
   State& s = *state_;
-  std::shared_lock lock(s.mu);
-  const auto it = s.keys.find(key_id);
-  if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
-  return AeadSeal(it->second, plaintext, BoundAad(key_id, aad), s.random);
+  return s.WithKey(key_id, [&](const std::string& key) -> absl::StatusOr<std::string> {
+    return AeadSeal(key, plaintext, BoundAad(key_id, aad), s.random);
+  });
 }
 
 absl::StatusOr<std::string> KeyringKeyProvider::Unwrap(std::string_view key_id,
                                                        std::string_view wrapped,
                                                        std::string_view aad) {
-  State& s = *state_;
-  std::shared_lock lock(s.mu);
-  const auto it = s.keys.find(key_id);
-  if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
-  return AeadOpen(it->second, wrapped, BoundAad(key_id, aad));
+  return state_->WithKey(key_id, [&](const std::string& key) -> absl::StatusOr<std::string> {
+    return AeadOpen(key, wrapped, BoundAad(key_id, aad));
+  });
 }
 
 absl::Status KeyringKeyProvider::DestroyKey(std::string_view key_id) {
   State& s = *state_;
-  std::lock_guard lock(s.mu);
-  const auto it = s.keys.find(key_id);
-  if (it == s.keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
-  // Extracting keeps the key's buffer, so a failed write can put it back unchanged.
-  KeyMap::node_type node = s.keys.extract(it);
-  if (absl::Status status = s.PersistLocked(/*replace=*/true); !status.ok()) {
-    s.keys.insert(std::move(node));
-    return status;
-  }
-  Wipe(node.mapped());
-  return absl::OkStatus();
+  // The storage decides whether the key exists: another process may have created it.
+  if (absl::Status status = s.ReloadAfterMiss(key_id); !status.ok()) return status;
+  return s.Update([&](KeyMap& keys) -> absl::Status {
+    const auto it = keys.find(key_id);
+    if (it == keys.end()) return absl::NotFoundError(absl::StrCat("no key ", Absl(key_id)));
+    Wipe(it->second);
+    keys.erase(it);
+    return absl::OkStatus();
+  });
 }
 
 bool KeyringKeyProvider::HasKey(std::string_view key_id) {
-  std::shared_lock lock(state_->mu);
-  return state_->keys.contains(key_id);
+  return state_->WithKey(key_id, [](const std::string&) { return absl::OkStatus(); }).ok();
 }
 
 }  // namespace custos::crypto

@@ -25,7 +25,7 @@ using internal::ReadBytes;
 
 constexpr char kControlSchema[] = "custos_control";
 
-constexpr std::array<PgMigration, 3> kMigrations = {{
+constexpr std::array<PgMigration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -94,6 +94,13 @@ DELETE FROM ledger_tiles
   WHERE (level >= 0 AND octet_length(data) < 8192)
      OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
+    {6, R"sql(
+CREATE TABLE job_leases(
+  name TEXT COLLATE "C" PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  last_run_ms BIGINT NOT NULL DEFAULT 0);
+)sql"},
 }};
 
 #define CUSTOS_PRINCIPAL_COLUMNS                                                                 \
@@ -117,6 +124,19 @@ const std::vector<PgStatement>& Statements() {
       {"put_setting",
        "INSERT INTO settings(name, value) VALUES($1, $2) "
        "ON CONFLICT(name) DO UPDATE SET value = EXCLUDED.value"},
+      {"cas_setting", "UPDATE settings SET value = $2 WHERE name = $1 AND value = $3"},
+      {"create_setting",
+       "INSERT INTO settings(name, value) VALUES($1, $2) ON CONFLICT(name) DO NOTHING"},
+      {"take_job_lease",
+       "INSERT INTO job_leases(name, holder, expires_at_ms) VALUES($1, $2, $4) "
+       "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
+       "expires_at_ms = EXCLUDED.expires_at_ms "
+       "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3"},
+      {"read_job_lease",
+       "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
+      {"record_job_run", "UPDATE job_leases SET last_run_ms = $3 WHERE name = $1 AND holder = $2"},
+      {"release_job_lease",
+       "UPDATE job_leases SET expires_at_ms = 0 WHERE name = $1 AND holder = $2"},
       {"lock_ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1 FOR UPDATE"},
       {"insert_tile_part",
        "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES($1, $2, $3, $4)"},
@@ -254,6 +274,59 @@ class PostgresControlStore final : public ControlStore {
     if (auto s = internal::CheckText({name}); !s.ok()) return s;
     return pool_->Write("put setting", [&](pqxx::work& txn) -> absl::Status {
       txn.exec_prepared0("put_setting", std::string(name), Bytes(value));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status CompareAndSwapSetting(std::string_view name,
+                                     std::optional<std::string_view> expected,
+                                     std::string_view value) override {
+    if (auto s = internal::CheckText({name}); !s.ok()) return s;
+    return pool_->Write("compare and swap setting", [&](pqxx::work& txn) -> absl::Status {
+      // Read committed suffices: the UPDATE re-checks its WHERE on the latest committed row
+      // after waiting for a concurrent writer, and the INSERT meets the primary key.
+      const pqxx::result r =
+          expected ? txn.exec_prepared("cas_setting", std::string(name), Bytes(value),
+                                       Bytes(*expected))
+                   : txn.exec_prepared("create_setting", std::string(name), Bytes(value));
+      if (r.affected_rows() != 1) {
+        return absl::AbortedError(StrCat("setting ", name, " was changed by another writer"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<JobLease> AcquireJobLease(std::string_view name, std::string_view holder,
+                                           int64_t now_ms, int64_t expires_at_ms) override {
+    if (auto s = internal::CheckText({name, holder}); !s.ok()) return s;
+    return pool_->Write("acquire job lease", [&](pqxx::work& txn) -> absl::StatusOr<JobLease> {
+      // The upsert's WHERE is re-checked on the latest row after any concurrent writer
+      // committed, so of instances racing for an expired lease exactly one takes it.
+      txn.exec_prepared0("take_job_lease", std::string(name), std::string(holder), now_ms,
+                         expires_at_ms);
+      auto r = txn.exec_prepared("read_job_lease", std::string(name));
+      if (r.empty()) return absl::InternalError("job lease row missing after upsert");
+      return JobLease{r[0][0].as<std::string>(), r[0][1].as<int64_t>(), r[0][2].as<int64_t>()};
+    });
+  }
+
+  absl::Status RecordJobRun(std::string_view name, std::string_view holder,
+                            int64_t ran_at_ms) override {
+    if (auto s = internal::CheckText({name, holder}); !s.ok()) return s;
+    return pool_->Write("record job run", [&](pqxx::work& txn) -> absl::Status {
+      auto r = txn.exec_prepared("record_job_run", std::string(name), std::string(holder),
+                                 ran_at_ms);
+      if (r.affected_rows() != 1) {
+        return absl::AbortedError(StrCat("job lease ", name, " is held by another instance"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status ReleaseJobLease(std::string_view name, std::string_view holder) override {
+    if (auto s = internal::CheckText({name, holder}); !s.ok()) return s;
+    return pool_->Write("release job lease", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("release_job_lease", std::string(name), std::string(holder));
       return absl::OkStatus();
     });
   }

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "base/errors.h"
+#include "base/strings.h"
 #include "store/internal/ledger_rules.h"
 #include "store/internal/sqlite_db.h"
 #include "store/store.h"
@@ -13,7 +14,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 3> kMigrations = {{
+constexpr std::array<Database::Migration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -79,6 +80,13 @@ INSERT INTO ledger_tile_parts(level, idx, start, data)
 DELETE FROM ledger_tiles
   WHERE (level >= 0 AND length(data) < 8192)
      OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
+)sql"},
+    {6, R"sql(
+CREATE TABLE job_leases(
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  last_run_ms INTEGER NOT NULL DEFAULT 0);
 )sql"},
 }};
 
@@ -208,6 +216,72 @@ class SqliteControlStore final : public ControlStore {
           "ON CONFLICT(name) DO UPDATE SET value = excluded.value");
       if (!s.ok()) return s.status();
       return s->Bind(1, name).BindBlob(2, value).Run();
+    });
+  }
+
+  absl::Status CompareAndSwapSetting(std::string_view name,
+                                     std::optional<std::string_view> expected,
+                                     std::string_view value) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = expected ? c.Prepare("UPDATE settings SET value = ? WHERE name = ? AND value = ?")
+                        : c.Prepare(
+                              "INSERT INTO settings(name, value) VALUES(?2, ?1) "
+                              "ON CONFLICT(name) DO NOTHING");
+      if (!s.ok()) return s.status();
+      s->BindBlob(1, value).Bind(2, name);
+      if (expected) s->BindBlob(3, *expected);
+      if (auto r = s->Run(); !r.ok()) return r;
+      if (sqlite3_changes(c.raw()) != 1) {
+        return absl::AbortedError(StrCat("setting ", name, " was changed by another writer"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<JobLease> AcquireJobLease(std::string_view name, std::string_view holder,
+                                           int64_t now_ms, int64_t expires_at_ms) override {
+    JobLease lease;
+    absl::Status status = db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto take = c.Prepare(
+          "INSERT INTO job_leases(name, holder, expires_at_ms) VALUES(?1, ?2, ?4) "
+          "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, "
+          "expires_at_ms = excluded.expires_at_ms "
+          "WHERE job_leases.holder = excluded.holder OR job_leases.expires_at_ms <= ?3");
+      if (!take.ok()) return take.status();
+      take->Bind(1, name).Bind(2, holder).Bind(3, now_ms).Bind(4, expires_at_ms);
+      if (auto s = take->Run(); !s.ok()) return s;
+      auto read = c.Prepare(
+          "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = ?");
+      if (!read.ok()) return read.status();
+      read->Bind(1, name);
+      auto row = read->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::InternalError("job lease row missing after upsert");
+      lease = {read->Text(0), read->Int(1), read->Int(2)};
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return lease;
+  }
+
+  absl::Status RecordJobRun(std::string_view name, std::string_view holder,
+                            int64_t ran_at_ms) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare("UPDATE job_leases SET last_run_ms = ? WHERE name = ? AND holder = ?");
+      if (!s.ok()) return s.status();
+      if (auto r = s->Bind(1, ran_at_ms).Bind(2, name).Bind(3, holder).Run(); !r.ok()) return r;
+      if (sqlite3_changes(c.raw()) != 1) {
+        return absl::AbortedError(StrCat("job lease ", name, " is held by another instance"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status ReleaseJobLease(std::string_view name, std::string_view holder) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare("UPDATE job_leases SET expires_at_ms = 0 WHERE name = ? AND holder = ?");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, name).Bind(2, holder).Run();
     });
   }
 

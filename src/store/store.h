@@ -91,6 +91,13 @@ struct LedgerCheckpoint {
   int64_t created_at_ms = 0;
 };
 
+// A lease on a background job (see jobs/): who may run it until when, and when it last ran.
+struct JobLease {
+  std::string holder;         // the instance holding (or last holding) it
+  int64_t expires_at_ms = 0;  // unix milliseconds, by the holders' clocks
+  int64_t last_run_ms = 0;    // when a run last completed (0: never)
+};
+
 class ControlStore {
  public:
   virtual ~ControlStore() = default;
@@ -134,6 +141,25 @@ class ControlStore {
   // Small server settings (log origin, …). GetSetting: kNotFound if unset.
   virtual absl::StatusOr<std::string> GetSetting(std::string_view name) = 0;
   virtual absl::Status PutSetting(std::string_view name, std::string_view value) = 0;
+  // Sets `name` to `value` iff its current value is `expected` (nullopt: iff it is unset), in
+  // one transaction, so of several writers (several processes included) racing from the same
+  // value exactly one wins. kAborted if the current value is not `expected` (reload, redo the
+  // change on what is stored now, retry).
+  virtual absl::Status CompareAndSwapSetting(std::string_view name,
+                                             std::optional<std::string_view> expected,
+                                             std::string_view value) = 0;
+
+  // Background-job leases, shared by every instance on the store. AcquireJobLease takes lease
+  // `name` for `holder` until `expires_at_ms` iff it is unheld, expired at `now_ms`, or already
+  // `holder`'s (a renewal), in one atomic conditional write, and returns the lease as stored
+  // afterwards: it is `holder`'s iff the returned holder is `holder`.
+  virtual absl::StatusOr<JobLease> AcquireJobLease(std::string_view name, std::string_view holder,
+                                                   int64_t now_ms, int64_t expires_at_ms) = 0;
+  // Records a completed run at `ran_at_ms`; kAborted if `holder` no longer holds the lease.
+  virtual absl::Status RecordJobRun(std::string_view name, std::string_view holder,
+                                    int64_t ran_at_ms) = 0;
+  // Ends `holder`'s lease now (another instance may take it at once); OK if not held.
+  virtual absl::Status ReleaseJobLease(std::string_view name, std::string_view holder) = 0;
 };
 
 // An object as stored in a cell: metadata in clear, content sealed under a data key.

@@ -1,6 +1,7 @@
 #include "cli/internal/app.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -118,14 +119,14 @@ class ControlStoreKeyringStorage final : public crypto::KeyringStorage {
     return blob;
   }
 
-  // One upsert: replaced atomically and durably by the control store's transaction.
-  absl::Status Save(std::string_view blob, bool create) override {
-    if (create) {
-      auto existing = control_.GetSetting(kKeyringSetting);
-      if (existing.ok()) return absl::AlreadyExistsError("the control store holds a keyring");
-      if (!absl::IsNotFound(existing.status())) return existing.status();
+  // One conditional update in one transaction: of several instances saving over the same blob,
+  // one wins and the others reload (kAborted).
+  absl::Status Save(std::string_view blob, std::optional<std::string_view> previous) override {
+    absl::Status s = control_.CompareAndSwapSetting(kKeyringSetting, previous, blob);
+    if (!previous && absl::IsAborted(s)) {
+      return absl::AlreadyExistsError("the control store holds a keyring");
     }
-    return control_.PutSetting(kKeyringSetting, blob);
+    return s;
   }
 
  private:
@@ -249,6 +250,15 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   app->tenants = std::make_unique<tenants::TenantService>(
       *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
       *app->clock);
+  // The holder names this process among the instances: host, pid and a random part (a pid
+  // reused after a restart is another holder).
+  char host[256] = {};
+  (void)::gethostname(host, sizeof host - 1);
+  app->jobs = std::make_unique<jobs::JobRunner>(
+      *app->control, *app->clock,
+      jobs::JobRunner::Options{StrCat(host, ":", ::getpid(), ":",
+                                      absl::BytesToHexString(AbslView(app->random.Bytes(4)))),
+                               absl::Seconds(1), absl::Seconds(15)});
   return app;
 }
 

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
+#include "jobs/jobs.h"
 #include "data/data.h"
 #include "ledger/ledger.h"
 #include "residency/residency.h"
@@ -63,6 +64,9 @@ struct App {
   std::unique_ptr<data::ObjectService> objects;
   std::unique_ptr<access::PrincipalService> principals;
   std::unique_ptr<tenants::TenantService> tenants;
+  // Background jobs, exactly once across the instances sharing the control store. Register jobs
+  // before serve starts it. Last: destroyed (stopped) before what its jobs use.
+  std::unique_ptr<jobs::JobRunner> jobs;
 };
 
 struct AppOptions {

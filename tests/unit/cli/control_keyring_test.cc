@@ -1,9 +1,13 @@
 // The sealed keyring kept in the control store (the PostgreSQL layout), on both control-store
 // backends: it survives reopening, shreds durably, refuses a second keyring and a wrong master
 // key, and holds no key in clear.
+#include <atomic>
 #include <memory>
+#include <thread>
+#include <vector>
 #include <string>
 
+#include "base/strings.h"
 #include "cli/internal/app.h"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -89,6 +93,76 @@ TEST_P(ControlStoreKeyringTest, MissingKeyringAndWrongMasterKeyAreRefused) {
                 .status()
                 .code(),
             absl::StatusCode::kDataLoss);
+}
+
+// A second handle on the same stored control store: what another custos instance sees.
+std::unique_ptr<store::ControlStore> OpenAgain(const testing::TempDir& dir,
+                                               const testing::PgTestDatabase* pg) {
+  return pg ? *store::OpenPostgresControlStore(pg->dsn(), false)
+            : *store::OpenSqliteControlStore(dir.File("control.db"), false);
+}
+
+TEST_P(ControlStoreKeyringTest, KeyCreatedByOneInstanceIsUsableByAnotherAtOnce) {
+  auto other_control = OpenAgain(dir_, pg_.get());
+  auto a = KeyringKeyProvider::Create(ControlStoreKeyring(*control_), master_, random_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = KeyringKeyProvider::Open(ControlStoreKeyring(*other_control), master_, random_);
+  ASSERT_TRUE(b.ok()) << b.status();
+
+  ASSERT_TRUE((*a)->CreateKey("tenant/new").ok());
+  // B opened before the key existed: a miss looks in the storage before saying kNotFound.
+  EXPECT_TRUE((*b)->HasKey("tenant/new"));
+  auto wrapped = (*b)->Wrap("tenant/new", "dek", "aad");
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  EXPECT_EQ(*(*a)->Unwrap("tenant/new", *wrapped, "aad"), "dek");
+  EXPECT_EQ((*b)->Wrap("tenant/never", "x", "aad").status().code(), absl::StatusCode::kNotFound);
+  // B's view is stale (it loaded before), yet its own change keeps A's key.
+  ASSERT_TRUE((*a)->CreateKey("tenant/second").ok());
+  ASSERT_TRUE((*b)->CreateKey("tenant/third").ok());
+  EXPECT_EQ((*b)->CreateKey("tenant/second").code(), absl::StatusCode::kAlreadyExists);
+  auto fresh = KeyringKeyProvider::Open(ControlStoreKeyring(*control_), master_, random_);
+  ASSERT_TRUE(fresh.ok());
+  for (const char* id : {"tenant/new", "tenant/second", "tenant/third"}) {
+    EXPECT_TRUE((*fresh)->HasKey(id)) << id;
+  }
+  // A key destroyed on A is gone for B once B reloads (a change of its own, or Refresh).
+  ASSERT_TRUE((*a)->DestroyKey("tenant/new").ok());
+  ASSERT_TRUE((*b)->Refresh().ok());
+  EXPECT_EQ((*b)->Unwrap("tenant/new", *wrapped, "aad").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ((*b)->DestroyKey("tenant/new").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(ControlStoreKeyringTest, ConcurrentCreatesOnTwoInstancesLoseNoKey) {
+  auto other_control = OpenAgain(dir_, pg_.get());
+  auto a = KeyringKeyProvider::Create(ControlStoreKeyring(*control_), master_, random_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = KeyringKeyProvider::Open(ControlStoreKeyring(*other_control), master_, random_);
+  ASSERT_TRUE(b.ok()) << b.status();
+  constexpr int kPerThread = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    KeyringKeyProvider* ring = t % 2 == 0 ? a->get() : b->get();
+    threads.emplace_back([ring, t, &failures] {
+      for (int i = 0; i < kPerThread; ++i) {
+        absl::Status s = ring->CreateKey(StrCat("tenant/", t, "-", i));
+        if (!s.ok()) {
+          ++failures;
+          ADD_FAILURE() << s;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto fresh = KeyringKeyProvider::Open(ControlStoreKeyring(*control_), master_, random_);
+  ASSERT_TRUE(fresh.ok());
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      EXPECT_TRUE((*fresh)->HasKey(StrCat("tenant/", t, "-", i))) << t << "-" << i;
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+"""Several `custos serve` processes on one PostgreSQL data directory (skipped on SQLite, where one
+process owns the data directory), beyond the shared ledger (test_ledger_multi_instance.py):
+tenant keys. A tenant created on one instance is usable on every other at once (its KEK is in
+the keyring in the control store; an instance that misses a key reloads it), and tenants created
+at the same time on different instances all keep their keys (the keyring is saved by
+compare-and-swap and a lost race redoes the change)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conftest import BACKEND, key_path
+
+
+def requires_postgresql() -> None:
+    if BACKEND != "postgresql":
+        pytest.skip("several instances share a data directory on PostgreSQL only")
+
+
+def test_tenant_created_on_one_instance_is_usable_on_the_other_at_once(server_factory):
+    requires_postgresql()
+    a = server_factory()
+    b = server_factory(data_dir=a.data_dir)  # started before the tenant exists
+    t = a.create_tenant(geography="EU")
+    b.put_object(t["id"], "doc", b"written through b", t["admin_token"])
+    assert a.get(key_path(t["id"], "doc"), token=t["admin_token"]).body == b"written through b"
+    r = b.get(f"/v1/tenants/{t['id']}", token=t["admin_token"])
+    assert r.status == 200, r
+    # The tenant's principals (names sealed under its KEK) authenticate on b as well.
+    p = a.create_principal(t["admin_token"], role="tenant_user", name="reader one",
+                           tenant_id=t["id"])
+    me = b.get("/v1/principals/me", token=p["token"])
+    assert me.status == 200 and me.json()["name"] == "reader one", me
+
+
+def test_tenants_created_concurrently_on_two_instances_all_keep_their_keys(server_factory):
+    requires_postgresql()
+    a = server_factory()
+    b = server_factory(data_dir=a.data_dir)
+    created: list[tuple[dict, object]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def create(server, n: int) -> None:
+        for _ in range(n):
+            try:
+                t = server.create_tenant(geography="US")
+            except AssertionError as e:
+                with lock:
+                    errors.append(str(e)[:300])
+                continue
+            with lock:
+                created.append((t, server))
+
+    threads = [threading.Thread(target=create, args=(s, 6)) for s in (a, b, a, b)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    assert not errors, errors
+    assert len(created) == 24
+    # Each tenant works through the other instance, and through a third started afterwards
+    # (which loads the keyring as stored: every KEK must be in it).
+    c = server_factory(data_dir=a.data_dir)
+    for t, origin in created:
+        other = b if origin is a else a
+        other.put_object(t["id"], "k", t["id"].encode(), t["admin_token"])
+        r = c.get(key_path(t["id"], "k"), token=t["admin_token"])
+        assert r.status == 200 and r.body == t["id"].encode(), r
