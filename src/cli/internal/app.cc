@@ -249,6 +249,10 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   app->tenants = std::make_unique<tenants::TenantService>(
       *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
       *app->clock);
+  app->requests = std::make_unique<access::AccessRequestService>(*app->control, *app->events,
+                                                                 app->random, *app->clock);
+  app->mfa = std::make_unique<access::MfaService>(*app->control, *app->keys, app->random,
+                                                  *app->clock);
   return app;
 }
 

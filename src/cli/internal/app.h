@@ -7,6 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "access/access.h"
+#include "access/requests.h"
+#include "access/totp.h"
 #include "base/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -63,6 +65,8 @@ struct App {
   std::unique_ptr<data::ObjectService> objects;
   std::unique_ptr<access::PrincipalService> principals;
   std::unique_ptr<tenants::TenantService> tenants;
+  std::unique_ptr<access::AccessRequestService> requests;
+  std::unique_ptr<access::MfaService> mfa;
 };
 
 struct AppOptions {
