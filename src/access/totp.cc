@@ -4,11 +4,13 @@
 #include <png.h>
 #include <qrencode.h>
 
+#include <cctype>
 #include <memory>
 #include <mutex>
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "fmt/format.h"
 #include "crypto/crypto.h"
 
 namespace custos::access {

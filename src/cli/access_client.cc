@@ -1,9 +1,11 @@
 // `custos access …` and `custos mfa enroll`: the access workflow from a terminal, over HTTP.
+#include <cctype>
 #include <iostream>
 
 #include "absl/strings/escaping.h"
 #include "access/totp.h"
 #include "base/strings.h"
+#include "fmt/format.h"
 #include "boost/json.hpp"
 #include "cli/cli.h"
 #include "cli/internal/checkpoint_state.h"
