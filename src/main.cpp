@@ -76,7 +76,54 @@ int main(int argc, char** argv) {
   prove_cmd->add_option("--timeout-ms", prove.timeout_ms, "per HTTP request")
       ->check(CLI::Range(100, 3600000));
 
+  custos::cli::AccessOptions access;
+  auto* access_cmd = app.add_subcommand("access", "just-in-time access requests, over HTTP");
+  access_cmd->require_subcommand(1);
+  std::vector<CLI::App*> access_cmds;
+  for (const char* action : {"request", "approve", "deny", "activate", "revoke", "close",
+                             "list"}) {
+    auto* cmd = access_cmd->add_subcommand(action, std::string(action) + " (access request)");
+    cmd->add_option("--url", access.url, "server URL, http://HOST:PORT")->required();
+    cmd->add_option("--token", access.token, "your token, or a file holding it")->required();
+    cmd->add_option("--timeout-ms", access.timeout_ms, "per HTTP request")
+        ->check(CLI::Range(100, 3600000));
+    std::string_view a = action;
+    if (a == "request") {
+      cmd->add_option("--tenant", access.tenant_id, "tenant id")->required();
+      cmd->add_option("--operations", access.operations, "read,list,write,delete")
+          ->delimiter(',')
+          ->required();
+      cmd->add_option("--prefix", access.prefix, "key prefix the grant covers");
+      cmd->add_option("--justification", access.justification, "why")->required();
+      cmd->add_option("--ticket", access.ticket, "support ticket")->required();
+      cmd->add_option("--duration", access.duration_minutes, "minutes, from activation");
+      cmd->add_option("--purpose", access.purpose, "support|troubleshooting|security");
+    } else if (a == "list") {
+      cmd->add_option("--tenant", access.tenant_id, "only this tenant's requests");
+      cmd->add_option("--state", access.state, "only requests in this state");
+    } else {
+      cmd->add_option("--id", access.id, "access request id")->required();
+      cmd->add_option("--totp", access.totp, "current TOTP code (approve, deny, activate)");
+    }
+    access_cmds.push_back(cmd);
+  }
+
+  custos::cli::MfaEnrollOptions mfa;
+  auto* mfa_cmd = app.add_subcommand("mfa", "multi-factor authentication");
+  mfa_cmd->require_subcommand(1);
+  auto* enroll_cmd = mfa_cmd->add_subcommand("enroll", "enrol in TOTP; prints a QR code");
+  enroll_cmd->add_option("--url", mfa.url, "server URL, http://HOST:PORT")->required();
+  enroll_cmd->add_option("--token", mfa.token, "your token, or a file holding it")->required();
+  enroll_cmd->add_option("--totp", mfa.totp, "current code, when re-enrolling");
+
   CLI11_PARSE(app, argc, argv);
+  for (auto* cmd : access_cmds) {
+    if (*cmd) {
+      access.action = cmd->get_name();
+      return custos::cli::RunAccess(access);
+    }
+  }
+  if (*enroll_cmd) return custos::cli::RunMfaEnroll(mfa);
   if (*init_cmd) return custos::cli::RunInit(init);
   if (*serve_cmd) return custos::cli::RunServe(serve);
   if (*verify_cmd) return custos::cli::RunLedgerVerify(verify);

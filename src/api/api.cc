@@ -7,6 +7,8 @@
 #include "base/strings.h"
 #include "absl/time/time.h"
 #include "api/internal/requests.h"
+#include "api/internal/access_routes.h"
+#include "api/internal/json_body.h"
 #include "ledger/tiles.h"
 #include "base/errors.h"
 #include "boost/json.hpp"
@@ -132,6 +134,11 @@ class Api {
   absl::StatusOr<Response> Me(Request& req) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
+    if (s_.mfa != nullptr) {
+      auto enrolled = s_.mfa->IsEnrolled(who->id);
+      if (!enrolled.ok()) return enrolled.status();
+      who->mfa_enrolled = *enrolled;
+    }
     return JsonResponse(200, PrincipalJson(*who));
   }
 
@@ -219,17 +226,45 @@ class Api {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
     std::string purpose = req.Header("x-custos-purpose");
-    if (purpose.empty()) purpose = "service_delivery";
-    if (auto s = ValidatePurpose(purpose); !s.ok()) return s;
+    if (!purpose.empty()) {
+      if (auto s = ValidatePurpose(purpose); !s.ok()) return s;
+    }
+    const std::string grant_id = req.Header("x-custos-grant");
     auto tenant = s_.tenants->Get(req.params.at("id"));
     if (!tenant.ok()) return tenant.status();
+    absl::Status decision;
     json::object fields{{"actor", who->id},
                         {"role", access::RoleName(who->role)},
                         {"operation", access::OperationName(op)},
-                        {"purpose", purpose},
                         {"resource", resource}};
-    absl::Status decision = access::CheckDataAccessByRole(*who, tenant->id, op);
-    if (decision.ok()) decision = CheckPurposeAllowed(purpose);
+    if (!grant_id.empty() && s_.requests != nullptr) {
+      // A just-in-time grant: it must be this principal's, active, unexpired and cover the
+      // tenant, the operation and the key (or listing) prefix; the purpose is the grant's.
+      fields["grant"] = grant_id;
+      auto grant = s_.requests->FindGrant(grant_id);
+      if (absl::IsNotFound(grant.status())) {
+        decision = absl::PermissionDeniedError("unknown grant");
+      } else if (!grant.ok()) {
+        return grant.status();
+      } else {
+        fields["request"] = grant->id;
+        fields["justification"] = grant->justification;
+        fields["ticket"] = grant->ticket;
+        if (purpose.empty()) purpose = grant->purpose;
+        decision = access::CheckGrant(*grant, *who, tenant->id, op, resource,
+                                      absl::ToUnixSeconds(s_.clock->Now()));
+        if (decision.ok() && purpose != grant->purpose) {
+          decision = WithApiCode(
+              absl::PermissionDeniedError(StrCat("the grant is for purpose ", grant->purpose)),
+              "purpose_not_allowed");
+        }
+      }
+    } else {
+      decision = access::CheckDataAccessByRole(*who, tenant->id, op);
+    }
+    if (purpose.empty()) purpose = "service_delivery";
+    fields["purpose"] = purpose;
+    if (decision.ok()) decision = CheckPurposeAllowed(tenant->id, purpose);
     if (!decision.ok()) {
       fields["outcome"] = ErrorCodeName(decision);
       auto logged = s_.events->Record({"data.refused", tenant->id, std::move(fields)});
@@ -274,15 +309,19 @@ class Api {
     return absl::InvalidArgumentError("unknown X-Custos-Purpose");
   }
 
-  // Commercial purposes need the customer's recorded consent (none can be recorded yet).
-  static absl::Status CheckPurposeAllowed(std::string_view purpose) {
+  // Commercial purposes need the customer's recorded consent (PUT /v1/tenants/{id}/consents/…).
+  absl::Status CheckPurposeAllowed(const std::string& tenant_id, std::string_view purpose) const {
     for (std::string_view p : {"advertising", "marketing", "profiling"}) {
-      if (p == purpose) {
-        return WithApiCode(
-            absl::PermissionDeniedError(StrCat(
-                "purpose ", purpose, " is not allowed without the customer's recorded consent")),
-            "purpose_not_allowed");
+      if (p != purpose) continue;
+      if (s_.control != nullptr) {
+        auto consent = s_.control->HasConsent(tenant_id, purpose);
+        if (!consent.ok()) return consent.status();
+        if (*consent) return absl::OkStatus();
       }
+      return WithApiCode(
+          absl::PermissionDeniedError(StrCat(
+              "purpose ", purpose, " is not allowed without the customer's recorded consent")),
+          "purpose_not_allowed");
     }
     return absl::OkStatus();
   }
@@ -502,6 +541,7 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   router.Add("GET", "/v1/ledger/vkey", bind(&Api::VerifierKey));
   router.Add("GET", "/v1/ledger/proof/inclusion", bind(&Api::InclusionProof));
   router.Add("GET", "/v1/ledger/proof/consistency", bind(&Api::ConsistencyProof));
+  internal::RegisterAccessRoutes(router, services);
   if (services.fake_clock != nullptr) {
     router.Add("GET", "/v1/test/clock", bind(&Api::GetClock));
     router.Add("POST", "/v1/test/clock", bind(&Api::AdvanceClock));

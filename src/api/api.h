@@ -4,6 +4,8 @@
 #pragma once
 
 #include "access/access.h"
+#include "access/requests.h"
+#include "access/totp.h"
 #include "base/clock.h"
 #include "data/data.h"
 #include "http/http.h"
@@ -23,6 +25,10 @@ struct Services {
   ledger::EventLog* events = nullptr;
   http::Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
+  // Just-in-time access (issue 6): requests and grants, TOTP, consents and audit verdicts.
+  access::AccessRequestService* requests = nullptr;
+  access::MfaService* mfa = nullptr;
+  store::ControlStore* control = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
   jobs::JobRunner* jobs = nullptr;    // POST /v1/test/clock runs what became due
 };

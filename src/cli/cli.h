@@ -58,9 +58,42 @@ struct LedgerProveOptions {
   int timeout_ms = 30000;
 };
 
+// `custos access request|approve|deny|activate|revoke|close|list` and `custos mfa enroll`: the
+// just-in-time access workflow over HTTP (DESIGN.md API table). Print the server's JSON answer
+// on stdout; exit 0 on success, 1 with the server's error (code and message) on stderr.
+struct AccessOptions {
+  std::string url;
+  std::string token;  // the caller's bearer token, or a file holding it
+  std::string action;  // request | approve | deny | activate | revoke | close | list
+  std::string id;      // the request id (approve … close)
+  std::string totp;    // X-Custos-TOTP (approve, deny, activate)
+  // request:
+  std::string tenant_id;
+  std::vector<std::string> operations;
+  std::string prefix;
+  std::string justification;
+  std::string ticket;
+  int duration_minutes = 60;
+  std::string purpose;
+  // list:
+  std::string state;
+  int timeout_ms = 30000;
+};
+
+// Enrols the caller in TOTP and prints the secret, the otpauth URI and the QR code for a
+// terminal (UTF-8 half blocks); `totp` is the current code when re-enrolling.
+struct MfaEnrollOptions {
+  std::string url;
+  std::string token;
+  std::string totp;
+  int timeout_ms = 30000;
+};
+
 int RunInit(const InitOptions& options);
 int RunServe(const ServeOptions& options);
 int RunLedgerVerify(const LedgerVerifyOptions& options);
 int RunLedgerProve(const LedgerProveOptions& options);
+int RunAccess(const AccessOptions& options);
+int RunMfaEnroll(const MfaEnrollOptions& options);
 
 }  // namespace custos::cli

@@ -45,6 +45,9 @@ absl::Status Serve(const ServeOptions& o) {
   services.clock = (*app)->clock.get();
   services.fake_clock = (*app)->fake_clock;
   services.jobs = (*app)->jobs.get();
+  services.requests = (*app)->requests.get();
+  services.mfa = (*app)->mfa.get();
+  services.control = (*app)->control.get();
   http::Router router;
   api::RegisterRoutes(router, services);
 

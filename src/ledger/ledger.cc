@@ -462,6 +462,17 @@ absl::StatusOr<std::vector<std::string>> Ledger::ConsistencyProof(uint64_t old_s
   return ledger::ConsistencyProof(old_size, new_size, reader);
 }
 
+absl::StatusOr<std::string> Ledger::RootAt(uint64_t size) {
+  auto checkpointed = impl_->CheckpointedSize();
+  if (!checkpointed.ok()) return checkpointed.status();
+  if (size > *checkpointed) {
+    return absl::InvalidArgumentError(
+        StrCat("size ", size, " is beyond the latest checkpoint (", *checkpointed, ")"));
+  }
+  Impl::StoreHashReader reader(impl_->store, size);
+  return ledger::TreeRoot(size, reader);
+}
+
 const std::string& Ledger::origin() const { return impl_->origin; }
 const std::string& Ledger::verifier_key() const { return impl_->vkey; }
 

@@ -80,6 +80,8 @@ class Ledger {
   // Proofs against the tree of `size` leaves; size must be <= the latest checkpoint's size.
   absl::StatusOr<std::vector<std::string>> InclusionProof(uint64_t index, uint64_t size);
   absl::StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
+  // Root hash of the tree of `size` leaves; kInvalidArgument beyond the latest checkpoint.
+  absl::StatusOr<std::string> RootAt(uint64_t size);
   // The entry at `index` (committed).
   absl::StatusOr<std::string> ReadEntry(uint64_t index);
 

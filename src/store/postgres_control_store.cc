@@ -25,7 +25,7 @@ using internal::ReadBytes;
 
 constexpr char kControlSchema[] = "custos_control";
 
-constexpr std::array<PgMigration, 4> kMigrations = {{
+constexpr std::array<PgMigration, 5> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -94,6 +94,39 @@ DELETE FROM ledger_tiles
   WHERE (level >= 0 AND octet_length(data) < 8192)
      OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
+    {4, R"sql(
+CREATE TABLE access_requests(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  requester TEXT COLLATE "C" NOT NULL,
+  state TEXT NOT NULL,
+  grant_id TEXT COLLATE "C",
+  expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  body_json TEXT NOT NULL,
+  version BIGINT NOT NULL);
+CREATE UNIQUE INDEX access_requests_grant ON access_requests(grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX access_requests_tenant ON access_requests(tenant_id, created_at);
+CREATE INDEX access_requests_due ON access_requests(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE principal_mfa(
+  principal_id TEXT COLLATE "C" PRIMARY KEY,
+  sealed_secret BYTEA NOT NULL,
+  last_step BIGINT NOT NULL,
+  enrolled_at BIGINT NOT NULL);
+CREATE TABLE consents(
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  purpose TEXT COLLATE "C" NOT NULL,
+  granted BOOLEAN NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY(tenant_id, purpose));
+CREATE TABLE audit_verdicts(
+  grant_id TEXT COLLATE "C" NOT NULL,
+  period TEXT COLLATE "C" NOT NULL,
+  auditor TEXT COLLATE "C" NOT NULL,
+  verdict TEXT NOT NULL,
+  note TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  PRIMARY KEY(period, grant_id, auditor));
     {6, R"sql(
 CREATE TABLE job_leases(
   name TEXT COLLATE "C" PRIMARY KEY,
@@ -106,6 +139,8 @@ CREATE TABLE job_leases(
 #define CUSTOS_PRINCIPAL_COLUMNS                                                                 \
   "id, name, role, tenant_id, token_sha256, attributes_json, created_at, expires_at, disabled, " \
   "sealed_name"
+#define CUSTOS_ACCESS_REQUEST_COLUMNS \
+  "id, tenant_id, requester, state, grant_id, expires_at, created_at, body_json, version"
 #define CUSTOS_TENANT_COLUMNS \
   "id, sealed_name, profile_json, geography, home_region, replica_region, state, created_at"
 
@@ -166,6 +201,43 @@ const std::vector<PgStatement>& Statements() {
       {"record_groups",
        "SELECT first_index, last_index, data FROM ledger_records "
        "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY last_index LIMIT $3"},
+      {"insert_access_request", "INSERT INTO access_requests(" CUSTOS_ACCESS_REQUEST_COLUMNS
+                                ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)"},
+      {"update_access_request",
+       "UPDATE access_requests SET tenant_id = $2, requester = $3, state = $4, grant_id = $5, "
+       "expires_at = $6, created_at = $7, body_json = $8, version = $9 "
+       "WHERE id = $1 AND version = $9 - 1"},
+      {"access_request_by_id",
+       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE id = $1"},
+      {"access_request_by_grant",
+       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE grant_id = $1"},
+      {"list_access_requests",
+       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
+       "WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2) "
+       "AND ($3::text IS NULL OR requester = $3) ORDER BY created_at, id"},
+      {"due_access_requests",
+       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
+       "WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id"},
+      {"put_mfa",
+       "INSERT INTO principal_mfa(principal_id, sealed_secret, last_step, enrolled_at) "
+       "VALUES($1,$2,$3,$4) ON CONFLICT(principal_id) DO UPDATE SET "
+       "sealed_secret = EXCLUDED.sealed_secret, enrolled_at = EXCLUDED.enrolled_at, "
+       "last_step = GREATEST(principal_mfa.last_step, EXCLUDED.last_step)"},
+      {"get_mfa",
+       "SELECT sealed_secret, last_step, enrolled_at FROM principal_mfa WHERE principal_id = $1"},
+      {"consume_totp_step",
+       "UPDATE principal_mfa SET last_step = $2 WHERE principal_id = $1 AND last_step < $2"},
+      {"set_consent",
+       "INSERT INTO consents(tenant_id, purpose, granted, updated_at) VALUES($1,$2,$3,$4) "
+       "ON CONFLICT(tenant_id, purpose) DO UPDATE SET granted = EXCLUDED.granted, "
+       "updated_at = EXCLUDED.updated_at"},
+      {"has_consent", "SELECT granted FROM consents WHERE tenant_id = $1 AND purpose = $2"},
+      {"insert_audit_verdict",
+       "INSERT INTO audit_verdicts(grant_id, period, auditor, verdict, note, at) "
+       "VALUES($1,$2,$3,$4,$5,$6)"},
+      {"list_audit_verdicts",
+       "SELECT grant_id, period, auditor, verdict, note, at FROM audit_verdicts "
+       "WHERE period = $1 ORDER BY at, grant_id, auditor"},
   };
   return *kStatements;
 }
@@ -183,6 +255,20 @@ PrincipalRecord ReadPrincipal(const pqxx::row& r) {
   p.disabled = r[8].as<bool>();
   p.sealed_name = ReadBytes(r[9]);
   return p;
+}
+
+AccessRequestRecord ReadAccessRequest(const pqxx::row& r) {
+  AccessRequestRecord a;
+  a.id = r[0].as<std::string>();
+  a.tenant_id = r[1].as<std::string>();
+  a.requester = r[2].as<std::string>();
+  a.state = r[3].as<std::string>();
+  if (!r[4].is_null()) a.grant_id = r[4].as<std::string>();
+  if (!r[5].is_null()) a.expires_at = r[5].as<int64_t>();
+  a.created_at = r[6].as<int64_t>();
+  a.body_json = r[7].as<std::string>();
+  a.version = r[8].as<int64_t>();
+  return a;
 }
 
 TenantRecord ReadTenant(const pqxx::row& r) {
@@ -450,7 +536,159 @@ class PostgresControlStore final : public ControlStore {
         });
   }
 
+  absl::Status InsertAccessRequest(const AccessRequestRecord& r) override {
+    return WriteAccessRequest("insert_access_request", r, /*update=*/false);
+  }
+
+  absl::Status UpdateAccessRequest(const AccessRequestRecord& r) override {
+    return WriteAccessRequest("update_access_request", r, /*update=*/true);
+  }
+
+  absl::StatusOr<AccessRequestRecord> GetAccessRequest(std::string_view id) override {
+    return QueryAccessRequest("access_request_by_id", id);
+  }
+
+  absl::StatusOr<AccessRequestRecord> FindAccessRequestByGrant(std::string_view grant_id) override {
+    return QueryAccessRequest("access_request_by_grant", grant_id);
+  }
+
+  absl::StatusOr<std::vector<AccessRequestRecord>> ListAccessRequests(
+      const AccessRequestFilter& f) override {
+    for (const auto* v : {&f.tenant_id, &f.state, &f.requester}) {
+      if (*v && internal::HasNul(**v)) return std::vector<AccessRequestRecord>{};
+    }
+    auto c = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
+    return pool_->Read(
+        "list access requests",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<AccessRequestRecord>> {
+          std::vector<AccessRequestRecord> out;
+          for (const auto& row : txn.exec_prepared("list_access_requests", c(f.tenant_id),
+                                                   c(f.state), c(f.requester))) {
+            out.push_back(ReadAccessRequest(row));
+          }
+          return out;
+        });
+  }
+
+  absl::StatusOr<std::vector<AccessRequestRecord>> ListDueAccessRequests(int64_t now) override {
+    return pool_->Read(
+        "due access requests",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<AccessRequestRecord>> {
+          std::vector<AccessRequestRecord> out;
+          for (const auto& row : txn.exec_prepared("due_access_requests", now)) {
+            out.push_back(ReadAccessRequest(row));
+          }
+          return out;
+        });
+  }
+
+  absl::Status PutMfa(const MfaRecord& r) override {
+    if (auto s = internal::CheckText({r.principal_id}); !s.ok()) return s;
+    return pool_->Write("put mfa", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("put_mfa", r.principal_id, Bytes(r.sealed_secret), r.last_step,
+                         r.enrolled_at);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) override {
+    if (internal::HasNul(principal_id)) return absl::NotFoundError("not enrolled");
+    return pool_->Read("get mfa", [&](pqxx::nontransaction& txn) -> absl::StatusOr<MfaRecord> {
+      auto r = txn.exec_prepared("get_mfa", std::string(principal_id));
+      if (r.empty()) return absl::NotFoundError("not enrolled");
+      return MfaRecord{std::string(principal_id), ReadBytes(r[0][0]), r[0][1].as<int64_t>(),
+                       r[0][2].as<int64_t>()};
+    });
+  }
+
+  absl::Status ConsumeTotpStep(std::string_view principal_id, int64_t step) override {
+    if (auto s = internal::CheckText({principal_id}); !s.ok()) return s;
+    return pool_->Write("consume totp step", [&](pqxx::work& txn) -> absl::Status {
+      auto r = txn.exec_prepared0("consume_totp_step", std::string(principal_id), step);
+      if (r.affected_rows() != 1) {
+        return absl::AlreadyExistsError("this or a later time step was used already");
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose, bool granted,
+                          int64_t at) override {
+    if (auto s = internal::CheckText({tenant_id, purpose}); !s.ok()) return s;
+    return pool_->Write("set consent", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("set_consent", std::string(tenant_id), std::string(purpose), granted, at);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<bool> HasConsent(std::string_view tenant_id, std::string_view purpose) override {
+    if (internal::HasNul(tenant_id) || internal::HasNul(purpose)) return false;
+    return pool_->Read("has consent", [&](pqxx::nontransaction& txn) -> absl::StatusOr<bool> {
+      auto r = txn.exec_prepared("has_consent", std::string(tenant_id), std::string(purpose));
+      return !r.empty() && r[0][0].as<bool>();
+    });
+  }
+
+  absl::Status InsertAuditVerdict(const AuditVerdictRecord& v) override {
+    if (auto s = internal::CheckText({v.grant_id, v.period, v.auditor, v.verdict, v.note});
+        !s.ok()) {
+      return s;
+    }
+    return pool_->Write("insert audit verdict", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("insert_audit_verdict", v.grant_id, v.period, v.auditor, v.verdict,
+                         v.note, v.at);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<AuditVerdictRecord>> ListAuditVerdicts(
+      std::string_view period) override {
+    if (internal::HasNul(period)) return std::vector<AuditVerdictRecord>{};
+    return pool_->Read(
+        "list audit verdicts",
+        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<AuditVerdictRecord>> {
+          std::vector<AuditVerdictRecord> out;
+          for (const auto& row : txn.exec_prepared("list_audit_verdicts", std::string(period))) {
+            out.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                           row[2].as<std::string>(), row[3].as<std::string>(),
+                           row[4].as<std::string>(), row[5].as<int64_t>()});
+          }
+          return out;
+        });
+  }
+
  private:
+  absl::Status WriteAccessRequest(const char* statement, const AccessRequestRecord& r,
+                                  bool update) {
+    if (auto s = internal::CheckText({r.id, r.tenant_id, r.requester, r.state, r.grant_id,
+                                      r.body_json});
+        !s.ok()) {
+      return s;
+    }
+    std::string expires = r.expires_at ? std::to_string(*r.expires_at) : "";
+    return pool_->Write(statement, [&](pqxx::work& txn) -> absl::Status {
+      auto result = txn.exec_prepared0(
+          statement, r.id, r.tenant_id, r.requester, r.state,
+          r.grant_id.empty() ? nullptr : r.grant_id.c_str(),
+          r.expires_at ? expires.c_str() : nullptr, r.created_at, r.body_json, r.version);
+      if (update && result.affected_rows() != 1) {
+        return Conflict("the access request changed meanwhile");
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<AccessRequestRecord> QueryAccessRequest(const char* statement,
+                                                         std::string_view value) {
+    if (internal::HasNul(value)) return absl::NotFoundError("no such access request");
+    return pool_->Read("get access request",
+                       [&](pqxx::nontransaction& txn) -> absl::StatusOr<AccessRequestRecord> {
+                         auto r = txn.exec_prepared(statement, std::string(value));
+                         if (r.empty()) return absl::NotFoundError("no such access request");
+                         return ReadAccessRequest(r[0]);
+                       });
+  }
+
   absl::StatusOr<PrincipalRecord> QueryPrincipal(const char* statement, std::string_view value) {
     if (internal::HasNul(value)) return absl::NotFoundError("no such principal");
     return pool_->Read("get principal",

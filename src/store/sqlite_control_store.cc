@@ -14,7 +14,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 4> kMigrations = {{
+constexpr std::array<Database::Migration, 5> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -81,6 +81,39 @@ DELETE FROM ledger_tiles
   WHERE (level >= 0 AND length(data) < 8192)
      OR (level = -1 AND (idx + 1) * 256 > (SELECT size FROM ledger_state WHERE id = 1));
 )sql"},
+    {4, R"sql(
+CREATE TABLE access_requests(
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  requester TEXT NOT NULL,
+  state TEXT NOT NULL,
+  grant_id TEXT,
+  expires_at INTEGER,
+  created_at INTEGER NOT NULL,
+  body_json TEXT NOT NULL,
+  version INTEGER NOT NULL);
+CREATE UNIQUE INDEX access_requests_grant ON access_requests(grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX access_requests_tenant ON access_requests(tenant_id, created_at);
+CREATE INDEX access_requests_due ON access_requests(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE principal_mfa(
+  principal_id TEXT PRIMARY KEY,
+  sealed_secret BLOB NOT NULL,
+  last_step INTEGER NOT NULL,
+  enrolled_at INTEGER NOT NULL);
+CREATE TABLE consents(
+  tenant_id TEXT NOT NULL,
+  purpose TEXT NOT NULL,
+  granted INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(tenant_id, purpose));
+CREATE TABLE audit_verdicts(
+  grant_id TEXT NOT NULL,
+  period TEXT NOT NULL,
+  auditor TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  note TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY(period, grant_id, auditor));
     {6, R"sql(
 CREATE TABLE job_leases(
   name TEXT PRIMARY KEY,
@@ -120,6 +153,23 @@ TenantRecord ReadTenant(const internal::Statement& s) {
   t.state = s.Text(6);
   t.created_at = s.Int(7);
   return t;
+}
+
+constexpr char kAccessRequestColumns[] =
+    "id, tenant_id, requester, state, grant_id, expires_at, created_at, body_json, version";
+
+AccessRequestRecord ReadAccessRequest(const internal::Statement& s) {
+  AccessRequestRecord r;
+  r.id = s.Text(0);
+  r.tenant_id = s.Text(1);
+  r.requester = s.Text(2);
+  r.state = s.Text(3);
+  if (!s.IsNull(4)) r.grant_id = s.Text(4);
+  if (!s.IsNull(5)) r.expires_at = s.Int(5);
+  r.created_at = s.Int(6);
+  r.body_json = s.Text(7);
+  r.version = s.Int(8);
+  return r;
 }
 
 constexpr char kTenantColumns[] =
@@ -455,7 +505,204 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
+  absl::Status InsertAccessRequest(const AccessRequestRecord& r) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(std::string("INSERT INTO access_requests(") + kAccessRequestColumns +
+                         ") VALUES(?,?,?,?,?,?,?,?,?)");
+      if (!s.ok()) return s.status();
+      BindAccessRequest(*s, r);
+      return s->Run();
+    });
+  }
+
+  absl::Status UpdateAccessRequest(const AccessRequestRecord& r) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "UPDATE access_requests SET id = ?1, tenant_id = ?2, requester = ?3, state = ?4, "
+          "grant_id = ?5, expires_at = ?6, created_at = ?7, body_json = ?8, version = ?9 "
+          "WHERE id = ?1 AND version = ?9 - 1");
+      if (!s.ok()) return s.status();
+      BindAccessRequest(*s, r);
+      if (auto run = s->Run(); !run.ok()) return run;
+      if (sqlite3_changes(c.raw()) != 1) return Conflict("the access request changed meanwhile");
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<AccessRequestRecord> GetAccessRequest(std::string_view id) override {
+    return QueryAccessRequest("id", id);
+  }
+
+  absl::StatusOr<AccessRequestRecord> FindAccessRequestByGrant(std::string_view grant_id) override {
+    return QueryAccessRequest("grant_id", grant_id);
+  }
+
+  absl::StatusOr<std::vector<AccessRequestRecord>> ListAccessRequests(
+      const AccessRequestFilter& f) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<AccessRequestRecord>> {
+      auto s = c.Prepare(std::string("SELECT ") + kAccessRequestColumns +
+                         " FROM access_requests WHERE (?1 IS NULL OR tenant_id = ?1) AND "
+                         "(?2 IS NULL OR state = ?2) AND (?3 IS NULL OR requester = ?3) "
+                         "ORDER BY created_at, id");
+      if (!s.ok()) return s.status();
+      int i = 1;
+      for (const auto* v : {&f.tenant_id, &f.state, &f.requester}) {
+        if (*v) s->Bind(i, **v); else s->BindNull(i);
+        ++i;
+      }
+      return CollectAccessRequests(*s);
+    });
+  }
+
+  absl::StatusOr<std::vector<AccessRequestRecord>> ListDueAccessRequests(int64_t now) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<AccessRequestRecord>> {
+      auto s = c.Prepare(std::string("SELECT ") + kAccessRequestColumns +
+                         " FROM access_requests WHERE expires_at IS NOT NULL AND expires_at <= ? "
+                         "ORDER BY expires_at, id");
+      if (!s.ok()) return s.status();
+      s->Bind(1, now);
+      return CollectAccessRequests(*s);
+    });
+  }
+
+  absl::Status PutMfa(const MfaRecord& r) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "INSERT INTO principal_mfa(principal_id, sealed_secret, last_step, enrolled_at) "
+          "VALUES(?,?,?,?) ON CONFLICT(principal_id) DO UPDATE SET "
+          "sealed_secret = excluded.sealed_secret, enrolled_at = excluded.enrolled_at, "
+          "last_step = MAX(last_step, excluded.last_step)");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, r.principal_id)
+          .BindBlob(2, r.sealed_secret)
+          .Bind(3, r.last_step)
+          .Bind(4, r.enrolled_at)
+          .Run();
+    });
+  }
+
+  absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<MfaRecord> {
+      auto s = c.Prepare(
+          "SELECT sealed_secret, last_step, enrolled_at FROM principal_mfa WHERE principal_id = ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, principal_id);
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::NotFoundError("not enrolled");
+      return MfaRecord{std::string(principal_id), s->Blob(0), s->Int(1), s->Int(2)};
+    });
+  }
+
+  absl::Status ConsumeTotpStep(std::string_view principal_id, int64_t step) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "UPDATE principal_mfa SET last_step = ? WHERE principal_id = ? AND last_step < ?");
+      if (!s.ok()) return s.status();
+      if (auto run = s->Bind(1, step).Bind(2, principal_id).Bind(3, step).Run(); !run.ok()) {
+        return run;
+      }
+      if (sqlite3_changes(c.raw()) != 1) {
+        return absl::AlreadyExistsError("this or a later time step was used already");
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose, bool granted,
+                          int64_t at) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "INSERT INTO consents(tenant_id, purpose, granted, updated_at) VALUES(?,?,?,?) "
+          "ON CONFLICT(tenant_id, purpose) DO UPDATE SET granted = excluded.granted, "
+          "updated_at = excluded.updated_at");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, tenant_id)
+          .Bind(2, purpose)
+          .Bind(3, int64_t{granted ? 1 : 0})
+          .Bind(4, at)
+          .Run();
+    });
+  }
+
+  absl::StatusOr<bool> HasConsent(std::string_view tenant_id, std::string_view purpose) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<bool> {
+      auto s = c.Prepare("SELECT granted FROM consents WHERE tenant_id = ? AND purpose = ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, tenant_id).Bind(2, purpose);
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      return *row && s->Int(0) != 0;
+    });
+  }
+
+  absl::Status InsertAuditVerdict(const AuditVerdictRecord& v) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "INSERT INTO audit_verdicts(grant_id, period, auditor, verdict, note, at) "
+          "VALUES(?,?,?,?,?,?)");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, v.grant_id)
+          .Bind(2, v.period)
+          .Bind(3, v.auditor)
+          .Bind(4, v.verdict)
+          .Bind(5, v.note)
+          .Bind(6, v.at)
+          .Run();
+    });
+  }
+
+  absl::StatusOr<std::vector<AuditVerdictRecord>> ListAuditVerdicts(
+      std::string_view period) override {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<std::vector<AuditVerdictRecord>> {
+      auto s = c.Prepare(
+          "SELECT grant_id, period, auditor, verdict, note, at FROM audit_verdicts "
+          "WHERE period = ? ORDER BY at, grant_id, auditor");
+      if (!s.ok()) return s.status();
+      s->Bind(1, period);
+      std::vector<AuditVerdictRecord> out;
+      while (true) {
+        auto row = s->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return out;
+        out.push_back({s->Text(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Int(5)});
+      }
+    });
+  }
+
  private:
+  static void BindAccessRequest(internal::Statement& s, const AccessRequestRecord& r) {
+    s.Bind(1, r.id).Bind(2, r.tenant_id).Bind(3, r.requester).Bind(4, r.state);
+    if (r.grant_id.empty()) s.BindNull(5); else s.Bind(5, r.grant_id);
+    if (r.expires_at) s.Bind(6, *r.expires_at); else s.BindNull(6);
+    s.Bind(7, r.created_at).Bind(8, r.body_json).Bind(9, r.version);
+  }
+
+  static absl::StatusOr<std::vector<AccessRequestRecord>> CollectAccessRequests(
+      internal::Statement& s) {
+    std::vector<AccessRequestRecord> out;
+    while (true) {
+      auto row = s.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return out;
+      out.push_back(ReadAccessRequest(s));
+    }
+  }
+
+  absl::StatusOr<AccessRequestRecord> QueryAccessRequest(std::string_view column,
+                                                         std::string_view value) {
+    return db_->Read([&](Connection& c) -> absl::StatusOr<AccessRequestRecord> {
+      auto s = c.Prepare(std::string("SELECT ") + kAccessRequestColumns +
+                         " FROM access_requests WHERE " + std::string(column) + " = ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, value);
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::NotFoundError("no such access request");
+      return ReadAccessRequest(*s);
+    });
+  }
+
   absl::StatusOr<PrincipalRecord> QueryPrincipal(std::string_view column, std::string_view value) {
     return db_->Read([&](Connection& c) -> absl::StatusOr<PrincipalRecord> {
       auto s = c.Prepare(std::string("SELECT ") + kPrincipalColumns + " FROM principals WHERE " +

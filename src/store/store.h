@@ -98,6 +98,43 @@ struct JobLease {
   int64_t last_run_ms = 0;    // when a run last completed (0: never)
 };
 
+// A just-in-time access request with its whole history (DESIGN.md "Access requests"). The
+// indexed columns are copies of fields of `body_json`, whose format access/ owns.
+struct AccessRequestRecord {
+  std::string id;
+  std::string tenant_id;
+  std::string requester;
+  std::string state;
+  std::string grant_id;  // empty until activated
+  std::optional<int64_t> expires_at;  // unix seconds; set while the request can still expire
+  int64_t created_at = 0;
+  std::string body_json;
+  int64_t version = 1;  // bumped by every update (optimistic concurrency)
+};
+
+struct AccessRequestFilter {
+  std::optional<std::string> tenant_id, state, requester;
+};
+
+// A principal's TOTP enrolment: the secret sealed by access/, and the last time step accepted
+// (replay protection: a step at or below it is refused).
+struct MfaRecord {
+  std::string principal_id;
+  std::string sealed_secret;
+  int64_t last_step = -1;
+  int64_t enrolled_at = 0;
+};
+
+// An auditor's verdict on a sampled grant.
+struct AuditVerdictRecord {
+  std::string grant_id;
+  std::string period;
+  std::string auditor;
+  std::string verdict;
+  std::string note;
+  int64_t at = 0;
+};
+
 class ControlStore {
  public:
   virtual ~ControlStore() = default;
@@ -137,6 +174,38 @@ class ControlStore {
   virtual absl::Status InsertTenant(const TenantRecord& t) = 0;
   virtual absl::StatusOr<TenantRecord> GetTenant(std::string_view id) = 0;
   virtual absl::StatusOr<std::vector<TenantRecord>> ListTenants() = 0;
+
+  // Access requests (never deleted). Insert: kAlreadyExists for a duplicate id. Update replaces
+  // the row iff its stored version is `r.version - 1`, else kAborted (a concurrent change).
+  // FindAccessRequestByGrant: kNotFound if no request has that grant id.
+  virtual absl::Status InsertAccessRequest(const AccessRequestRecord& r) = 0;
+  virtual absl::Status UpdateAccessRequest(const AccessRequestRecord& r) = 0;
+  virtual absl::StatusOr<AccessRequestRecord> GetAccessRequest(std::string_view id) = 0;
+  virtual absl::StatusOr<AccessRequestRecord> FindAccessRequestByGrant(
+      std::string_view grant_id) = 0;
+  // Matching requests in (created_at, id) order.
+  virtual absl::StatusOr<std::vector<AccessRequestRecord>> ListAccessRequests(
+      const AccessRequestFilter& filter) = 0;
+  // Requests whose expires_at is at or before `now` (unix seconds), in expiry order.
+  virtual absl::StatusOr<std::vector<AccessRequestRecord>> ListDueAccessRequests(int64_t now) = 0;
+
+  // TOTP enrolment. PutMfa replaces the secret and keeps the larger last_step. GetMfa: kNotFound
+  // if not enrolled. ConsumeTotpStep records `step` as used iff it is above last_step, else
+  // kAlreadyExists (a replay) — atomic, so two instances never both accept one code.
+  virtual absl::Status PutMfa(const MfaRecord& r) = 0;
+  virtual absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) = 0;
+  virtual absl::Status ConsumeTotpStep(std::string_view principal_id, int64_t step) = 0;
+
+  // A tenant's consents to commercial purposes (advertising, marketing, profiling).
+  virtual absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose,
+                                  bool granted, int64_t at) = 0;
+  virtual absl::StatusOr<bool> HasConsent(std::string_view tenant_id,
+                                          std::string_view purpose) = 0;
+
+  // Audit verdicts: kAlreadyExists if this auditor judged this grant for this period already.
+  virtual absl::Status InsertAuditVerdict(const AuditVerdictRecord& v) = 0;
+  virtual absl::StatusOr<std::vector<AuditVerdictRecord>> ListAuditVerdicts(
+      std::string_view period) = 0;
 
   // Small server settings (log origin, …). GetSetting: kNotFound if unset.
   virtual absl::StatusOr<std::string> GetSetting(std::string_view name) = 0;

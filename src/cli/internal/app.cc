@@ -250,6 +250,10 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   app->tenants = std::make_unique<tenants::TenantService>(
       *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
       *app->clock);
+  app->requests = std::make_unique<access::AccessRequestService>(*app->control, *app->events,
+                                                                 app->random, *app->clock);
+  app->mfa = std::make_unique<access::MfaService>(*app->control, *app->keys, app->random,
+                                                  *app->clock);
   // The holder names this process among the instances: host, pid and a random part (a pid
   // reused after a restart is another holder).
   char host[256] = {};
@@ -259,6 +263,16 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
       jobs::JobRunner::Options{StrCat(host, ":", ::getpid(), ":",
                                       absl::BytesToHexString(AbslView(app->random.Bytes(4)))),
                                absl::Seconds(1), absl::Seconds(15)});
+  // Requests and grants past their time are also refused at use (access/ checks expiry on every
+  // read); this job records their access.expire events promptly, on one instance.
+  if (auto s = app->jobs->Register({"access-expiry", absl::Seconds(1),
+                                    [requests = app->requests.get()]() -> absl::Status {
+                                      auto n = requests->ExpireDue();
+                                      return n.ok() ? absl::OkStatus() : n.status();
+                                    }});
+      !s.ok()) {
+    return s;
+  }
   return app;
 }
 

@@ -7,6 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "access/access.h"
+#include "access/requests.h"
+#include "access/totp.h"
 #include "base/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -64,6 +66,8 @@ struct App {
   std::unique_ptr<data::ObjectService> objects;
   std::unique_ptr<access::PrincipalService> principals;
   std::unique_ptr<tenants::TenantService> tenants;
+  std::unique_ptr<access::AccessRequestService> requests;
+  std::unique_ptr<access::MfaService> mfa;
   // Background jobs, exactly once across the instances sharing the control store. Register jobs
   // before serve starts it. Last: destroyed (stopped) before what its jobs use.
   std::unique_ptr<jobs::JobRunner> jobs;

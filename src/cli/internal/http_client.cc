@@ -164,7 +164,8 @@ struct HttpClient::Impl {
   }
 
   // One request on the open stream. On failure the stream is closed.
-  absl::StatusOr<HttpResponse> Exchange(const bhttp::request<bhttp::empty_body>& req) {
+  template <typename Body>
+  absl::StatusOr<HttpResponse> Exchange(const bhttp::request<Body>& req) {
     stream->expires_after(absl::ToChronoNanoseconds(options.timeout));
     beast::error_code ec = net::error::would_block;
     bhttp::async_write(*stream, req, [&](beast::error_code e, size_t) { ec = e; });
@@ -243,6 +244,37 @@ absl::StatusOr<HttpResponse> HttpClient::Get(std::string_view target,
     res = impl_->Exchange(req);
   }
   return res;
+}
+
+absl::StatusOr<HttpResponse> HttpClient::Post(
+    std::string_view target, std::string_view body, std::string_view bearer_token,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (target.empty() || target.front() != '/' || HasControlOrSpace(target)) {
+    return absl::InvalidArgumentError(StrCat("bad request target '", target, "'"));
+  }
+  if (HasControlOrSpace(bearer_token)) {
+    return absl::InvalidArgumentError("the token holds a space or control character");
+  }
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, StrCat(impl_->url.prefix, target),
+                                         11};
+  req.set(bhttp::field::host, impl_->HostHeader());
+  req.set(bhttp::field::user_agent, "custos-cli");
+  req.set(bhttp::field::accept, "application/json");
+  if (!bearer_token.empty()) req.set(bhttp::field::authorization, StrCat("Bearer ", bearer_token));
+  for (const auto& [name, value] : headers) {
+    if (HasControlOrSpace(value)) {
+      return absl::InvalidArgumentError(StrCat("header ", name, " holds a space or control"));
+    }
+    req.set(name, value);
+  }
+  if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
+  req.body() = std::string(body);
+  req.prepare_payload();
+  req.keep_alive(true);
+  // A fresh connection: a POST on a connection the server closed meanwhile cannot be retried.
+  impl_->Close();
+  if (auto s = impl_->Connect(); !s.ok()) return s;
+  return impl_->Exchange(req);
 }
 
 }  // namespace custos::cli::internal

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -53,6 +55,12 @@ class HttpClient {
   // URL's prefix, with "Authorization: Bearer <bearer_token>" when the token is non-empty.
   // A request on a reused connection that the server had closed is retried once on a new one.
   absl::StatusOr<HttpResponse> Get(std::string_view target, std::string_view bearer_token = "");
+
+  // POST `body` (JSON; empty sends no body) to `target`, with the bearer token and
+  // `headers` (name, value) added. Never retried: a POST may not be repeated safely.
+  absl::StatusOr<HttpResponse> Post(
+      std::string_view target, std::string_view body, std::string_view bearer_token,
+      const std::vector<std::pair<std::string, std::string>>& headers = {});
 
   // "http://host:port/prefix", for messages.
   std::string BaseUrl() const;

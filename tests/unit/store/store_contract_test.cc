@@ -451,5 +451,103 @@ TEST_P(StoreContract, ControlReopensWithItsData) {
   EXPECT_EQ((*s)->LoadLedgerState()->size, 1u);
 }
 
+// --- access requests, MFA, consents, audit verdicts (issue 6) ---------------------------------
+
+TEST_P(StoreContract, AccessRequestsUpdateByVersionAndNeverVanish) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  AccessRequestRecord r;
+  r.id = "r1";
+  r.tenant_id = "t1";
+  r.requester = "op";
+  r.state = "pending_manager";
+  r.expires_at = 100;
+  r.created_at = 10;
+  r.body_json = "{}";
+  r.version = 1;
+  ASSERT_TRUE((*s)->InsertAccessRequest(r).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists((*s)->InsertAccessRequest(r)));
+  AccessRequestRecord r2 = r;
+  r2.id = "r2";
+  r2.tenant_id = "t2";
+  r2.created_at = 11;
+  r2.expires_at = 50;
+  ASSERT_TRUE((*s)->InsertAccessRequest(r2).ok());
+
+  r.state = "active";
+  r.grant_id = "g1";
+  r.expires_at = 200;
+  r.version = 2;
+  ASSERT_TRUE((*s)->UpdateAccessRequest(r).ok());
+  EXPECT_TRUE(absl::IsAborted((*s)->UpdateAccessRequest(r)));  // stale version
+  auto got = (*s)->GetAccessRequest("r1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->state, "active");
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->expires_at, 200);
+  EXPECT_EQ((*s)->FindAccessRequestByGrant("g1")->id, "r1");
+  EXPECT_TRUE(absl::IsNotFound((*s)->FindAccessRequestByGrant("g2").status()));
+  EXPECT_TRUE(absl::IsNotFound((*s)->GetAccessRequest("nope").status()));
+
+  EXPECT_EQ((*s)->ListAccessRequests({})->size(), 2u);
+  AccessRequestFilter by_tenant;
+  by_tenant.tenant_id = "t2";
+  ASSERT_EQ((*s)->ListAccessRequests(by_tenant)->size(), 1u);
+  AccessRequestFilter by_state;
+  by_state.state = "active";
+  by_state.requester = "op";
+  auto active = (*s)->ListAccessRequests(by_state);
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].id, "r1");
+
+  auto due = (*s)->ListDueAccessRequests(60);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, "r2");
+  EXPECT_EQ((*s)->ListDueAccessRequests(1000)->size(), 2u);
+  r2.expires_at.reset();
+  r2.state = "expired";
+  r2.version = 2;
+  ASSERT_TRUE((*s)->UpdateAccessRequest(r2).ok());
+  EXPECT_EQ((*s)->ListDueAccessRequests(1000)->size(), 1u);
+}
+
+TEST_P(StoreContract, TotpStepsAreConsumedOnceAndOnlyForward) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(absl::IsNotFound((*s)->GetMfa("p").status()));
+  ASSERT_TRUE((*s)->PutMfa({"p", std::string("sec\0ret", 7), -1, 5}).ok());
+  ASSERT_TRUE((*s)->ConsumeTotpStep("p", 10).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists((*s)->ConsumeTotpStep("p", 10)));
+  EXPECT_TRUE(absl::IsAlreadyExists((*s)->ConsumeTotpStep("p", 9)));
+  ASSERT_TRUE((*s)->ConsumeTotpStep("p", 11).ok());
+  // Re-enrolment replaces the secret but never rewinds the last step.
+  ASSERT_TRUE((*s)->PutMfa({"p", "new", -1, 6}).ok());
+  auto m = (*s)->GetMfa("p");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->sealed_secret, "new");
+  EXPECT_EQ(m->last_step, 11);
+  EXPECT_TRUE(absl::IsAlreadyExists((*s)->ConsumeTotpStep("p", 11)));
+  EXPECT_FALSE((*s)->ConsumeTotpStep("unknown", 1).ok());
+}
+
+TEST_P(StoreContract, ConsentsAndAuditVerdicts) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(*(*s)->HasConsent("t1", "marketing"));
+  ASSERT_TRUE((*s)->SetConsent("t1", "marketing", true, 1).ok());
+  EXPECT_TRUE(*(*s)->HasConsent("t1", "marketing"));
+  EXPECT_FALSE(*(*s)->HasConsent("t2", "marketing"));
+  ASSERT_TRUE((*s)->SetConsent("t1", "marketing", false, 2).ok());
+  EXPECT_FALSE(*(*s)->HasConsent("t1", "marketing"));
+
+  AuditVerdictRecord v{"g1", "2026-01", "aud1", "compliant", "ok", 3};
+  ASSERT_TRUE((*s)->InsertAuditVerdict(v).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists((*s)->InsertAuditVerdict(v)));
+  v.auditor = "aud2";
+  ASSERT_TRUE((*s)->InsertAuditVerdict(v).ok());
+  EXPECT_EQ((*s)->ListAuditVerdicts("2026-01")->size(), 2u);
+  EXPECT_EQ((*s)->ListAuditVerdicts("2026-02")->size(), 0u);
+}
+
 }  // namespace
 }  // namespace custos::store

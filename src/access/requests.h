@@ -1,0 +1,73 @@
+// The access-request service: the I/O shell around workflow.h. Stores requests in the control
+// store (never deleting one), records every transition as a ledger event of the tenant
+// (access.request, access.approve, access.deny, access.activate, access.revoke, access.close,
+// access.expire) before the transition is stored or answered, and expires due requests on the
+// injected clock. Thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "access/workflow.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+namespace custos::access {
+
+class AccessRequestService {
+ public:
+  AccessRequestService(store::ControlStore& store, ledger::EventLog& events, Random& random,
+                       const Clock& clock, WorkflowOptions options = {});
+
+  const WorkflowOptions& options() const { return options_; }
+
+  // Validates, checks eligibility against the tenant's home region, records access.request and
+  // stores the request. The caller has checked that the tenant exists and read its Lockbox
+  // setting. Errors as ValidateNewRequest and CheckEligible.
+  absl::StatusOr<AccessRequest> Create(const Principal& who, const NewAccessRequest& request,
+                                       bool lockbox, const RegionPersonnel& home);
+
+  // kNotFound for an unknown id. A due request is expired (and that recorded) first.
+  absl::StatusOr<AccessRequest> Get(std::string_view id);
+
+  // Applies `action` (not kExpire) by `who`; errors as Transition, kNotFound, kAborted (409
+  // conflict: changed concurrently). kActivate creates the grant id.
+  absl::StatusOr<AccessRequest> Act(const Principal& who, std::string_view id,
+                                    RequestAction action);
+
+  // Requests matching `filter`, after expiring the due ones.
+  absl::StatusOr<std::vector<AccessRequest>> List(const store::AccessRequestFilter& filter);
+
+  // The request holding grant `grant_id`; kNotFound if none.
+  absl::StatusOr<AccessRequest> FindGrant(std::string_view grant_id);
+
+  // Expires every request due at the clock's now, recording access.expire for each. Returns how
+  // many expired.
+  absl::StatusOr<int> ExpireDue();
+
+  // Every request that was ever activated (has a grant id), in creation order.
+  absl::StatusOr<std::vector<AccessRequest>> ListGrants();
+
+ private:
+  int64_t Now() const;
+  // Records the transition from `before` to `after` and stores `after` (version + 1).
+  absl::Status Commit(const AccessRequest& after, int64_t version, std::string_view kind,
+                      const Principal& actor);
+  absl::StatusOr<AccessRequest> ExpireIfDue(AccessRequest r, int64_t version);
+
+  store::ControlStore& store_;
+  ledger::EventLog& events_;
+  Random& random_;
+  const Clock& clock_;
+  const WorkflowOptions options_;
+};
+
+// The request as stored (format of AccessRequestRecord::body_json) and back.
+std::string RequestToJson(const AccessRequest& r);
+absl::StatusOr<AccessRequest> RequestFromJson(std::string_view json);
+
+}  // namespace custos::access
