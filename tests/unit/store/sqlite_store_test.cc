@@ -121,3 +121,50 @@ TEST(SqliteControlStore, PrincipalsTenantsAndSettings) {
 
 }  // namespace
 }  // namespace custos::store
+
+namespace custos::store {
+namespace {
+
+// A control store of schema version 2 kept partial tiles whole in ledger_tiles; migration 3
+// moves them into ledger_tile_parts, leaves full tiles alone, and later batches extend them.
+TEST(SqliteControlStore, MigrationThreeMovesPartialTilesIntoParts) {
+  custos::testing::TempDir dir;
+  const std::string path = dir.File("control.db");
+  {
+    auto s = OpenSqliteControlStore(path, true);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+  {
+    // Back to version 2's layout: a full entry bundle, a partial one, a full and a partial
+    // hash tile, stored whole; size 300.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "DROP INDEX ledger_records_by_last; DROP TABLE ledger_tile_parts;"
+        "DELETE FROM schema_migrations WHERE version = 3;"
+        "UPDATE ledger_state SET size = 300;"
+        "INSERT INTO ledger_tiles VALUES(-1, 0, x'aa'), (-1, 1, x'bb'),"
+        "(0, 0, zeroblob(8192)), (0, 1, zeroblob(1408)), (1, 0, x'cc');";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto s = OpenSqliteControlStore(path, false);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "\xaa");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 1), "\xbb");
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 0)->size(), 8192u);
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 1)->size(), 1408u);
+  // The partial tiles grow by parts from where they were.
+  LedgerBatch b;
+  b.old_size = 300;
+  b.new_size = 301;
+  b.tiles = {{-1, 1, "\xdd", 44}, {0, 1, std::string(32, 'x'), 44}};
+  ASSERT_TRUE((*s)->CommitLedgerBatch(b).ok());
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 1), "\xbb\xdd");
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 1)->size(), 1440u);
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "\xaa");
+}
+
+}  // namespace
+}  // namespace custos::store
