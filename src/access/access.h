@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +16,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
 #include "base/random.h"
@@ -106,8 +106,8 @@ class PrincipalService {
   crypto::KeyProvider& keys_;
   Random& random_;
   const Clock& clock_;
-  absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, CachedPrincipal> cache_ ABSL_GUARDED_BY(cache_mu_);
+  std::mutex cache_mu_;
+  absl::flat_hash_map<std::string, CachedPrincipal> cache_;  // guarded by cache_mu_
 };
 
 }  // namespace custos::access

@@ -202,7 +202,7 @@ absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token)
   const auto now = std::chrono::steady_clock::now();
   std::optional<Principal> p;
   {
-    absl::MutexLock lock(&cache_mu_);
+    std::lock_guard lock(cache_mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end() && now - it->second.fetched < absl::ToChronoNanoseconds(kAuthCacheTtl)) {
       p = it->second.principal;
@@ -215,7 +215,7 @@ absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token)
     auto fresh = FromRecord(*record);
     if (!fresh.ok()) return fresh.status();
     p = *std::move(fresh);
-    absl::MutexLock lock(&cache_mu_);
+    std::lock_guard lock(cache_mu_);
     if (cache_.size() > 100000) cache_.clear();  // bounded: tokens are few, guesses are not cached
     cache_[hash] = {*p, now};
   }

@@ -21,18 +21,18 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <random>
+#include <shared_mutex>
 #include <system_error>
 #include <thread>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -286,7 +286,7 @@ struct KeyringKeyProvider::State {
       : storage(std::move(storage)), master_key(std::move(master_key)), random(random) {}
   ~State() {
     Wipe(master_key);
-    absl::MutexLock lock(&mu);
+    std::lock_guard lock(mu);
     WipeAll(keys);
   }
 
@@ -299,14 +299,15 @@ struct KeyringKeyProvider::State {
   }
 
   // Makes the stored keyring the one in memory. Cheap when nothing changed (one read).
-  absl::Status ReloadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu) {
+  // The caller holds io_mu.
+  absl::Status ReloadLocked() {
     absl::StatusOr<std::string> blob = storage->Load();
     if (!blob.ok()) return blob.status();
     if (stored && *blob == *stored) return absl::OkStatus();
     absl::StatusOr<KeyMap> loaded = Unseal(master_key, *blob);
     if (!loaded.ok()) return loaded.status();
     {
-      absl::MutexLock lock(&mu);
+      std::lock_guard lock(mu);
       WipeAll(keys);
       keys = *std::move(loaded);
     }
@@ -319,13 +320,13 @@ struct KeyringKeyProvider::State {
   // a non-OK status to give up (e.g. the key exists after all).
   template <typename Change>
   absl::Status Update(Change&& change) {
-    absl::MutexLock io(&io_mu);
+    std::lock_guard io(io_mu);
     constexpr int kAttempts = 50;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       KeyMap next;
       absl::Cleanup wipe = [&next] { WipeAll(next); };
       {
-        absl::ReaderMutexLock lock(&mu);
+        std::shared_lock lock(mu);
         next = keys;
       }
       if (absl::Status s = change(next); !s.ok()) return s;
@@ -336,7 +337,7 @@ struct KeyringKeyProvider::State {
       if (saved.ok()) {
         // Memory follows the storage: a key that is not durable was never created.
         {
-          absl::MutexLock lock(&mu);
+          std::lock_guard lock(mu);
           keys.swap(next);
         }
         stored = *std::move(blob);
@@ -356,9 +357,9 @@ struct KeyringKeyProvider::State {
 
   // After a miss: the key may have been created by another process since the last load.
   absl::Status ReloadAfterMiss(std::string_view key_id) {
-    absl::MutexLock io(&io_mu);
+    std::lock_guard io(io_mu);
     {
-      absl::ReaderMutexLock lock(&mu);
+      std::shared_lock lock(mu);
       if (keys.contains(key_id)) return absl::OkStatus();  // another thread reloaded
     }
     return ReloadLocked();
@@ -371,7 +372,7 @@ struct KeyringKeyProvider::State {
       -> decltype(fn(std::declval<const std::string&>())) {
     for (int attempt = 0;; ++attempt) {
       {
-        absl::ReaderMutexLock lock(&mu);
+        std::shared_lock lock(mu);
         const auto it = keys.find(key_id);
         if (it != keys.end()) return fn(it->second);
       }
@@ -385,11 +386,11 @@ struct KeyringKeyProvider::State {
   Random& random;
   // Serialises this process's storage calls (lock order: io_mu, then mu), so `stored` only moves
   // forward; `mu` guards the keys only briefly, so wraps never wait on storage I/O.
-  absl::Mutex io_mu;
-  std::minstd_rand jitter ABSL_GUARDED_BY(io_mu){std::random_device{}()};
-  std::optional<std::string> stored ABSL_GUARDED_BY(io_mu);  // the blob last loaded or saved
-  absl::Mutex mu;
-  KeyMap keys ABSL_GUARDED_BY(mu);
+  std::mutex io_mu;
+  std::minstd_rand jitter{std::random_device{}()};  // guarded by io_mu
+  std::optional<std::string> stored;  // guarded by io_mu: the blob last loaded or saved
+  std::shared_mutex mu;
+  KeyMap keys;  // guarded by mu
 };
 
 KeyringKeyProvider::KeyringKeyProvider(std::unique_ptr<KeyringStorage> storage,
@@ -409,7 +410,7 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Create(
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   State& s = *provider->state_;
-  absl::MutexLock io(&s.io_mu);
+  std::lock_guard io(s.io_mu);
   absl::StatusOr<std::string> blob = s.Seal(KeyMap{});
   if (!blob.ok()) return blob.status();
   if (absl::Status status = s.storage->Save(*blob, std::nullopt); !status.ok()) return status;
@@ -429,13 +430,13 @@ absl::StatusOr<std::unique_ptr<KeyringKeyProvider>> KeyringKeyProvider::Open(
   std::unique_ptr<KeyringKeyProvider> provider(
       new KeyringKeyProvider(std::move(storage), std::move(master_key), random));
   State& s = *provider->state_;
-  absl::MutexLock io(&s.io_mu);
+  std::lock_guard io(s.io_mu);
   if (absl::Status status = s.ReloadLocked(); !status.ok()) return status;
   return provider;
 }
 
 absl::Status KeyringKeyProvider::Refresh() {
-  absl::MutexLock io(&state_->io_mu);
+  std::lock_guard io(state_->io_mu);
   return state_->ReloadLocked();
 }
 

@@ -3,7 +3,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "base/strings.h"
-#include "absl/synchronization/mutex.h"
 #include "base/errors.h"
 #include "crypto/crypto.h"
 #include "data/data.h"
@@ -32,11 +31,11 @@ std::string DekAad(std::string_view tenant, int64_t version) {
 
 // A tenant's unwrapped data keys, loaded on first use.
 struct TenantKeys {
-  absl::Mutex mu;
-  bool loaded ABSL_GUARDED_BY(mu) = false;
-  int64_t current ABSL_GUARDED_BY(mu) = 0;  // 0 = none yet
-  int64_t seals ABSL_GUARDED_BY(mu) = 0;    // seals under `current`
-  std::map<int64_t, std::string> keys ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  bool loaded = false;  // guarded by mu
+  int64_t current = 0;  // guarded by mu; 0 = none yet
+  int64_t seals = 0;    // guarded by mu; seals under `current`
+  std::map<int64_t, std::string> keys;  // guarded by mu
 };
 
 }  // namespace
@@ -53,8 +52,9 @@ struct ObjectService::Impl {
   // Held while enqueueing one write to both cells so they apply writes in the same order.
   std::mutex submit_mu;
 
-  absl::Mutex tenants_mu;
-  absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants ABSL_GUARDED_BY(tenants_mu);
+  std::mutex tenants_mu;
+  // guarded by tenants_mu
+  absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants;
 
   Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e,
        Random& r, const Clock& cl, ObjectServiceOptions o)
@@ -77,7 +77,7 @@ struct ObjectService::Impl {
   }
 
   TenantKeys& KeysOf(const std::string& tenant_id) {
-    absl::MutexLock lock(&tenants_mu);
+    std::lock_guard lock(tenants_mu);
     auto& slot = tenants[tenant_id];
     if (!slot) slot = std::make_unique<TenantKeys>();
     return *slot;
@@ -147,7 +147,7 @@ struct ObjectService::Impl {
   // Returns (version, key) to seal one more object with, rotating when the DEK is used up.
   absl::StatusOr<std::pair<int64_t, std::string>> SealingKey(const TenantCells& t) {
     TenantKeys& k = KeysOf(t.tenant_id);
-    absl::MutexLock lock(&k.mu);
+    std::lock_guard lock(k.mu);
     if (auto s = LoadKeys(t, k); !s.ok()) return s;
     if (k.current == 0 || k.seals >= options.max_seals_per_dek) {
       if (auto s = RotateKey(t, k); !s.ok()) return s;
@@ -158,7 +158,7 @@ struct ObjectService::Impl {
 
   absl::StatusOr<std::string> OpeningKey(const TenantCells& t, int64_t version) {
     TenantKeys& k = KeysOf(t.tenant_id);
-    absl::MutexLock lock(&k.mu);
+    std::lock_guard lock(k.mu);
     if (auto s = LoadKeys(t, k); !s.ok()) return s;
     auto it = k.keys.find(version);
     if (it == k.keys.end()) {
@@ -222,7 +222,7 @@ ObjectService::~ObjectService() = default;
 
 absl::Status ObjectService::InitTenant(const TenantCells& tenant) {
   TenantKeys& k = impl_->KeysOf(tenant.tenant_id);
-  absl::MutexLock lock(&k.mu);
+  std::lock_guard lock(k.mu);
   k.loaded = true;  // a new tenant has no keys yet
   return impl_->RotateKey(tenant, k);
 }

@@ -69,10 +69,22 @@ Response ErrorResponse(const absl::Status& status) {
     auto parsed = boost::json::parse(*d, ec);
     if (!ec && parsed.is_object()) details = std::move(parsed);
   }
+  std::string allow;  // a 405 names the methods the route has (RFC 9110 section 15.5.6)
+  if (http_status == 405 && details.is_object()) {
+    if (const auto* methods = details.as_object().if_contains("allow");
+        methods && methods->is_array()) {
+      for (const auto& m : methods->as_array()) {
+        if (!m.is_string()) continue;
+        if (!allow.empty()) allow += ", ";
+        allow += m.as_string();
+      }
+    }
+  }
   error["details"] = std::move(details);
   Response r = Response::Json(http_status, boost::json::serialize(boost::json::object{
                                                {"error", std::move(error)}}));
   if (http_status == 503 || http_status == 429) r.headers.emplace_back("Retry-After", "1");
+  if (!allow.empty()) r.headers.emplace_back("Allow", std::move(allow));
   return r;
 }
 

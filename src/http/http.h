@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,7 +20,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace custos::http {
@@ -110,8 +110,8 @@ class Metrics {
     uint64_t count = 0;
     double sum_seconds = 0;
   };
-  mutable absl::Mutex mu_;
-  std::map<std::string, RouteStats, std::less<>> routes_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;
+  std::map<std::string, RouteStats, std::less<>> routes_;  // guarded by mu_
   std::atomic<uint64_t> unauthenticated_{0};
 };
 

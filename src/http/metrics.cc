@@ -16,7 +16,7 @@ constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
 void Metrics::Observe(std::string_view route, std::string_view method, int status,
                       absl::Duration d) {
   double seconds = absl::ToDoubleSeconds(d);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = routes_.find(route);
   if (it == routes_.end()) it = routes_.emplace(std::string(route), RouteStats{}).first;
   RouteStats& r = it->second;
@@ -39,7 +39,7 @@ std::string Metrics::Render() const {
   std::string hist =
       "# HELP custos_http_request_duration_seconds Time to handle a request, by route.\n"
       "# TYPE custos_http_request_duration_seconds histogram\n";
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   for (const auto& [route, r] : routes_) {
     for (const auto& [key, n] : r.counts) {
       absl::StrAppend(&out, "custos_http_requests_total{route=\"", route, "\",method=\"",

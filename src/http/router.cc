@@ -1,6 +1,7 @@
 #include "base/strings.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
+#include "boost/json.hpp"
 #include "http/http.h"
 
 namespace custos::http {
@@ -51,7 +52,7 @@ void Router::Add(std::string_view method, std::string_view pattern, Handler hand
 
 absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_view path) const {
   std::vector<std::string_view> parts = SplitPath(path);
-  bool path_matched = false;
+  std::vector<std::string_view> allowed;  // methods of the routes whose path matched
   for (const Route& r : routes_) {
     std::map<std::string, std::string_view> raw;
     bool ok = true;
@@ -80,8 +81,10 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
     }
     if (!ok) continue;
     if (i < r.segments.size() || (i < parts.size())) continue;
-    path_matched = true;
-    if (r.method != method) continue;
+    if (r.method != method) {
+      allowed.push_back(r.method);
+      continue;
+    }
     Match m{&r.handler, r.options, r.pattern, {}};
     for (const auto& [name, value] : raw) {
       auto decoded = PercentDecode(value);
@@ -90,10 +93,15 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
     }
     return m;
   }
-  if (path_matched) {
+  if (!allowed.empty()) {
+    // The details name the route's methods; ErrorResponse turns them into the Allow header
+    // that RFC 9110 requires on a 405.
+    boost::json::array methods;
+    for (std::string_view m : allowed) methods.emplace_back(m);
     return WithApiCode(absl::FailedPreconditionError(
                            StrCat("method ", method, " is not allowed on this route")),
-                       "method_not_allowed");
+                       "method_not_allowed",
+                       boost::json::serialize(boost::json::object{{"allow", std::move(methods)}}));
   }
   return absl::NotFoundError("no such route");
 }

@@ -59,6 +59,19 @@ struct Server::Impl {
 
 namespace {
 
+// Metric labels for requests answered before a route was found.
+constexpr std::string_view kNoRouteLabel = "(no route)";
+constexpr std::string_view kHttpLayerLabel = "(http)";
+
+// The method as a metric label: the standard ones by name, anything else (any token a client
+// sends) as "other", so that clients cannot grow the metrics without bound.
+std::string_view MethodLabel(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    if (method == m) return m;
+  }
+  return "other";
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Server::Impl& server)
@@ -82,6 +95,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     if (server_.draining.load()) return Close();
+    method_.clear();  // a head that fails to parse is counted without the previous method
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     // Beast checks Content-Length against the body limit while parsing the head, before the
@@ -155,7 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.in_flight.fetch_add(1);  // answered in Respond → OnWrite
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
-    if (!match_.ok()) return Respond(ErrorResponse(match_.status()), /*close=*/false);
+    if (!match_.ok()) return RespondError(match_.status(), kNoRouteLabel, /*close=*/false);
 
     auto req = std::make_shared<Request>();
     req->method = method_;
@@ -175,8 +189,8 @@ class Session : public std::enable_shared_from_this<Session> {
         auto k = PercentDecode(pair.substr(0, eq));
         auto v = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
         if (!k.ok() || !v.ok()) {
-          return Respond(ErrorResponse(absl::InvalidArgumentError("malformed query string")),
-                         false);
+          return RespondError(absl::InvalidArgumentError("malformed query string"),
+                              match_->route, /*close=*/false);
         }
         req->query[*k] = *v;
       }
@@ -197,7 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
                 [self, r = std::move(r)]() mutable { self->Respond(std::move(r), false); });
     });
     if (!queued) {
-      Respond(ErrorResponse(absl::UnavailableError("server busy")), false);
+      RespondError(absl::UnavailableError("server busy"), match_->route, /*close=*/false);
     }
   }
 
@@ -205,7 +219,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void Fail(const absl::Status& status) {
     server_.in_flight.fetch_add(1);
     keep_alive_ = false;
-    Respond(ErrorResponse(status), /*close=*/true);
+    RespondError(status, kHttpLayerLabel, /*close=*/true);
+  }
+
+  // Answers an error decided here, before any handler ran, and counts it in the metrics under
+  // `route` so that refused and malformed requests show up beside the served ones.
+  void RespondError(const absl::Status& status, std::string_view route, bool close) {
+    Response r = ErrorResponse(status);
+    server_.metrics.Observe(route, MethodLabel(method_), r.status, absl::ZeroDuration());
+    Respond(std::move(r), close);
   }
 
   void Respond(Response r, bool close) {

@@ -135,14 +135,14 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   r.state = t.state;
   r.created_at = t.created_at;
   if (auto s = store_.InsertTenant(r); !s.ok()) return undo_key(s);
-  absl::MutexLock lock(&cache_mu_);
+  std::lock_guard lock(cache_mu_);
   cache_[t.id] = t;
   return t;
 }
 
 absl::StatusOr<Tenant> TenantService::Get(const std::string& id) {
   {
-    absl::MutexLock lock(&cache_mu_);
+    std::lock_guard lock(cache_mu_);
     if (auto it = cache_.find(id); it != cache_.end()) return it->second;
   }
   auto r = store_.GetTenant(id);
@@ -170,7 +170,7 @@ absl::StatusOr<Tenant> TenantService::Get(const std::string& id) {
   if (auto* v = p.if_contains("retention_days"); v && v->is_int64()) {
     t.retention_days = static_cast<int>(v->as_int64());
   }
-  absl::MutexLock lock(&cache_mu_);
+  std::lock_guard lock(cache_mu_);
   cache_[t.id] = t;
   return t;
 }

@@ -5,13 +5,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "base/random.h"
 #include "crypto/key_provider.h"
@@ -77,8 +77,8 @@ class TenantService {
   ledger::EventLog& events_;
   Random& random_;
   const Clock& clock_;
-  absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, Tenant> cache_ ABSL_GUARDED_BY(cache_mu_);
+  std::mutex cache_mu_;
+  absl::flat_hash_map<std::string, Tenant> cache_;  // guarded by cache_mu_
 };
 
 }  // namespace custos::tenants

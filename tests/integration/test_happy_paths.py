@@ -3,6 +3,7 @@
 import os
 import re
 import secrets
+import socket
 import time
 
 import pytest
@@ -544,3 +545,27 @@ def test_bearer_scheme_is_case_insensitive(server, tenant):
     r = server.get(f"/v1/tenants/{tenant['id']}", headers={
         "Authorization": f"bearer {tenant['admin_token']}"})
     assert r.status == 200, r
+
+
+def test_metrics_count_requests_refused_before_any_route(server):
+    """No route, a wrong method, a malformed head: each is counted, under a fixed label (never
+    the client's path or method token, so clients cannot grow the metrics)."""
+    before = server.get("/metrics").body.decode()
+
+    def count(text, route, method, status):
+        return _metric(text, "custos_http_requests_total", route=route, method=method,
+                       status=status) or 0
+
+    assert server.get("/v1/no-such-route").status == 404
+    assert server.request("DELETE", "/v1/regions").status == 405
+    assert server.request("BREW", "/v1/coffee").status in (400, 404)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")  # header without a colon
+        assert s.recv(4096).startswith(b"HTTP/1.1 400")
+
+    text = server.get("/metrics").body.decode()
+    assert count(text, "(no route)", "GET", "404") == count(before, "(no route)", "GET", "404") + 1
+    assert count(text, "(no route)", "DELETE", "405") == \
+        count(before, "(no route)", "DELETE", "405") + 1
+    assert "BREW" not in text and "no-such-route" not in text and "coffee" not in text
+    assert count(text, "(http)", "other", "400") == count(before, "(http)", "other", "400") + 1

@@ -115,7 +115,7 @@ std::string QuoteIdentifier(std::string_view name) {
 PgPool::PgPool(Options options) : options_(std::move(options)) {}
 
 PgPool::~PgPool() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   idle_.clear();
 }
 
@@ -214,17 +214,18 @@ absl::Status PgPool::Migrate(std::span<const PgMigration> migrations, bool creat
 }
 
 absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
-  const absl::Time deadline = absl::Now() + options_.acquire_timeout;
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.acquire_timeout);
   while (true) {
     std::unique_ptr<pqxx::connection> idle;
     {
-      absl::MutexLock lock(&mu_);
-      while (idle_.empty() && open_ >= options_.max_connections) {
-        if (available_.WaitWithDeadline(&mu_, deadline)) {
-          return absl::UnavailableError(StrCat("all ", options_.max_connections,
-                                               " connections to schema ", options_.schema,
-                                               " are busy"));
-        }
+      std::unique_lock lock(mu_);
+      if (!available_.wait_until(lock, deadline, [&] {
+            return !idle_.empty() || open_ < options_.max_connections;
+          })) {
+        return absl::UnavailableError(StrCat("all ", options_.max_connections,
+                                             " connections to schema ", options_.schema,
+                                             " are busy"));
       }
       if (idle_.empty()) {
         ++open_;  // reserve the slot; connect outside the lock
@@ -238,9 +239,9 @@ absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
   }
   auto conn = Connect(/*prepare=*/true);
   if (!conn.ok()) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     --open_;
-    available_.Signal();
+    available_.notify_one();
     return conn.status();
   }
   return Connection{std::move(*conn), false};
@@ -248,13 +249,13 @@ absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
 
 void PgPool::Release(std::unique_ptr<pqxx::connection> conn, bool drop) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (!drop && static_cast<int>(idle_.size()) < options_.max_idle) {
       idle_.push_back(std::move(conn));
     } else {
       --open_;
     }
-    available_.Signal();
+    available_.notify_one();
   }
   conn.reset();  // closes outside the lock, if not kept
 }
@@ -262,15 +263,15 @@ void PgPool::Release(std::unique_ptr<pqxx::connection> conn, bool drop) {
 void PgPool::DropIdle() {
   std::vector<std::unique_ptr<pqxx::connection>> stale;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stale.swap(idle_);
     open_ -= static_cast<int>(stale.size());
-    available_.SignalAll();
+    available_.notify_all();
   }
 }
 
 int PgPool::OpenConnectionsForTest() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return open_;
 }
 

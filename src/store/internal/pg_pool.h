@@ -14,7 +14,9 @@
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,7 +26,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pqxx/pqxx"
 
@@ -161,10 +162,10 @@ class PgPool {
   void DropIdle();
 
   const Options options_;
-  absl::Mutex mu_;
-  absl::CondVar available_;
-  int open_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable available_;  // signalled when a slot or idle connection frees
+  int open_ = 0;  // guarded by mu_
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;  // guarded by mu_
 };
 
 }  // namespace custos::store::internal

@@ -128,7 +128,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   auto writer = Connection::Open(path, create, secure_delete);
   if (!writer.ok()) return writer.status();
   {
-    absl::MutexLock lock(&db->writer_mu_);
+    std::lock_guard lock(db->writer_mu_);
     db->writer_ = std::move(*writer);
   }
   absl::Status s = db->WriteTransaction([&](Connection& c) -> absl::Status {
@@ -158,7 +158,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
-  absl::MutexLock lock(&db->readers_mu_);
+  std::lock_guard lock(db->readers_mu_);
   for (int i = 0; i < readers; ++i) {
     auto r = Connection::Open(path, false, secure_delete);
     if (!r.ok()) return r.status();
@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
 
 std::unique_ptr<Connection> Database::AcquireReader() {
   {
-    absl::MutexLock lock(&readers_mu_);
+    std::lock_guard lock(readers_mu_);
     if (!readers_.empty()) {
       auto c = std::move(readers_.back());
       readers_.pop_back();
@@ -185,7 +185,7 @@ std::unique_ptr<Connection> Database::AcquireReader() {
 
 void Database::ReleaseReader(std::unique_ptr<Connection> conn) {
   if (!conn) return;
-  absl::MutexLock lock(&readers_mu_);
+  std::lock_guard lock(readers_mu_);
   if (readers_.size() < 16) readers_.push_back(std::move(conn));
 }
 

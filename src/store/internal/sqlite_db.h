@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <span>
 #include <string_view>
@@ -13,7 +14,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 
 namespace custos::store::internal {
 
@@ -103,7 +103,7 @@ class Database {
   // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
   template <typename Fn>
   absl::Status WriteTransaction(Fn&& fn) {
-    absl::MutexLock lock(&writer_mu_);
+    std::lock_guard lock(writer_mu_);
     if (auto s = writer_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     absl::Status s = fn(*writer_);
     if (s.ok()) s = writer_->Exec("COMMIT");
@@ -128,10 +128,10 @@ class Database {
 
   std::string path_;
   bool secure_delete_ = true;
-  absl::Mutex writer_mu_;
-  std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
-  absl::Mutex readers_mu_;
-  std::vector<std::unique_ptr<Connection>> readers_ ABSL_GUARDED_BY(readers_mu_);
+  std::mutex writer_mu_;
+  std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
 };
 
 }  // namespace custos::store::internal

@@ -57,6 +57,18 @@ TEST(Router, UnknownPathIsNotFoundAndWrongMethodIs405) {
   EXPECT_EQ(HttpStatusOf(wrong.status()), 405);
 }
 
+TEST(Router, A405NamesTheRoutesMethodsInAnAllowHeader) {
+  Router r = MakeRouter();
+  Response response = ErrorResponse(r.Find("POST", "/v1/tenants/t1/objects/a/b").status());
+  EXPECT_EQ(response.status, 405);
+  std::string allow;
+  for (const auto& [name, value] : response.headers) {
+    if (name == "Allow") allow = value;
+  }
+  // Exactly the methods MakeRouter registers for the object route, in registration order.
+  EXPECT_EQ(allow, "PUT, GET");
+}
+
 TEST(PercentDecode, RejectsMalformedEscapes) {
   EXPECT_EQ(*PercentDecode("a%2Fb%00"), std::string("a/b\0", 4));
   for (const char* bad : {"%", "%4", "%zz", "a%g0"}) {

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "store/internal/pg_pool.h"
 #include "store/store.h"
@@ -201,7 +201,9 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
   options.acquire_timeout = absl::Milliseconds(200);
   auto pool = internal::PgPool::Open(options, {}, /*create=*/true);
   ASSERT_TRUE(pool.ok()) << pool.status();
-  absl::Notification release;
+  // A shared_future rather than absl::Notification: Debian's abseil is not TSan-instrumented.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
   std::atomic<int> holding{0};
   std::vector<std::thread> holders;
   for (int i = 0; i < 2; ++i) {
@@ -209,7 +211,7 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
       auto s = (*pool)->Read("hold", [&](pqxx::nontransaction& txn) -> absl::Status {
         txn.exec("SELECT 1");
         ++holding;
-        release.WaitForNotification();
+        released.wait();
         return absl::OkStatus();
       });
       EXPECT_TRUE(s.ok()) << s;
@@ -219,7 +221,7 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
   auto busy = (*pool)->Read("third", [](pqxx::nontransaction&) { return absl::OkStatus(); });
   EXPECT_EQ(busy.code(), absl::StatusCode::kUnavailable) << busy;
   EXPECT_EQ((*pool)->OpenConnectionsForTest(), 2);
-  release.Notify();
+  release.set_value();
   for (auto& t : holders) t.join();
   EXPECT_TRUE((*pool)->Read("after", [](pqxx::nontransaction&) { return absl::OkStatus(); }).ok());
   // An exception inside an operation becomes a status; the pool stays usable.

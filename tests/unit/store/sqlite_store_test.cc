@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "store/store.h"
+#include "testing/store_records.h"
 #include "testing/temp_dir.h"
 
 namespace custos::store {
@@ -11,23 +12,9 @@ namespace {
 
 using custos::testing::TempDir;
 
-StoredObject Obj(std::string tenant, std::string key, std::string sealed = "sealed") {
-  StoredObject o;
-  o.tenant_id = std::move(tenant);
-  o.key = std::move(key);
-  o.dek_version = 1;
-  o.size = 3;
-  o.sha256_hex = "ab";
-  o.content_type = "text/plain";
-  o.updated_at_ms = 1;
-  o.sealed = std::move(sealed);
-  return o;
-}
-
-CellWrite Put(StoredObject o) { return {CellWrite::Op::kPut, std::move(o)}; }
-CellWrite Del(std::string tenant, std::string key) {
-  return {CellWrite::Op::kDelete, Obj(std::move(tenant), std::move(key))};
-}
+using custos::testing::Del;
+using custos::testing::Obj;
+using custos::testing::Put;
 
 TEST(SqliteCellStore, AppliesABatchInOrderWithVersions) {
   TempDir dir;
