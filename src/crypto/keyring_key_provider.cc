@@ -21,8 +21,8 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
-#include <new>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <random>
 #include <shared_mutex>
