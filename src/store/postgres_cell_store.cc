@@ -193,7 +193,7 @@ class PostgresCellStore final : public CellStore {
           auto row =
               txn.exec_prepared1("put_object", o.tenant_id, o.key, o.dek_version, o.size,
                                  o.sha256_hex, o.content_type, o.updated_at_ms, Bytes(o.sealed));
-          int64_t version = row[0].as<int64_t>();
+          const auto version = row[0].as<int64_t>();
           results.push_back({version, version > 1});
           ++seals[{o.tenant_id, o.dek_version}];
         } else {

@@ -40,7 +40,9 @@ class Statement {
     sqlite3_clear_bindings(stmt_);
   }
   Statement(Statement&& o) noexcept
-      : db_(o.db_), stmt_(std::exchange(o.stmt_, nullptr)), bind_status_(o.bind_status_) {}
+      : db_(o.db_),
+        stmt_(std::exchange(o.stmt_, nullptr)),
+        bind_status_(std::move(o.bind_status_)) {}
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
