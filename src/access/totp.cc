@@ -235,7 +235,7 @@ absl::StatusOr<TotpEnrollment> MfaService::Enroll(const Principal& who,
 }
 
 absl::Status MfaService::CheckRate(const std::string& id, int64_t now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = failures_.find(id);
   if (it == failures_.end()) return absl::OkStatus();
   if (now - it->second.window_start >= failure_window_s_) {
@@ -249,7 +249,7 @@ absl::Status MfaService::CheckRate(const std::string& id, int64_t now) {
 }
 
 void MfaService::CountFailure(const std::string& id, int64_t now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   if (failures_.size() > 100000) failures_.clear();  // bounded; only principals get here
   Failures& f = failures_[id];
   if (f.count == 0 || now - f.window_start >= failure_window_s_) f = {now, 0};

@@ -5,12 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "access/access.h"
 #include "base/clock.h"
 #include "base/random.h"
@@ -85,8 +85,8 @@ class MfaService {
     int64_t window_start = 0;
     int count = 0;
   };
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Failures> failures_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, Failures> failures_;  // guarded by mu_
 };
 
 }  // namespace custos::access

@@ -33,7 +33,6 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"

@@ -114,6 +114,7 @@ CREATE TABLE audit_verdicts(
   note TEXT NOT NULL,
   at INTEGER NOT NULL,
   PRIMARY KEY(period, grant_id, auditor));
+)sql"},
     {6, R"sql(
 CREATE TABLE job_leases(
   name TEXT PRIMARY KEY,

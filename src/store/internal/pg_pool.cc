@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+#include <set>
 #include <string>
 
 #include "base/strings.h"
@@ -161,10 +163,23 @@ absl::Status PgPool::Migrate(std::span<const PgMigration> migrations, bool creat
   if (!conn.ok()) return conn.status();
   const std::string& schema = options_.schema;
   const std::string quoted = QuoteIdentifier(schema);
-  const int known = migrations.empty() ? 0 : migrations.back().version;
-  auto newer = [&](int64_t current) {
-    return absl::FailedPreconditionError(StrCat("schema ", schema, " has version ", current,
-                                                ", newer than this binary (", known, ")"));
+  // Every recorded version must be one this binary knows: otherwise a newer binary migrated it.
+  auto check_known = [&](const std::set<int64_t>& applied) -> absl::Status {
+    for (int64_t version : applied) {
+      if (std::none_of(migrations.begin(), migrations.end(),
+                       [&](const PgMigration& m) { return m.version == version; })) {
+        return absl::FailedPreconditionError(StrCat("schema ", schema, " has version ", version,
+                                                    ", unknown to this binary (a newer one?)"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  auto applied_versions = [](pqxx::transaction_base& txn, const std::string& quoted) {
+    std::set<int64_t> applied;
+    for (const auto& row : txn.exec(StrCat("SELECT version FROM ", quoted, ".schema_migrations"))) {
+      applied.insert(row[0].as<int64_t>());
+    }
+    return applied;
   };
   try {
     {
@@ -173,11 +188,9 @@ absl::Status PgPool::Migrate(std::span<const PgMigration> migrations, bool creat
       auto exists = txn.exec_params1("SELECT to_regclass($1) IS NOT NULL",
                                      StrCat(quoted, ".schema_migrations"));
       if (exists[0].as<bool>()) {
-        auto current = txn.exec1(StrCat("SELECT COALESCE(MAX(version), 0) FROM ", quoted,
-                                        ".schema_migrations"))[0]
-                           .as<int64_t>();
-        if (current > known) return newer(current);
-        if (current == known) return absl::OkStatus();
+        auto applied = applied_versions(txn, quoted);
+        if (auto s = check_known(applied); !s.ok()) return s;
+        if (applied.size() == migrations.size()) return absl::OkStatus();
       }
     }
     pqxx::work txn(**conn);
@@ -194,12 +207,12 @@ absl::Status PgPool::Migrate(std::span<const PgMigration> migrations, bool creat
     txn.exec(StrCat("CREATE SCHEMA IF NOT EXISTS ", quoted));
     txn.exec(StrCat("CREATE TABLE IF NOT EXISTS ", quoted,
                     ".schema_migrations(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"));
-    auto current =
-        txn.exec1(StrCat("SELECT COALESCE(MAX(version), 0) FROM ", quoted, ".schema_migrations"))[0]
-            .as<int64_t>();
-    if (current > known) return newer(current);
+    // A migration is applied iff its version is not recorded (not "above the highest"):
+    // features developed side by side may land their migrations in any order.
+    auto applied = applied_versions(txn, quoted);
+    if (auto s = check_known(applied); !s.ok()) return s;
     for (const PgMigration& m : migrations) {
-      if (m.version <= current) continue;
+      if (applied.contains(m.version)) continue;
       txn.exec(m.sql);
       txn.exec_params(StrCat("INSERT INTO ", quoted,
                              ".schema_migrations(version, applied_at) "

@@ -81,10 +81,10 @@ class PgPool {
     absl::Duration acquire_timeout = absl::Seconds(5);
   };
 
-  // Connects, creates the schema when `create` and applies the migrations above the stored
-  // version, all in one transaction serialised with other processes by an advisory lock.
-  // kUnavailable if the server cannot be reached; kFailedPrecondition if the schema is missing
-  // and !create, or if its version is newer than the last of `migrations`.
+  // Connects, creates the schema when `create` and applies, in order, the migrations whose
+  // version is not recorded as applied, all in one transaction serialised with other processes
+  // by an advisory lock. kUnavailable if the server cannot be reached; kFailedPrecondition if
+  // the schema is missing and !create, or if it records a version not among `migrations`.
   static absl::StatusOr<std::unique_ptr<PgPool>> Open(Options options,
                                                       std::span<const PgMigration> migrations,
                                                       bool create);

@@ -1,5 +1,8 @@
 #include "store/internal/sqlite_db.h"
 
+#include <algorithm>
+#include <set>
+
 #include "base/strings.h"
 
 namespace custos::store::internal {
@@ -137,18 +140,26 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
         !s.ok()) {
       return s;
     }
-    auto stmt = c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    // A migration is applied iff its version is not recorded (not "above the highest"): features
+    // developed side by side may land their migrations in any order.
+    auto stmt = c.Prepare("SELECT version FROM schema_migrations");
     if (!stmt.ok()) return stmt.status();
-    auto row = stmt->Step();
-    if (!row.ok()) return row.status();
-    int64_t current = stmt->Int(0);
-    int64_t known = migrations.empty() ? 0 : migrations.back().version;
-    if (current > known) {
-      return absl::FailedPreconditionError(StrCat(
-          path, " has schema version ", current, ", newer than this binary (", known, ")"));
+    std::set<int64_t> applied;
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      applied.insert(stmt->Int(0));
+    }
+    for (int64_t version : applied) {
+      if (std::none_of(migrations.begin(), migrations.end(),
+                       [&](const Migration& m) { return m.version == version; })) {
+        return absl::FailedPreconditionError(StrCat(
+            path, " has schema version ", version, ", unknown to this binary (a newer one?)"));
+      }
     }
     for (const Migration& m : migrations) {
-      if (m.version <= current) continue;
+      if (applied.contains(m.version)) continue;
       if (auto s = c.Exec(m.sql); !s.ok()) return s;
       auto ins = c.Prepare(
           "INSERT INTO schema_migrations(version, applied_at) VALUES(?, unixepoch())");

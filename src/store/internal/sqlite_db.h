@@ -95,9 +95,9 @@ class Database {
     int version;
     const char* sql;
   };
-  // Opens or creates `path` and applies the migrations whose version is above the stored
-  // schema version, each in its own transaction. kFailedPrecondition if the file's schema is
-  // newer than this binary knows.
+  // Opens or creates `path` and applies, in order, the migrations whose version is not recorded
+  // as applied, in one transaction. kFailedPrecondition if the file records a version this
+  // binary does not know (a newer binary migrated it).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool create,
                                                         std::span<const Migration> migrations,
                                                         bool secure_delete, int readers = 4);

@@ -127,6 +127,23 @@ namespace {
 
 // A control store of schema version 2 kept partial tiles whole in ledger_tiles; migration 3
 // moves them into ledger_tile_parts, leaves full tiles alone, and later batches extend them.
+TEST(SqliteControlStore, RefusesASchemaMigratedByANewerBinary) {
+  custos::testing::TempDir dir;
+  const std::string path = dir.File("control.db");
+  ASSERT_TRUE(OpenSqliteControlStore(path, true).ok());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(999, 0)", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto reopened = OpenSqliteControlStore(path, false);
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reopened.status().message().find("999"), absl::string_view::npos);
+}
+
 TEST(SqliteControlStore, MigrationThreeMovesPartialTilesIntoParts) {
   custos::testing::TempDir dir;
   const std::string path = dir.File("control.db");
