@@ -1,4 +1,5 @@
 // The custos binary: CLI11 subcommands over src/cli.
+#include <exception>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -8,7 +9,9 @@
 #define CUSTOS_DEFAULT_REGIONS "config/regions.yaml"
 #endif
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"Custos: a trust plane for customer data"};
   app.require_subcommand(1);
 
@@ -129,4 +132,19 @@ int main(int argc, char** argv) {
   if (*verify_cmd) return custos::cli::RunLedgerVerify(verify);
   if (*prove_cmd) return custos::cli::RunLedgerProve(prove);
   return 2;
+}
+
+}  // namespace
+
+// Expected failures are absl::Status and exit codes; an exception reaching here is a bug (or
+// std::bad_alloc): say so on stderr and exit non-zero rather than let it terminate the process.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "custos: internal error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "custos: internal error\n";
+  }
+  return 70;  // EX_SOFTWARE
 }

@@ -284,8 +284,14 @@ Server::Server(ServerOptions options, const Router& router, Metrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), router, metrics)) {}
 
 Server::~Server() {
-  Stop();
-  Wait();
+  // A destructor must not throw; Stop and Wait report through logs, and an Asio exception here
+  // (a bug) is logged rather than terminating the process mid-shutdown.
+  try {
+    Stop();
+    Wait();
+  } catch (const std::exception& e) {
+    spdlog::error("server shutdown: {}", e.what());
+  }
 }
 
 absl::StatusOr<uint16_t> Server::Start() {
