@@ -1,6 +1,7 @@
 // Ledger benchmarks (Custos issue 4): the CPU path of appends, durable appends through the
 // sequencer, append-to-checkpoint latency and inclusion-proof latency. Each prints one
 // `ops_per_sec=… name=value …` line like the other custos_bench subcommands.
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,7 +10,6 @@
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unistd.h>
 
 #include "absl/strings/str_format.h"
 #include "base/clock.h"
@@ -28,9 +28,9 @@ using Steady = std::chrono::steady_clock;
 // An entry of `bytes` bytes shaped like a real one (canonical JSON of digest, kind, pseudonym,
 // ts), padded to the size asked for.
 std::string Entry(uint64_t i, size_t bytes) {
-  std::string e = absl::StrFormat(
-      R"({"digest":"%064x","kind":"data.read","tenant":"%064x","ts":%d,"v":1})", i, i * 7919,
-      1700000000000 + static_cast<int64_t>(i));
+  std::string e =
+      absl::StrFormat(R"({"digest":"%064x","kind":"data.read","tenant":"%064x","ts":%d,"v":1})", i,
+                      i * 7919, 1700000000000 + static_cast<int64_t>(i));
   e.resize(std::max(bytes, size_t{16}), ' ');
   return e;
 }
@@ -87,7 +87,9 @@ std::unique_ptr<store::ControlStore> FreshStore(const std::string& path) {
   return std::move(*s);
 }
 
-crypto::Ed25519PrivateKey Key() { return *crypto::Ed25519PrivateKey::FromSeed(std::string(32, 'k')); }
+crypto::Ed25519PrivateKey Key() {
+  return *crypto::Ed25519PrivateKey::FromSeed(std::string(32, 'k'));
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -195,7 +197,8 @@ int LedgerProof(const Flags& f) {
     std::vector<std::string> entries;
     for (uint64_t i = 0; i < f.objects;) {
       entries.clear();
-      for (int k = 0; k < 65536 && i < f.objects; ++k, ++i) entries.push_back(Entry(i, f.entry_bytes));
+      for (int k = 0; k < 65536 && i < f.objects; ++k, ++i)
+        entries.push_back(Entry(i, f.entry_bytes));
       if (auto s = store->CommitLedgerBatch(BuildBatch(frontier, entries)); !s.ok()) {
         std::cerr << s << "\n";
         return 2;

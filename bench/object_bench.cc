@@ -308,7 +308,8 @@ int main(int argc, char** argv) {
   insert->add_option("--row-bytes", f.row_bytes, "bytes per row (default: a sealed 1 KiB object)");
   auto* select = add("sqlite-select", "raw SQLite: point selects", false, true);
   auto* lcpu = add("ledger-cpu", "ledger: the CPU path of appends (no store)", false, false);
-  auto* lappend = add("ledger-append", "ledger: durable appends through the sequencer", false, true);
+  auto* lappend =
+      add("ledger-append", "ledger: durable appends through the sequencer", false, true);
   auto* llat = add("ledger-latency", "ledger: append to covering checkpoint latency", false, true);
   auto* lproof = add("ledger-proof", "ledger: inclusion proofs on a large log", false, true);
   for (auto* c : {lcpu, lappend, llat, lproof}) {

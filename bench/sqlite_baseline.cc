@@ -6,9 +6,9 @@
 //                  prints rows/s. --files 2: two such writers at once on two files, as a
 //                  Custos PUT writes two cells; prints rows/s per file.
 //   sqlite-select: T threads, one connection each, point selects by primary key of N rows.
-#include <algorithm>
 #include <sqlite3.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cstring>
 #include <iostream>

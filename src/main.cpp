@@ -24,8 +24,9 @@ int Run(int argc, char** argv) {
   init_cmd->add_option("--keyring", init.keyring_path,
                        "keyring file; keep it apart from backups of the data");
   init_cmd->add_flag("--demo", init.demo, "seed demo tenants and objects");
-  init_cmd->add_option("--backend", init.backend,
-                       "stores: sqlite (files in the data dir) or postgresql")
+  init_cmd
+      ->add_option("--backend", init.backend,
+                   "stores: sqlite (files in the data dir) or postgresql")
       ->check(CLI::IsMember({"sqlite", "postgresql"}));
   init_cmd->add_option("--dsn", init.dsn,
                        "postgresql: connection string of the database for the control store "
@@ -43,12 +44,14 @@ int Run(int argc, char** argv) {
   serve_cmd->add_option("--io-threads", serve.io_threads, "I/O threads")->check(CLI::Range(1, 64));
   serve_cmd->add_option("--workers", serve.worker_threads, "worker threads")
       ->check(CLI::Range(1, 256));
-  serve_cmd->add_option("--request-timeout-ms", serve.request_timeout_ms,
-                        "time a client has to send one request")
+  serve_cmd
+      ->add_option("--request-timeout-ms", serve.request_timeout_ms,
+                   "time a client has to send one request")
       ->check(CLI::Range(100, 600000));
   serve_cmd->add_option("--max-object-bytes", serve.max_object_bytes, "object size limit");
-  serve_cmd->add_option("--dek-max-seals", serve.dek_max_seals,
-                        "objects sealed per data key before it rotates")
+  serve_cmd
+      ->add_option("--dek-max-seals", serve.dek_max_seals,
+                   "objects sealed per data key before it rotates")
       ->check(CLI::Range(1LL, 1LL << 31));
   serve_cmd->add_option("--log-level", serve.log_level, "trace|debug|info|warn|error");
 
@@ -83,8 +86,7 @@ int Run(int argc, char** argv) {
   auto* access_cmd = app.add_subcommand("access", "just-in-time access requests, over HTTP");
   access_cmd->require_subcommand(1);
   std::vector<CLI::App*> access_cmds;
-  for (const char* action : {"request", "approve", "deny", "activate", "revoke", "close",
-                             "list"}) {
+  for (const char* action : {"request", "approve", "deny", "activate", "revoke", "close", "list"}) {
     auto* cmd = access_cmd->add_subcommand(action, std::string(action) + " (access request)");
     cmd->add_option("--url", access.url, "server URL, http://HOST:PORT")->required();
     cmd->add_option("--token", access.token, "your token, or a file holding it")->required();

@@ -31,7 +31,7 @@ std::string_view RoleName(Role role);
 bool IsTenantRole(Role role);
 
 struct Attributes {
-  std::string employer = "provider";  // provider | subcontractor | partner
+  std::string employer = "provider";     // provider | subcontractor | partner
   std::vector<std::string> citizenship;  // ISO 3166 alpha-2
   bool screened = false;
 };

@@ -24,9 +24,7 @@ int64_t UnixAt(int64_t year, int month) {
 }  // namespace
 
 absl::StatusOr<AuditPeriod> ParseAuditPeriod(std::string_view p) {
-  auto bad = [] {
-    return absl::InvalidArgumentError("period must be YYYY-MM, YYYYH1 or YYYYH2");
-  };
+  auto bad = [] { return absl::InvalidArgumentError("period must be YYYY-MM, YYYYH1 or YYYYH2"); };
   if (p.size() < 6 || p.size() > 7 || !AllDigits(p.substr(0, 4))) return bad();
   int64_t year = 0;
   if (!absl::SimpleAtoi(AbslView(p.substr(0, 4)), &year) || year < 1970) return bad();

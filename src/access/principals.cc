@@ -1,9 +1,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "base/strings.h"
 #include "access/access.h"
 #include "base/ids.h"
+#include "base/strings.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 
@@ -19,9 +19,12 @@ struct RoleEntry {
   std::string_view name;
 };
 constexpr RoleEntry kRoles[] = {
-    {Role::kAdmin, "admin"},           {Role::kOperator, "operator"},
-    {Role::kManager, "manager"},       {Role::kLegal, "legal"},
-    {Role::kAuditor, "auditor"},       {Role::kTenantAdmin, "tenant_admin"},
+    {Role::kAdmin, "admin"},
+    {Role::kOperator, "operator"},
+    {Role::kManager, "manager"},
+    {Role::kLegal, "legal"},
+    {Role::kAuditor, "auditor"},
+    {Role::kTenantAdmin, "tenant_admin"},
     {Role::kTenantUser, "tenant_user"},
 };
 
@@ -194,8 +197,7 @@ absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) 
 
 absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token) {
   constexpr size_t kTokenChars = 43;  // base64url of 32 bytes, unpadded
-  if (!token.starts_with(kTokenPrefix) ||
-      token.size() != kTokenPrefix.size() + kTokenChars) {
+  if (!token.starts_with(kTokenPrefix) || token.size() != kTokenPrefix.size() + kTokenChars) {
     return absl::UnauthenticatedError("malformed bearer token");
   }
   const std::string hash = crypto::Sha256Hex(token);

@@ -103,18 +103,18 @@ int64_t AccessRequestService::Now() const { return absl::ToUnixSeconds(clock_.No
 
 absl::Status AccessRequestService::Commit(const AccessRequest& r, int64_t version,
                                           std::string_view kind, const Principal& actor) {
-  json::object fields{{"actor", actor.id.empty() ? std::string(kSystemActor) : actor.id},
-                      {"role", actor.id.empty() ? std::string_view("system")
-                                                : RoleName(actor.role)},
-                      {"request", r.id},
-                      {"requester", r.requester},
-                      {"operations", Strings(r.operations)},
-                      {"resource", r.prefix},
-                      {"justification", r.justification},
-                      {"ticket", r.ticket},
-                      {"purpose", r.purpose},
-                      {"duration_minutes", r.duration_minutes},
-                      {"state", StateName(r.state)}};
+  json::object fields{
+      {"actor", actor.id.empty() ? std::string(kSystemActor) : actor.id},
+      {"role", actor.id.empty() ? std::string_view("system") : RoleName(actor.role)},
+      {"request", r.id},
+      {"requester", r.requester},
+      {"operations", Strings(r.operations)},
+      {"resource", r.prefix},
+      {"justification", r.justification},
+      {"ticket", r.ticket},
+      {"purpose", r.purpose},
+      {"duration_minutes", r.duration_minutes},
+      {"state", StateName(r.state)}};
   if (!r.grant_id.empty()) fields["grant"] = r.grant_id;
   if (r.expires_at && IsLive(r.state)) fields["expires_at"] = *r.expires_at;
   // The event first: a transition that cannot be recorded does not happen.
@@ -134,8 +134,7 @@ absl::StatusOr<AccessRequest> AccessRequestService::Create(const Principal& who,
   return r;
 }
 
-absl::StatusOr<AccessRequest> AccessRequestService::ExpireIfDue(AccessRequest r,
-                                                                int64_t version) {
+absl::StatusOr<AccessRequest> AccessRequestService::ExpireIfDue(AccessRequest r, int64_t version) {
   const int64_t now = Now();
   if (!IsDue(r, now)) return r;
   auto expired = Transition(r, RequestAction::kExpire, Principal{}, now, options_);
@@ -170,10 +169,10 @@ absl::StatusOr<AccessRequest> AccessRequestService::Act(const Principal& who, st
   if (IsDue(*current, Now())) {
     auto expired = ExpireIfDue(*current, version);
     if (!expired.ok()) return expired.status();
-    return WithApiCode(absl::FailedPreconditionError(StrCat(
-                           "the request is ", StateName(expired->state), "; cannot ",
-                           ActionName(action), " it")),
-                       "failed_precondition");
+    return WithApiCode(
+        absl::FailedPreconditionError(StrCat("the request is ", StateName(expired->state),
+                                             "; cannot ", ActionName(action), " it")),
+        "failed_precondition");
   }
   std::string grant_id;
   if (action == RequestAction::kActivate) grant_id = NewId(random_);

@@ -10,8 +10,8 @@
 
 #include "base/errors.h"
 #include "base/strings.h"
-#include "fmt/format.h"
 #include "crypto/crypto.h"
+#include "fmt/format.h"
 
 namespace custos::access {
 namespace {
@@ -87,15 +87,15 @@ absl::StatusOr<std::string> Base32Decode(std::string_view text) {
 std::string TotpCode(std::string_view secret, int64_t step) {
   InitOath();
   char otp[kTotpDigits + 1] = {};
-  int rc = oath_totp_generate(secret.data(), secret.size(),
-                              static_cast<time_t>(step * kTotpStepSeconds), kTotpStepSeconds, 0,
-                              kTotpDigits, otp);
+  int rc =
+      oath_totp_generate(secret.data(), secret.size(), static_cast<time_t>(step * kTotpStepSeconds),
+                         kTotpStepSeconds, 0, kTotpDigits, otp);
   if (rc != OATH_OK) return {};
   return std::string(otp, kTotpDigits);
 }
 
-absl::StatusOr<int64_t> VerifyTotp(std::string_view secret, std::string_view code,
-                                   int64_t now_unix, int64_t last_used_step) {
+absl::StatusOr<int64_t> VerifyTotp(std::string_view secret, std::string_view code, int64_t now_unix,
+                                   int64_t last_used_step) {
   if (code.size() != kTotpDigits ||
       code.find_first_not_of("0123456789") != std::string_view::npos) {
     return MfaRequired("X-Custos-TOTP must be a 6-digit code");
@@ -104,8 +104,7 @@ absl::StatusOr<int64_t> VerifyTotp(std::string_view secret, std::string_view cod
   std::optional<int64_t> matched;
   for (int64_t step = now_step - 1; step <= now_step + 1; ++step) {
     std::string expected = TotpCode(secret, step);
-    if (expected.size() == code.size() &&
-        crypto::ConstantTimeEquals(expected, code) && !matched) {
+    if (expected.size() == code.size() && crypto::ConstantTimeEquals(expected, code) && !matched) {
       matched = step;
     }
   }

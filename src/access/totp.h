@@ -33,8 +33,8 @@ std::string TotpCode(std::string_view secret, int64_t step);
 // Pure verifier: the step in [now_step - 1, now_step + 1] whose code equals `code`, provided it
 // is above `last_used_step` (a step once used, or any earlier one, is refused). Compares in
 // constant time. kPermissionDenied (mfa_required) for a malformed, wrong or replayed code.
-absl::StatusOr<int64_t> VerifyTotp(std::string_view secret, std::string_view code,
-                                   int64_t now_unix, int64_t last_used_step);
+absl::StatusOr<int64_t> VerifyTotp(std::string_view secret, std::string_view code, int64_t now_unix,
+                                   int64_t last_used_step);
 
 // otpauth://totp/Custos:<name>?secret=<base32>&issuer=Custos (name percent-encoded).
 std::string OtpauthUri(std::string_view name, std::string_view secret_base32);

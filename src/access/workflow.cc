@@ -29,9 +29,8 @@ constexpr std::string_view kPurposes[] = {"support", "troubleshooting", "securit
 
 absl::Status Ineligible(std::string_view region, std::string_view rule, std::string reason) {
   boost::json::object details{{"region", region}, {"rule", rule}, {"reason", reason}};
-  return WithApiCode(
-      absl::PermissionDeniedError(StrCat("not eligible (", rule, "): ", reason)),
-      "permission_denied", boost::json::serialize(details));
+  return WithApiCode(absl::PermissionDeniedError(StrCat("not eligible (", rule, "): ", reason)),
+                     "permission_denied", boost::json::serialize(details));
 }
 
 absl::Status WrongState(const AccessRequest& r, RequestAction a) {
@@ -83,15 +82,15 @@ std::string_view ActionName(RequestAction a) {
 absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions& o) {
   if (r.tenant_id.empty()) return absl::InvalidArgumentError("tenant_id is required");
   if (r.operations.empty()) {
-    return absl::InvalidArgumentError("operations must name at least one of read, list, write, delete");
+    return absl::InvalidArgumentError(
+        "operations must name at least one of read, list, write, delete");
   }
   for (size_t i = 0; i < r.operations.size(); ++i) {
     const std::string& op = r.operations[i];
     if (std::find(std::begin(kOperations), std::end(kOperations), op) == std::end(kOperations)) {
       return absl::InvalidArgumentError(StrCat("operations: unknown operation '", op, "'"));
     }
-    if (std::find(r.operations.begin(), r.operations.begin() + i, op) !=
-        r.operations.begin() + i) {
+    if (std::find(r.operations.begin(), r.operations.begin() + i, op) != r.operations.begin() + i) {
       return absl::InvalidArgumentError(StrCat("operations: '", op, "' is repeated"));
     }
   }
@@ -128,8 +127,9 @@ absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions
 
 absl::Status CheckEligible(const Principal& p, const RegionPersonnel& home) {
   if (p.role != Role::kOperator && p.role != Role::kManager) {
-    return Ineligible(home.region, "role",
-                      StrCat("role ", RoleName(p.role), " may not request access to customer data"));
+    return Ineligible(
+        home.region, "role",
+        StrCat("role ", RoleName(p.role), " may not request access to customer data"));
   }
   if (p.attributes.employer == "subcontractor") {
     return Ineligible(home.region, "employer",
@@ -147,8 +147,8 @@ absl::Status CheckEligible(const Principal& p, const RegionPersonnel& home) {
   if (!home.citizenship.empty()) {
     bool ok = std::any_of(p.attributes.citizenship.begin(), p.attributes.citizenship.end(),
                           [&](const std::string& c) {
-                            return std::find(home.citizenship.begin(), home.citizenship.end(),
-                                             c) != home.citizenship.end();
+                            return std::find(home.citizenship.begin(), home.citizenship.end(), c) !=
+                                   home.citizenship.end();
                           });
     if (!ok) {
       std::string allowed;
@@ -221,9 +221,10 @@ absl::StatusOr<AccessRequest> Transition(const AccessRequest& r, RequestAction a
         return WrongState(r, action);
       }
       if (actor.id == r.requester) {
-        return WithApiCode(absl::PermissionDeniedError("nobody approves or denies their own request"),
-                           "permission_denied",
-                           R"({"rule":"self_approval","reason":"the requester may not decide"})");
+        return WithApiCode(
+            absl::PermissionDeniedError("nobody approves or denies their own request"),
+            "permission_denied",
+            R"({"rule":"self_approval","reason":"the requester may not decide"})");
       }
       if (deny) {
         out.state = RequestState::kDenied;
@@ -269,8 +270,7 @@ absl::StatusOr<AccessRequest> Transition(const AccessRequest& r, RequestAction a
       out.state = RequestState::kClosed;
       out.expires_at.reset();
       break;
-    case RequestAction::kExpire:
-      break;  // handled above
+    case RequestAction::kExpire: break;  // handled above
   }
   out.history.push_back({now, actor.id, std::string(ActionName(action)), out.state});
   return out;
@@ -304,16 +304,14 @@ absl::Status CheckCanView(const AccessRequest& r, const Principal& who) {
   switch (who.role) {
     case Role::kManager:
     case Role::kAuditor:
-    case Role::kAdmin:
-      return absl::OkStatus();
+    case Role::kAdmin: return absl::OkStatus();
     case Role::kOperator:
       if (who.id == r.requester) return absl::OkStatus();
       break;
     case Role::kTenantAdmin:
       if (who.tenant_id == r.tenant_id) return absl::OkStatus();
       break;
-    default:
-      break;
+    default: break;
   }
   // Indistinguishable from an unknown id: request ids are not revealed to whoever may not see
   // them.

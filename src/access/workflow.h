@@ -4,7 +4,8 @@
 //
 //   pending_manager --approve(manager)--> pending_customer (Lockbox on) --approve(tenant_admin)
 //        |                 \--(Lockbox off)--> approved --activate(requester, TOTP)--> active
-//        +--deny--> denied (from any pending state)             active --> expired | revoked | closed
+//        +--deny--> denied (from any pending state)             active --> expired | revoked |
+//        closed
 //
 // Pending and approved requests expire `pending_ttl` after they entered that state; an active
 // grant expires `duration_minutes` after activation. Nothing is ever deleted: every transition
@@ -48,14 +49,14 @@ struct WorkflowOptions {
 struct HistoryEntry {
   int64_t at = 0;  // unix seconds
   std::string actor;
-  std::string action;  // "request", "approve", …, "expire"
+  std::string action;                                  // "request", "approve", …, "expire"
   RequestState state = RequestState::kPendingManager;  // the state after the action
 };
 
 struct AccessRequest {
   std::string id;
   std::string tenant_id;
-  std::string requester;  // principal id
+  std::string requester;                // principal id
   std::vector<std::string> operations;  // subset of read, list, write, delete
   std::string prefix;                   // key prefix the grant covers ("" = every key)
   std::string justification;
@@ -92,8 +93,8 @@ absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions
 // operated_by and restrictions.personnel, copied by the caller: access/ sits below residency/).
 struct RegionPersonnel {
   std::string region;
-  std::string operated_by = "provider";    // "provider" or a local partner's name
-  std::vector<std::string> citizenship;    // ISO 3166 alpha-2; empty = any
+  std::string operated_by = "provider";  // "provider" or a local partner's name
+  std::vector<std::string> citizenship;  // ISO 3166 alpha-2; empty = any
   bool screened = false;
 };
 

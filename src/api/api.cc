@@ -4,14 +4,14 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "base/strings.h"
 #include "absl/time/time.h"
-#include "api/internal/requests.h"
 #include "api/internal/access_routes.h"
 #include "api/internal/json_body.h"
-#include "ledger/tiles.h"
+#include "api/internal/requests.h"
 #include "base/errors.h"
+#include "base/strings.h"
 #include "boost/json.hpp"
+#include "ledger/tiles.h"
 #include "spdlog/spdlog.h"
 
 namespace custos::api {
@@ -334,13 +334,13 @@ class Api {
     }
     auto a = BeginDataAccess(req, access::DataOperation::kWrite, "data.write", key);
     if (!a.ok()) return a.status();
-    auto r = Outcome(*a, s_.objects->Put(a->tenant.cells(), key, req.body,
-                                         req.Header("content-type")));
+    auto r =
+        Outcome(*a, s_.objects->Put(a->tenant.cells(), key, req.body, req.Header("content-type")));
     if (!r.ok()) return r.status();
-    return JsonResponse(r->created ? 201 : 200, json::object{{"key", key},
-                                                             {"size", r->size},
-                                                             {"sha256", r->sha256_hex},
-                                                             {"version", r->version}});
+    return JsonResponse(
+        r->created ? 201 : 200,
+        json::object{
+            {"key", key}, {"size", r->size}, {"sha256", r->sha256_hex}, {"version", r->version}});
   }
 
   absl::StatusOr<Response> GetObject(Request& req) const {
@@ -438,8 +438,8 @@ class Api {
     if (!size.ok()) return size.status();
     auto proof = s_.ledger->InclusionProof(*index, *size);
     if (!proof.ok()) return proof.status();
-    return JsonResponse(200, json::object{
-                                 {"index", *index}, {"size", *size}, {"hashes", Base64Hashes(*proof)}});
+    return JsonResponse(
+        200, json::object{{"index", *index}, {"size", *size}, {"hashes", Base64Hashes(*proof)}});
   }
 
   absl::StatusOr<Response> ConsistencyProof(Request& req) const {
@@ -449,9 +449,9 @@ class Api {
     if (!new_size.ok()) return new_size.status();
     auto proof = s_.ledger->ConsistencyProof(*old_size, *new_size);
     if (!proof.ok()) return proof.status();
-    return JsonResponse(200, json::object{{"old", *old_size},
-                                          {"new", *new_size},
-                                          {"hashes", Base64Hashes(*proof)}});
+    return JsonResponse(
+        200,
+        json::object{{"old", *old_size}, {"new", *new_size}, {"hashes", Base64Hashes(*proof)}});
   }
 
   absl::StatusOr<Response> AccessLog(Request& req) const {
@@ -511,9 +511,7 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   auto bind = [api](auto method) {
     return Handle([api, method](Request& req) { return ((*api).*method)(req); });
   };
-  router.Add("GET", "/healthz", [](Request&) {
-    return Response::Json(200, R"({"status":"ok"})");
-  });
+  router.Add("GET", "/healthz", [](Request&) { return Response::Json(200, R"({"status":"ok"})"); });
   router.Add("GET", "/metrics", [m = services.metrics](Request&) {
     Response r;
     r.content_type = "text/plain; version=0.0.4";

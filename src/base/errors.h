@@ -27,7 +27,7 @@ std::optional<std::string> ApiDetailsOf(const absl::Status& status);
 absl::Status RegionPolicyViolation(std::string_view region, std::string_view rule,
                                    std::string_view reason);
 absl::Status TooLarge(std::string_view message);
-absl::Status Conflict(std::string_view message);  // 409 conflict (kAborted)
+absl::Status Conflict(std::string_view message);     // 409 conflict (kAborted)
 absl::Status RateLimited(std::string_view message);  // 429 (kResourceExhausted)
 
 }  // namespace custos

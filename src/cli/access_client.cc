@@ -5,11 +5,11 @@
 #include "absl/strings/escaping.h"
 #include "access/totp.h"
 #include "base/strings.h"
-#include "fmt/format.h"
 #include "boost/json.hpp"
 #include "cli/cli.h"
 #include "cli/internal/checkpoint_state.h"
 #include "cli/internal/http_client.h"
+#include "fmt/format.h"
 
 namespace custos::cli {
 namespace {
@@ -72,20 +72,17 @@ absl::StatusOr<json::value> RunAccessAction(const AccessOptions& o) {
   if (o.action == "request") {
     json::array ops;
     for (const auto& op : o.operations) ops.emplace_back(op);
-    json::object body{{"tenant_id", o.tenant_id},
-                      {"operations", std::move(ops)},
-                      {"prefix", o.prefix},
-                      {"justification", o.justification},
-                      {"ticket", o.ticket},
-                      {"duration_minutes", o.duration_minutes}};
+    json::object body{{"tenant_id", o.tenant_id}, {"operations", std::move(ops)},
+                      {"prefix", o.prefix},       {"justification", o.justification},
+                      {"ticket", o.ticket},       {"duration_minutes", o.duration_minutes}};
     if (!o.purpose.empty()) body["purpose"] = o.purpose;
     return Answer(c.Post("/v1/access-requests", json::serialize(body), *token));
   }
   if (o.id.empty()) return absl::InvalidArgumentError(StrCat(o.action, " needs --id"));
   std::vector<std::pair<std::string, std::string>> headers;
   if (!o.totp.empty()) headers.emplace_back("X-Custos-TOTP", o.totp);
-  return Answer(c.Post(StrCat("/v1/access-requests/", QueryEscape(o.id), "/", o.action), "",
-                       *token, headers));
+  return Answer(c.Post(StrCat("/v1/access-requests/", QueryEscape(o.id), "/", o.action), "", *token,
+                       headers));
 }
 
 }  // namespace

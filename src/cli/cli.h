@@ -15,8 +15,8 @@ struct InitOptions {
   std::string origin;        // log origin; default custos.example/<8 random hex>
   std::string keyring_path;  // default <data_dir>/keyring (keep it apart from backups!)
   bool demo = false;
-  std::string backend = "sqlite";  // "sqlite" (files in data_dir) or "postgresql"
-  std::string dsn;                 // postgresql: database of the control store and the cells
+  std::string backend = "sqlite";      // "sqlite" (files in data_dir) or "postgresql"
+  std::string dsn;                     // postgresql: database of the control store and the cells
   std::vector<std::string> cell_dsns;  // postgresql: "REGION=DSN", a region's cell elsewhere
 };
 
@@ -63,7 +63,7 @@ struct LedgerProveOptions {
 // on stdout; exit 0 on success, 1 with the server's error (code and message) on stderr.
 struct AccessOptions {
   std::string url;
-  std::string token;  // the caller's bearer token, or a file holding it
+  std::string token;   // the caller's bearer token, or a file holding it
   std::string action;  // request | approve | deny | activate | revoke | close | list
   std::string id;      // the request id (approve … close)
   std::string totp;    // X-Custos-TOTP (approve, deny, activate)

@@ -40,10 +40,14 @@ struct DemoTenant {
 
 absl::Status SeedDemo(App& app) {
   const DemoTenant kDemo[] = {
-      {"Acme Corp", "enterprise", "US",
+      {"Acme Corp",
+       "enterprise",
+       "US",
        {{"reports/2026-q3.txt", "Quarterly revenue: 12.4M (demo)\n"},
         {"contracts/msa.txt", "Master services agreement (demo)\n"}}},
-      {"Globex GmbH", "enterprise", "EU",
+      {"Globex GmbH",
+       "enterprise",
+       "EU",
        {{"hr/handbook.txt", "Mitarbeiterhandbuch (demo)\n"},
         {"invoices/inv-001.json", "{\"total\": 1200, \"currency\": \"EUR\"}\n"}}},
       {"Initech India", "enterprise", "IN", {{"notes/welcome.txt", "Namaste (demo)\n"}}},
@@ -64,8 +68,10 @@ absl::Status SeedDemo(App& app) {
     if (!issued.ok()) return issued.status();
     for (const auto& [key, content] : d.objects) {
       // Seeding is an access like any other: recorded first.
-      boost::json::object fields{{"actor", "init"},        {"role", "admin"},
-                                 {"operation", "write"},   {"purpose", "service_delivery"},
+      boost::json::object fields{{"actor", "init"},
+                                 {"role", "admin"},
+                                 {"operation", "write"},
+                                 {"purpose", "service_delivery"},
                                  {"resource", key}};
       if (auto logged = app.events->Record({"data.write", t->id, std::move(fields)});
           !logged.ok()) {
@@ -74,8 +80,8 @@ absl::Status SeedDemo(App& app) {
       auto r = app.objects->Put(t->cells(), key, content, "text/plain");
       if (!r.ok()) return r.status();
     }
-    std::cout << "demo tenant " << d.name << " (" << d.geography << "): id " << t->id
-              << ", home " << t->home_region << ", replica "
+    std::cout << "demo tenant " << d.name << " (" << d.geography << "): id " << t->id << ", home "
+              << t->home_region << ", replica "
               << (t->replica_region.empty() ? "none" : t->replica_region) << "\n"
               << "  tenant admin token: " << issued->token << "\n";
   }
@@ -135,8 +141,8 @@ absl::Status Init(const InitOptions& o) {
   auto control = internal::OpenControlStore(dir, config, /*create=*/true);
   if (!control.ok()) return control.status();
   if (auto origin = (*control)->GetSetting("origin"); origin.ok()) {
-    return absl::AlreadyExistsError("the control store is already initialised (origin " +
-                                    *origin + "): give a fresh database");
+    return absl::AlreadyExistsError("the control store is already initialised (origin " + *origin +
+                                    "): give a fresh database");
   } else if (!absl::IsNotFound(origin.status())) {
     return origin.status();
   }
@@ -164,9 +170,8 @@ absl::Status Init(const InitOptions& o) {
     config.keyring_path = o.keyring_path;
   }
   {
-    auto storage = config.keyring_path.empty()
-                       ? internal::ControlStoreKeyring(**control)
-                       : crypto::FileKeyringStorage(config.keyring_path);
+    auto storage = config.keyring_path.empty() ? internal::ControlStoreKeyring(**control)
+                                               : crypto::FileKeyringStorage(config.keyring_path);
     auto keyring = crypto::KeyringKeyProvider::Create(std::move(storage), master, random);
     if (!keyring.ok()) return keyring.status();
   }

@@ -54,8 +54,8 @@ class Ed25519PrivateKey {
   Ed25519PrivateKey& operator=(Ed25519PrivateKey&&) noexcept;
   ~Ed25519PrivateKey();
 
-  std::string Seed() const;       // 32 raw bytes (for sealed storage)
-  std::string PublicKey() const;  // 32 raw bytes
+  std::string Seed() const;                          // 32 raw bytes (for sealed storage)
+  std::string PublicKey() const;                     // 32 raw bytes
   std::string Sign(std::string_view message) const;  // 64 raw bytes
 
  private:

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cassert>
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>

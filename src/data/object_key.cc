@@ -1,6 +1,6 @@
 #include "absl/status/status.h"
-#include "base/strings.h"
 #include "absl/strings/str_split.h"
+#include "base/strings.h"
 #include "data/data.h"
 
 namespace custos::data {
@@ -54,8 +54,7 @@ absl::Status ValidateObjectKey(std::string_view key) {
   }
   for (absl::string_view segment : absl::StrSplit(AbslView(key), '/')) {
     if (segment.empty() || segment == "." || segment == "..") {
-      return absl::InvalidArgumentError(
-          "object key has an empty, '.' or '..' segment");
+      return absl::InvalidArgumentError("object key has an empty, '.' or '..' segment");
     }
   }
   return absl::OkStatus();

@@ -2,8 +2,8 @@
 #include <mutex>
 
 #include "absl/container/flat_hash_map.h"
-#include "base/strings.h"
 #include "base/errors.h"
+#include "base/strings.h"
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "data/internal/cell_writer.h"
@@ -25,16 +25,16 @@ std::string ObjectAad(std::string_view tenant, std::string_view key, int64_t dek
 }
 
 std::string DekAad(std::string_view tenant, int64_t version) {
-  return StrCat("custos dek v1", std::string_view("\0", 1), tenant,
-                      std::string_view("\0", 1), version);
+  return StrCat("custos dek v1", std::string_view("\0", 1), tenant, std::string_view("\0", 1),
+                version);
 }
 
 // A tenant's unwrapped data keys, loaded on first use.
 struct TenantKeys {
   std::mutex mu;
-  bool loaded = false;  // guarded by mu
-  int64_t current = 0;  // guarded by mu; 0 = none yet
-  int64_t seals = 0;    // guarded by mu; seals under `current`
+  bool loaded = false;                  // guarded by mu
+  int64_t current = 0;                  // guarded by mu; 0 = none yet
+  int64_t seals = 0;                    // guarded by mu; seals under `current`
   std::map<int64_t, std::string> keys;  // guarded by mu
 };
 
@@ -56,8 +56,8 @@ struct ObjectService::Impl {
   // guarded by tenants_mu
   absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants;
 
-  Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e,
-       Random& r, const Clock& cl, ObjectServiceOptions o)
+  Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e, Random& r,
+       const Clock& cl, ObjectServiceOptions o)
       : cells(std::move(c)), key_provider(k), events(e), random(r), clock(cl), options(o) {
     for (auto& [region, cell] : cells) {
       writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
@@ -85,8 +85,7 @@ struct ObjectService::Impl {
 
   // Reads the tenant's DEK records from home, or from the replica if home is unavailable.
   absl::StatusOr<std::vector<store::DataKeyRecord>> ListDataKeys(const TenantCells& t) {
-    absl::StatusOr<std::vector<store::DataKeyRecord>> result =
-        absl::InternalError("no cells");
+    absl::StatusOr<std::vector<store::DataKeyRecord>> result = absl::InternalError("no cells");
     for (const std::string& region : Regions(t)) {
       auto cell = Cell(region);
       if (!cell.ok()) return cell.status();
@@ -184,8 +183,8 @@ struct ObjectService::Impl {
         futures.push_back(it->second->Enqueue(w));
       }
     }
-    auto deadline = std::chrono::steady_clock::now() +
-                    absl::ToChronoNanoseconds(options.write_deadline);
+    auto deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.write_deadline);
     absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
     for (size_t i = 0; i < futures.size(); ++i) {
       if (futures[i].wait_until(deadline) != std::future_status::ready) {
@@ -232,8 +231,8 @@ absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::str
                                              std::string_view content_type) {
   if (auto s = ValidateObjectKey(key); !s.ok()) return s;
   if (bytes.size() > options_.max_object_bytes) {
-    return TooLarge(StrCat("object is ", bytes.size(), " bytes; the limit is ",
-                                 options_.max_object_bytes));
+    return TooLarge(
+        StrCat("object is ", bytes.size(), " bytes; the limit is ", options_.max_object_bytes));
   }
   auto sealing = impl_->SealingKey(tenant);
   if (!sealing.ok()) return sealing.status();
@@ -264,8 +263,8 @@ absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std:
   if (!o.ok()) return o.status();
   auto dek = impl_->OpeningKey(tenant, o->dek_version);
   if (!dek.ok()) return dek.status();
-  auto plain = crypto::AeadOpen(
-      *dek, o->sealed, ObjectAad(tenant.tenant_id, key, o->dek_version, o->sha256_hex));
+  auto plain = crypto::AeadOpen(*dek, o->sealed,
+                                ObjectAad(tenant.tenant_id, key, o->dek_version, o->sha256_hex));
   if (!plain.ok()) return plain.status();
   return ObjectContent{std::move(*plain), o->content_type, o->sha256_hex, o->version,
                        o->updated_at_ms};
@@ -287,10 +286,9 @@ absl::StatusOr<ListPage> ObjectService::List(const TenantCells& tenant, std::str
                                              std::string_view start_after, int limit) {
   if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit must be 1..1000");
   // Fetch one more than asked to know whether another page follows.
-  auto rows = impl_->ReadWithFallback<std::vector<store::StoredObject>>(
-      tenant, [&](CellStore& c) {
-        return c.ListObjects(tenant.tenant_id, prefix, start_after, limit + 1);
-      });
+  auto rows = impl_->ReadWithFallback<std::vector<store::StoredObject>>(tenant, [&](CellStore& c) {
+    return c.ListObjects(tenant.tenant_id, prefix, start_after, limit + 1);
+  });
   if (!rows.ok()) return rows.status();
   ListPage page;
   for (auto& r : *rows) {
@@ -310,8 +308,8 @@ absl::StatusOr<std::vector<RegionUsage>> ObjectService::Location(const TenantCel
     if (!cell.ok()) return cell.status();
     auto usage = (*cell)->Usage(tenant.tenant_id);
     if (!usage.ok()) return usage.status();
-    out.push_back({region, region == tenant.home_region ? "home" : "replica", usage->objects,
-                   usage->bytes});
+    out.push_back(
+        {region, region == tenant.home_region ? "home" : "replica", usage->objects, usage->bytes});
   }
   return out;
 }

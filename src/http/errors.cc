@@ -1,6 +1,6 @@
 // The one mapping from absl::Status to HTTP status and error body.
-#include "absl/strings/ascii.h"
 #include "base/errors.h"
+#include "absl/strings/ascii.h"
 #include "boost/json.hpp"
 #include "http/http.h"
 
@@ -81,8 +81,8 @@ Response ErrorResponse(const absl::Status& status) {
     }
   }
   error["details"] = std::move(details);
-  Response r = Response::Json(http_status, boost::json::serialize(boost::json::object{
-                                               {"error", std::move(error)}}));
+  Response r = Response::Json(
+      http_status, boost::json::serialize(boost::json::object{{"error", std::move(error)}}));
   if (http_status == 503 || http_status == 429) r.headers.emplace_back("Retry-After", "1");
   if (!allow.empty()) r.headers.emplace_back("Allow", std::move(allow));
   return r;

@@ -25,14 +25,14 @@
 namespace custos::http {
 
 struct Request {
-  std::string method;  // "GET", "PUT", …
-  std::string target;  // raw request-target
-  std::string path;    // target without the query, not decoded
-  std::map<std::string, std::string> query;  // decoded once; last value wins
+  std::string method;                          // "GET", "PUT", …
+  std::string target;                          // raw request-target
+  std::string path;                            // target without the query, not decoded
+  std::map<std::string, std::string> query;    // decoded once; last value wins
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
   std::map<std::string, std::string> params;  // route parameters, decoded once
-  std::string route;  // the matched route pattern (for logs and metrics)
+  std::string route;                          // the matched route pattern (for logs and metrics)
 
   // The header value, or "" if absent.
   std::string Header(std::string_view lowercase_name) const;
@@ -65,7 +65,8 @@ struct RouteOptions {
 };
 
 // Routes "METHOD /v1/tenants/{id}/objects/{key...}": `{name}` matches one non-empty segment,
-// `{name...}` the rest of the path after its slash (possibly empty). Parameters are percent-decoded once.
+// `{name...}` the rest of the path after its slash (possibly empty). Parameters are percent-decoded
+// once.
 class Router {
  public:
   void Add(std::string_view method, std::string_view pattern, Handler handler,

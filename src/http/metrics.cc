@@ -42,8 +42,8 @@ std::string Metrics::Render() const {
   std::lock_guard lock(mu_);
   for (const auto& [route, r] : routes_) {
     for (const auto& [key, n] : r.counts) {
-      absl::StrAppend(&out, "custos_http_requests_total{route=\"", route, "\",method=\"",
-                      key.first, "\",status=\"", key.second, "\"} ", n, "\n");
+      absl::StrAppend(&out, "custos_http_requests_total{route=\"", route, "\",method=\"", key.first,
+                      "\",status=\"", key.second, "\"} ", n, "\n");
     }
     uint64_t cumulative = 0;
     for (size_t i = 0; i < kBuckets.size(); ++i) {

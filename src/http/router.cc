@@ -1,6 +1,6 @@
-#include "base/strings.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
+#include "base/strings.h"
 #include "boost/json.hpp"
 #include "http/http.h"
 
@@ -78,7 +78,10 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
       bool is_param = seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
       if (is_param && seg.ends_with("...}")) {
         // The rest of the path, as one raw string (may contain '/').
-        if (i >= parts.size()) { ok = false; break; }
+        if (i >= parts.size()) {
+          ok = false;
+          break;
+        }
         const char* begin = parts[i].data();
         const char* end = parts.back().data() + parts.back().size();
         // May be empty ("/objects/"): the handler refuses an empty key with 400, which says
@@ -87,9 +90,15 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
         i = parts.size();
         break;
       }
-      if (i >= parts.size()) { ok = false; break; }
+      if (i >= parts.size()) {
+        ok = false;
+        break;
+      }
       if (is_param) {
-        if (parts[i].empty()) { ok = false; break; }
+        if (parts[i].empty()) {
+          ok = false;
+          break;
+        }
         raw[seg.substr(1, seg.size() - 2)] = parts[i];
       } else if (seg != parts[i]) {
         ok = false;
@@ -114,10 +123,10 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
     // that RFC 9110 requires on a 405.
     boost::json::array methods;
     for (std::string_view m : allowed) methods.emplace_back(m);
-    return WithApiCode(absl::FailedPreconditionError(
-                           StrCat("method ", method, " is not allowed on this route")),
-                       "method_not_allowed",
-                       boost::json::serialize(boost::json::object{{"allow", std::move(methods)}}));
+    return WithApiCode(
+        absl::FailedPreconditionError(StrCat("method ", method, " is not allowed on this route")),
+        "method_not_allowed",
+        boost::json::serialize(boost::json::object{{"allow", std::move(methods)}}));
   }
   return absl::NotFoundError("no such route");
 }

@@ -45,7 +45,8 @@ struct Server::Impl {
   std::atomic<int64_t> in_flight{0};  // requests read but not yet answered
   std::atomic<bool> draining{false};  // shutting down: answer what was read, read no more
 
-  Impl(ServerOptions o, const Router& r, Metrics& m) : options(std::move(o)), router(r), metrics(m) {}
+  Impl(ServerOptions o, const Router& r, Metrics& m)
+      : options(std::move(o)), router(r), metrics(m) {}
 
   void Accept();
   void RequestStop() {
@@ -102,10 +103,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // route (and so its limit) is known: no limit here, the route's limit is set in OnHeader.
     parser_->body_limit(boost::none);
     ArmTimer(server_.options.request_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -133,10 +133,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnBody(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnReadError(beast::error_code ec) {
@@ -231,10 +230,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->keep_alive(keep_alive_);
     res_->prepare_payload();
     ArmTimer(server_.options.request_timeout);
-    bhttp::async_write(stream_, *res_,
-                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                         self->OnWrite(ec);
-                       });
+    bhttp::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnWrite(ec);
+    });
   }
 
   void OnWrite(beast::error_code ec) {

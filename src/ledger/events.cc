@@ -114,8 +114,8 @@ absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
   PendingAppend append;
   append.entry = EntryFor(*canonical, event.kind, Pseudonym(event.tenant_id), ts);
   append.tenant_id = event.tenant_id;
-  auto sealed = keys_.Wrap(crypto::TenantKeyId(event.tenant_id), *canonical,
-                           RecordAad(event.tenant_id, 0));
+  auto sealed =
+      keys_.Wrap(crypto::TenantKeyId(event.tenant_id), *canonical, RecordAad(event.tenant_id, 0));
   if (!sealed.ok()) {
     return absl::UnavailableError(
         StrCat("cannot seal the event record: ", sealed.status().message()));
@@ -145,8 +145,8 @@ absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id
         std::string_view sealed(d.data() + at, len);
         at += len;
         if (index < f.start_index) continue;
-        auto record = keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed,
-                                   RecordAad(tenant_id, index));
+        auto record =
+            keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed, RecordAad(tenant_id, index));
         if (!record.ok()) return record.status();
         boost::system::error_code ec;
         json::value v = json::parse(*record, ec);

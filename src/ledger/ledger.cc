@@ -38,7 +38,8 @@ absl::StatusOr<Frontier> ParseFrontier(uint64_t size, std::string_view bytes) {
   if (bytes.size() != static_cast<size_t>(std::popcount(size)) * kHashSize) {
     return absl::DataLossError("stored ledger frontier does not match the stored size");
   }
-  for (size_t i = 0; i < bytes.size(); i += kHashSize) f.hashes.emplace_back(bytes.substr(i, kHashSize));
+  for (size_t i = 0; i < bytes.size(); i += kHashSize)
+    f.hashes.emplace_back(bytes.substr(i, kHashSize));
   return f;
 }
 
@@ -83,8 +84,8 @@ struct Ledger::Impl {
   };
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<Waiter> pending;  // guarded by mu
-  bool stopping = false;       // guarded by mu
+  std::deque<Waiter> pending;                             // guarded by mu
+  bool stopping = false;                                  // guarded by mu
   std::vector<std::promise<absl::Status>> sign_requests;  // guarded by mu
   // Lower bounds of the stored committed size and latest checkpoint size (they only grow; other
   // instances may have moved them further).
@@ -217,8 +218,7 @@ struct Ledger::Impl {
     Checkpoint cp{origin, state->size, FrontierRoot(*frontier), {}};
     auto note = ledger::SignCheckpoint(cp, origin, key);
     if (!note.ok()) return note.status();
-    absl::Status s =
-        store.PutCheckpoint({state->size, *note, absl::ToUnixMillis(clock.Now())});
+    absl::Status s = store.PutCheckpoint({state->size, *note, absl::ToUnixMillis(clock.Now())});
     // kAlreadyExists: another instance signed this size; kAborted: a larger one is stored. Both
     // leave a checkpoint at least this large in the store.
     if (!s.ok() && !absl::IsAlreadyExists(s) && !absl::IsAborted(s)) return s;
@@ -279,8 +279,8 @@ struct Ledger::Impl {
         requests.clear();
       }
       if (signed_size.load() < committed_size.load() &&
-          SteadyClock::now() >= last_checkpoint + absl::ToChronoNanoseconds(
-                                                      options.checkpoint_interval)) {
+          SteadyClock::now() >=
+              last_checkpoint + absl::ToChronoNanoseconds(options.checkpoint_interval)) {
         if (auto s = SignCheckpoint(); !s.ok()) {
           spdlog::error("ledger checkpoint not written: {}", s.ToString());
           last_checkpoint = SteadyClock::now();  // retry after an interval, not in a busy loop
@@ -362,15 +362,17 @@ absl::StatusOr<uint64_t> Ledger::Append(PendingAppend append) {
     std::lock_guard lock(impl_->mu);
     if (impl_->stopping) return absl::UnavailableError("the ledger is shutting down");
     impl_->pending.push_back(
-        {std::move(append), std::move(leaf), {},
+        {std::move(append),
+         std::move(leaf),
+         {},
          SteadyClock::now() + absl::ToChronoNanoseconds(impl_->options.append_deadline)});
     done = impl_->pending.back().done.get_future();
   }
   impl_->cv.notify_one();
   // The sequencer answers by the deadline plus one commit attempt (bounded by the store's busy
   // timeout); waiting longer only guards against a hung store, and then the outcome is unknown.
-  if (done.wait_for(absl::ToChronoNanoseconds(impl_->options.append_deadline +
-                                              kCommitBound)) != std::future_status::ready) {
+  if (done.wait_for(absl::ToChronoNanoseconds(impl_->options.append_deadline + kCommitBound)) !=
+      std::future_status::ready) {
     spdlog::error("ledger append outcome unknown: the store did not answer");
     return absl::UnavailableError("the ledger did not record the access in time");
   }

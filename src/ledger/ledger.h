@@ -41,7 +41,7 @@
 namespace custos::ledger {
 
 struct LedgerOptions {
-  size_t max_batch = 256;                        // N: entries per group commit
+  size_t max_batch = 256;                                 // N: entries per group commit
   absl::Duration max_batch_delay = absl::ZeroDuration();  // T: wait for more after the first
   absl::Duration checkpoint_interval = absl::Seconds(1);
   // An append not committed by then is answered kUnavailable and never committed later.
@@ -103,7 +103,7 @@ absl::StatusOr<std::string> CanonicalJson(const boost::json::value& value);
 
 // An event about a tenant's data or settings.
 struct Event {
-  std::string kind;        // e.g. "data.read" (DESIGN.md Contract details: Ledger entry)
+  std::string kind;  // e.g. "data.read" (DESIGN.md Contract details: Ledger entry)
   std::string tenant_id;
   boost::json::object fields;  // actor, role, purpose, grant, resource, outcome, …
 };

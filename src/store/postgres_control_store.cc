@@ -373,9 +373,9 @@ class PostgresControlStore final : public ControlStore {
       // Read committed suffices: the UPDATE re-checks its WHERE on the latest committed row
       // after waiting for a concurrent writer, and the INSERT meets the primary key.
       const pqxx::result r =
-          expected ? txn.exec_prepared("cas_setting", std::string(name), Bytes(value),
-                                       Bytes(*expected))
-                   : txn.exec_prepared("create_setting", std::string(name), Bytes(value));
+          expected
+              ? txn.exec_prepared("cas_setting", std::string(name), Bytes(value), Bytes(*expected))
+              : txn.exec_prepared("create_setting", std::string(name), Bytes(value));
       if (r.affected_rows() != 1) {
         return absl::AbortedError(StrCat("setting ", name, " was changed by another writer"));
       }
@@ -401,8 +401,8 @@ class PostgresControlStore final : public ControlStore {
                             int64_t ran_at_ms) override {
     if (auto s = internal::CheckText({name, holder}); !s.ok()) return s;
     return pool_->Write("record job run", [&](pqxx::work& txn) -> absl::Status {
-      auto r = txn.exec_prepared("record_job_run", std::string(name), std::string(holder),
-                                 ran_at_ms);
+      auto r =
+          txn.exec_prepared("record_job_run", std::string(name), std::string(holder), ran_at_ms);
       if (r.affected_rows() != 1) {
         return absl::AbortedError(StrCat("job lease ", name, " is held by another instance"));
       }
@@ -636,8 +636,8 @@ class PostgresControlStore final : public ControlStore {
       return s;
     }
     return pool_->Write("insert audit verdict", [&](pqxx::work& txn) -> absl::Status {
-      txn.exec_prepared0("insert_audit_verdict", v.grant_id, v.period, v.auditor, v.verdict,
-                         v.note, v.at);
+      txn.exec_prepared0("insert_audit_verdict", v.grant_id, v.period, v.auditor, v.verdict, v.note,
+                         v.at);
       return absl::OkStatus();
     });
   }
@@ -661,17 +661,17 @@ class PostgresControlStore final : public ControlStore {
  private:
   absl::Status WriteAccessRequest(const char* statement, const AccessRequestRecord& r,
                                   bool update) {
-    if (auto s = internal::CheckText({r.id, r.tenant_id, r.requester, r.state, r.grant_id,
-                                      r.body_json});
+    if (auto s =
+            internal::CheckText({r.id, r.tenant_id, r.requester, r.state, r.grant_id, r.body_json});
         !s.ok()) {
       return s;
     }
     std::string expires = r.expires_at ? std::to_string(*r.expires_at) : "";
     return pool_->Write(statement, [&](pqxx::work& txn) -> absl::Status {
-      auto result = txn.exec_prepared0(
-          statement, r.id, r.tenant_id, r.requester, r.state,
-          r.grant_id.empty() ? nullptr : r.grant_id.c_str(),
-          r.expires_at ? expires.c_str() : nullptr, r.created_at, r.body_json, r.version);
+      auto result = txn.exec_prepared0(statement, r.id, r.tenant_id, r.requester, r.state,
+                                       r.grant_id.empty() ? nullptr : r.grant_id.c_str(),
+                                       r.expires_at ? expires.c_str() : nullptr, r.created_at,
+                                       r.body_json, r.version);
       if (update && result.affected_rows() != 1) {
         return Conflict("the access request changed meanwhile");
       }

@@ -68,8 +68,8 @@ class SqliteCellStore final : public CellStore {
         if (w.op == CellWrite::Op::kPut) ++seals[{o.tenant_id, o.dek_version}];
       }
       for (const auto& [tenant_dek, n] : seals) {
-        auto u = c.Prepare(
-            "UPDATE data_keys SET seals = seals + ? WHERE tenant_id = ? AND version = ?");
+        auto u =
+            c.Prepare("UPDATE data_keys SET seals = seals + ? WHERE tenant_id = ? AND version = ?");
         if (!u.ok()) return u.status();
         if (auto s = u->Bind(1, n).Bind(2, tenant_dek.first).Bind(3, tenant_dek.second).Run();
             !s.ok()) {

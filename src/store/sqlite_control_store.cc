@@ -187,9 +187,15 @@ class SqliteControlStore final : public ControlStore {
           "created_at, expires_at, disabled, sealed_name) VALUES(?,?,?,?,?,?,?,?,?,?)");
       if (!s.ok()) return s.status();
       s->Bind(1, p.id).Bind(2, p.name).Bind(3, p.role).Bind(5, p.token_sha256);
-      if (p.tenant_id.empty()) s->BindNull(4); else s->Bind(4, p.tenant_id);
+      if (p.tenant_id.empty())
+        s->BindNull(4);
+      else
+        s->Bind(4, p.tenant_id);
       s->Bind(6, p.attributes_json).Bind(7, p.created_at);
-      if (p.expires_at) s->Bind(8, *p.expires_at); else s->BindNull(8);
+      if (p.expires_at)
+        s->Bind(8, *p.expires_at);
+      else
+        s->BindNull(8);
       s->Bind(9, int64_t{p.disabled ? 1 : 0}).BindBlob(10, p.sealed_name);
       return s->Run();
     });
@@ -301,8 +307,8 @@ class SqliteControlStore final : public ControlStore {
       if (!take.ok()) return take.status();
       take->Bind(1, name).Bind(2, holder).Bind(3, now_ms).Bind(4, expires_at_ms);
       if (auto s = take->Run(); !s.ok()) return s;
-      auto read = c.Prepare(
-          "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = ?");
+      auto read =
+          c.Prepare("SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = ?");
       if (!read.ok()) return read.status();
       read->Bind(1, name);
       auto row = read->Step();
@@ -430,8 +436,7 @@ class SqliteControlStore final : public ControlStore {
           return s;
         }
       }
-      auto s = c.Prepare(
-          "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES(?,?,?)");
+      auto s = c.Prepare("INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES(?,?,?)");
       if (!s.ok()) return s.status();
       return s->Bind(1, static_cast<int64_t>(cp.size))
           .Bind(2, cp.note)
@@ -457,8 +462,7 @@ class SqliteControlStore final : public ControlStore {
   static absl::Status WriteTilePart(Connection& c, const LedgerTile& t) {
     const int64_t level = t.level, idx = static_cast<int64_t>(t.index);
     if (!t.fills) {
-      auto s = c.Prepare(
-          "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES(?,?,?,?)");
+      auto s = c.Prepare("INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES(?,?,?,?)");
       if (!s.ok()) return s.status();
       return s->Bind(1, level).Bind(2, idx).Bind(3, int64_t{t.start}).BindBlob(4, t.data).Run();
     }
@@ -548,7 +552,10 @@ class SqliteControlStore final : public ControlStore {
       if (!s.ok()) return s.status();
       int i = 1;
       for (const auto* v : {&f.tenant_id, &f.state, &f.requester}) {
-        if (*v) s->Bind(i, **v); else s->BindNull(i);
+        if (*v)
+          s->Bind(i, **v);
+        else
+          s->BindNull(i);
         ++i;
       }
       return CollectAccessRequests(*s);
@@ -674,8 +681,14 @@ class SqliteControlStore final : public ControlStore {
  private:
   static void BindAccessRequest(internal::Statement& s, const AccessRequestRecord& r) {
     s.Bind(1, r.id).Bind(2, r.tenant_id).Bind(3, r.requester).Bind(4, r.state);
-    if (r.grant_id.empty()) s.BindNull(5); else s.Bind(5, r.grant_id);
-    if (r.expires_at) s.Bind(6, *r.expires_at); else s.BindNull(6);
+    if (r.grant_id.empty())
+      s.BindNull(5);
+    else
+      s.Bind(5, r.grant_id);
+    if (r.expires_at)
+      s.Bind(6, *r.expires_at);
+    else
+      s.BindNull(6);
     s.Bind(7, r.created_at).Bind(8, r.body_json).Bind(9, r.version);
   }
 
@@ -724,8 +737,8 @@ class SqliteControlStore final : public ControlStore {
 
 absl::StatusOr<std::unique_ptr<ControlStore>> OpenSqliteControlStore(const std::string& path,
                                                                      bool create) {
-  // No secure_delete: the ledger replaces a tile's per-batch parts when it fills, and they are public;
-  // what else the control store deletes is sealed under tenant keys or public.
+  // No secure_delete: the ledger replaces a tile's per-batch parts when it fills, and they are
+  // public; what else the control store deletes is sealed under tenant keys or public.
   auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/false);
   if (!db.ok()) return db.status();
   return std::make_unique<SqliteControlStore>(std::move(*db));

@@ -28,18 +28,18 @@ struct PrincipalRecord {
   std::string name;         // provider principals only (provider staff)
   std::string sealed_name;  // tenant principals: the name wrapped under the tenant's KEK
   std::string role;
-  std::string tenant_id;       // empty for provider principals
-  std::string token_sha256;    // lowercase hex of SHA-256 of the bearer token
-  std::string attributes_json; // {"employer":…,"citizenship":[…],"screened":…}
-  int64_t created_at = 0;      // unix seconds
+  std::string tenant_id;        // empty for provider principals
+  std::string token_sha256;     // lowercase hex of SHA-256 of the bearer token
+  std::string attributes_json;  // {"employer":…,"citizenship":[…],"screened":…}
+  int64_t created_at = 0;       // unix seconds
   std::optional<int64_t> expires_at;
   bool disabled = false;
 };
 
 struct TenantRecord {
   std::string id;
-  std::string sealed_name;    // the tenant's name, wrapped under its KEK (raw bytes)
-  std::string profile_json;   // policy fields: customer_type, services, technologies, lockbox, …
+  std::string sealed_name;   // the tenant's name, wrapped under its KEK (raw bytes)
+  std::string profile_json;  // policy fields: customer_type, services, technologies, lockbox, …
   std::string geography;
   std::string home_region;
   std::string replica_region;  // empty when single-region
@@ -60,22 +60,22 @@ struct TenantRecord {
 struct LedgerTile {
   int level = 0;  // -1 = entry bundle
   uint64_t index = 0;
-  std::string data;     // bytes this batch appends to the tile
-  uint32_t start = 0;   // position (0..255) of the first entry or hash of `data` in the tile
-  bool fills = false;   // `data` ends the tile at 256 entries or hashes
+  std::string data;    // bytes this batch appends to the tile
+  uint32_t start = 0;  // position (0..255) of the first entry or hash of `data` in the tile
+  bool fills = false;  // `data` ends the tile at 256 entries or hashes
 };
 
 struct LedgerRecordGroup {
   std::string tenant_id;
   uint64_t first_index = 0;  // ledger index of the group's first record
   uint64_t last_index = 0;
-  std::string data;          // the group's sealed records (format owned by ledger/)
+  std::string data;  // the group's sealed records (format owned by ledger/)
 };
 
 struct LedgerBatch {
   uint64_t old_size = 0;  // the size this batch extends (guards against a second sequencer)
   uint64_t new_size = 0;
-  std::string frontier;   // serialized right-edge hashes at new_size
+  std::string frontier;           // serialized right-edge hashes at new_size
   std::vector<LedgerTile> tiles;  // what the batch appends to each tile it extends
   std::vector<LedgerRecordGroup> records;
 };
@@ -105,7 +105,7 @@ struct AccessRequestRecord {
   std::string tenant_id;
   std::string requester;
   std::string state;
-  std::string grant_id;  // empty until activated
+  std::string grant_id;               // empty until activated
   std::optional<int64_t> expires_at;  // unix seconds; set while the request can still expire
   int64_t created_at = 0;
   std::string body_json;
@@ -199,8 +199,7 @@ class ControlStore {
   // A tenant's consents to commercial purposes (advertising, marketing, profiling).
   virtual absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose,
                                   bool granted, int64_t at) = 0;
-  virtual absl::StatusOr<bool> HasConsent(std::string_view tenant_id,
-                                          std::string_view purpose) = 0;
+  virtual absl::StatusOr<bool> HasConsent(std::string_view tenant_id, std::string_view purpose) = 0;
 
   // Audit verdicts: kAlreadyExists if this auditor judged this grant for this period already.
   virtual absl::Status InsertAuditVerdict(const AuditVerdictRecord& v) = 0;
@@ -234,11 +233,11 @@ class ControlStore {
 // An object as stored in a cell: metadata in clear, content sealed under a data key.
 struct StoredObject {
   std::string tenant_id;
-  std::string key;            // the object key (1–1024 bytes of UTF-8)
-  int64_t version = 0;        // 1 on first write, +1 on each replacement
-  int64_t dek_version = 0;    // which of the tenant's data keys sealed it
-  int64_t size = 0;           // plaintext bytes
-  std::string sha256_hex;     // of the plaintext (the ETag)
+  std::string key;          // the object key (1–1024 bytes of UTF-8)
+  int64_t version = 0;      // 1 on first write, +1 on each replacement
+  int64_t dek_version = 0;  // which of the tenant's data keys sealed it
+  int64_t size = 0;         // plaintext bytes
+  std::string sha256_hex;   // of the plaintext (the ETag)
   std::string content_type;
   int64_t updated_at_ms = 0;  // unix milliseconds
   std::string sealed;         // AES-256-GCM nonce||ciphertext||tag; empty in listings

@@ -1,8 +1,8 @@
 #include "tenants/tenants.h"
 
 #include "absl/strings/ascii.h"
-#include "base/strings.h"
 #include "base/ids.h"
+#include "base/strings.h"
 #include "boost/json.hpp"
 
 namespace custos::tenants {
@@ -84,9 +84,8 @@ TenantService::TenantService(store::ControlStore& store, const residency::Catalo
 absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string_view actor_id,
                                              std::string_view actor_role) {
   if (auto s = ValidateSpec(spec); !s.ok()) return s;
-  residency::TenantProfile profile{spec.customer_type, spec.geography, spec.services,
-                                   spec.technologies, spec.home_region,
-                                   spec.allow_single_region};
+  residency::TenantProfile profile{spec.customer_type, spec.geography,   spec.services,
+                                   spec.technologies,  spec.home_region, spec.allow_single_region};
   auto placement = catalog_.Place(profile);
   if (!placement.ok()) return placement.status();
 

@@ -57,8 +57,8 @@ absl::Status ValidateSpec(const TenantSpec& spec);
 class TenantService {
  public:
   TenantService(store::ControlStore& store, const residency::Catalog& catalog,
-                crypto::KeyProvider& keys, data::ObjectService& objects,
-                ledger::EventLog& events, Random& random, const Clock& clock);
+                crypto::KeyProvider& keys, data::ObjectService& objects, ledger::EventLog& events,
+                Random& random, const Clock& clock);
 
   // Places the tenant (residency errors pass through: region_policy_violation,
   // failed_precondition for no pair), creates its KEK, records the tenant.create event (by

@@ -149,19 +149,15 @@ class AccessApi {
     switch (who->role) {
       case Role::kManager:
       case Role::kAuditor:
-      case Role::kAdmin:
-        break;
-      case Role::kOperator:
-        f.requester = who->id;
-        break;
+      case Role::kAdmin: break;
+      case Role::kOperator: f.requester = who->id; break;
       case Role::kTenantAdmin:
         if (f.tenant_id && *f.tenant_id != who->tenant_id) {
           return absl::PermissionDeniedError("a tenant_admin lists its own tenant's requests");
         }
         f.tenant_id = who->tenant_id;
         break;
-      default:
-        return absl::PermissionDeniedError("this role does not read access requests");
+      default: return absl::PermissionDeniedError("this role does not read access requests");
     }
     auto list = s_.requests->List(f);
     if (!list.ok()) return list.status();
@@ -185,8 +181,7 @@ class AccessApi {
     // Decide what the workflow allows before asking for a code, so a wrong-state or wrong-role
     // call does not burn the caller's TOTP step; then verify the code, then act.
     const int64_t now = absl::ToUnixSeconds(s_.clock->Now());
-    auto dry = access::Transition(*current, action, *who, now, s_.requests->options(),
-                                  "dry-run");
+    auto dry = access::Transition(*current, action, *who, now, s_.requests->options(), "dry-run");
     if (!dry.ok() && !absl::IsFailedPrecondition(dry.status())) return dry.status();
     if (dry.ok() && (action == RequestAction::kApprove || action == RequestAction::kDeny ||
                      action == RequestAction::kActivate)) {
@@ -220,10 +215,10 @@ class AccessApi {
     if (!tenant.ok()) return tenant.status();
     if (auto s = s_.mfa->Verify(*who, req.Header("x-custos-totp")); !s.ok()) return s;
     const int64_t now = absl::ToUnixSeconds(s_.clock->Now());
-    auto logged = s_.events->Record({granted ? "consent.grant" : "consent.revoke", tenant_id,
-                                     json::object{{"actor", who->id},
-                                                  {"role", access::RoleName(who->role)},
-                                                  {"purpose", purpose}}});
+    auto logged = s_.events->Record(
+        {granted ? "consent.grant" : "consent.revoke", tenant_id,
+         json::object{
+             {"actor", who->id}, {"role", access::RoleName(who->role)}, {"purpose", purpose}}});
     if (!logged.ok()) return logged.status();
     if (auto s = s_.control->SetConsent(tenant_id, purpose, granted, now); !s.ok()) return s;
     return JsonResponse(200, json::object{{"tenant_id", tenant_id},

@@ -15,9 +15,8 @@ absl::Status CheckFields(const boost::json::object& o, std::string_view where,
     bool known = false;
     for (std::string_view a : allowed) known = known || a == std::string_view(k);
     if (!known) {
-      return absl::InvalidArgumentError(StrCat("unknown field '", where,
-                                                     where.empty() ? "" : ".",
-                                                     std::string_view(k), "'"));
+      return absl::InvalidArgumentError(
+          StrCat("unknown field '", where, where.empty() ? "" : ".", std::string_view(k), "'"));
     }
   }
   return absl::OkStatus();

@@ -10,7 +10,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "base/strings.h"
 #include "absl/strings/strip.h"
 #include "base/strings.h"
 #include "yaml-cpp/yaml.h"
@@ -85,8 +84,9 @@ absl::Status WriteConfig(const std::string& data_dir, const DataDirConfig& c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(
-    const std::string& data_dir, const DataDirConfig& config, bool create) {
+absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(const std::string& data_dir,
+                                                                      const DataDirConfig& config,
+                                                                      bool create) {
   if (config.backend == "postgresql") return store::OpenPostgresControlStore(config.dsn, create);
   return store::OpenSqliteControlStore(data_dir + "/control.db", create);
 }
@@ -165,8 +165,8 @@ constexpr std::string_view kPseudonymKeySetting = "pseudonym_key";
 
 std::string SettingAad(std::string_view name) { return StrCat("custos setting v1 ", name); }
 
-absl::StatusOr<std::string> OpenSealedSetting(store::ControlStore& control,
-                                              std::string_view master, std::string_view name) {
+absl::StatusOr<std::string> OpenSealedSetting(store::ControlStore& control, std::string_view master,
+                                              std::string_view name) {
   auto sealed = control.GetSetting(name);
   if (!sealed.ok()) return sealed.status();
   auto plain = crypto::AeadOpen(master, *sealed, SettingAad(name));
@@ -206,8 +206,8 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   if (!catalog.ok()) return catalog.status();
   app->catalog = std::move(*catalog);
 
-  auto master = ReadMasterKey(o.master_key_file.empty() ? data_dir + "/master.key"
-                                                         : o.master_key_file);
+  auto master =
+      ReadMasterKey(o.master_key_file.empty() ? data_dir + "/master.key" : o.master_key_file);
   if (!master.ok()) return master.status();
   auto control = OpenControlStore(data_dir, *config, /*create=*/false);
   if (!control.ok()) return control.status();
@@ -228,8 +228,8 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   if (!pseudonym_key.ok()) return pseudonym_key.status();
   auto origin = app->control->GetSetting("origin");
   if (!origin.ok()) return origin.status();
-  auto ledger = ledger::Ledger::Open(*app->control, std::move(*signing_key), *origin,
-                                     *app->clock, o.ledger);
+  auto ledger =
+      ledger::Ledger::Open(*app->control, std::move(*signing_key), *origin, *app->clock, o.ledger);
   if (!ledger.ok()) return ledger.status();
   app->ledger = std::move(*ledger);
   app->events = std::make_unique<ledger::EventLog>(*app->ledger, *app->control, *app->keys,
@@ -242,18 +242,17 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
     cells[region.id] = cell->get();
     app->cells[region.id] = std::move(*cell);
   }
-  app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, *app->events,
-                                                       app->random, *app->clock, o.objects);
-  app->principals =
-      std::make_unique<access::PrincipalService>(*app->control, *app->keys, app->random,
-                                                 *app->clock);
-  app->tenants = std::make_unique<tenants::TenantService>(
-      *app->control, app->catalog, *app->keys, *app->objects, *app->events, app->random,
-      *app->clock);
+  app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, *app->events, app->random,
+                                                       *app->clock, o.objects);
+  app->principals = std::make_unique<access::PrincipalService>(*app->control, *app->keys,
+                                                               app->random, *app->clock);
+  app->tenants = std::make_unique<tenants::TenantService>(*app->control, app->catalog, *app->keys,
+                                                          *app->objects, *app->events, app->random,
+                                                          *app->clock);
   app->requests = std::make_unique<access::AccessRequestService>(*app->control, *app->events,
                                                                  app->random, *app->clock);
-  app->mfa = std::make_unique<access::MfaService>(*app->control, *app->keys, app->random,
-                                                  *app->clock);
+  app->mfa =
+      std::make_unique<access::MfaService>(*app->control, *app->keys, app->random, *app->clock);
   // The holder names this process among the instances: host, pid and a random part (a pid
   // reused after a restart is another holder).
   char host[256] = {};

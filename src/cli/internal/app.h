@@ -12,8 +12,8 @@
 #include "base/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
-#include "jobs/jobs.h"
 #include "data/data.h"
+#include "jobs/jobs.h"
 #include "ledger/ledger.h"
 #include "residency/residency.h"
 #include "store/store.h"
@@ -38,8 +38,9 @@ absl::Status WriteConfig(const std::string& data_dir, const DataDirConfig& confi
 
 // The stores a configuration names: files under data_dir (SQLite) or schemas on the configured
 // servers (PostgreSQL). `create` creates missing files or schemas.
-absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(
-    const std::string& data_dir, const DataDirConfig& config, bool create);
+absl::StatusOr<std::unique_ptr<store::ControlStore>> OpenControlStore(const std::string& data_dir,
+                                                                      const DataDirConfig& config,
+                                                                      bool create);
 absl::StatusOr<std::unique_ptr<store::CellStore>> OpenCellStore(const std::string& data_dir,
                                                                 const DataDirConfig& config,
                                                                 const std::string& region,

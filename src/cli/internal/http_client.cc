@@ -255,8 +255,7 @@ absl::StatusOr<HttpResponse> HttpClient::Post(
   if (HasControlOrSpace(bearer_token)) {
     return absl::InvalidArgumentError("the token holds a space or control character");
   }
-  bhttp::request<bhttp::string_body> req{bhttp::verb::post, StrCat(impl_->url.prefix, target),
-                                         11};
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, StrCat(impl_->url.prefix, target), 11};
   req.set(bhttp::field::host, impl_->HostHeader());
   req.set(bhttp::field::user_agent, "custos-cli");
   req.set(bhttp::field::accept, "application/json");

@@ -16,9 +16,8 @@ namespace custos::store::internal {
 inline absl::Status CheckCheckpointOrder(uint64_t size, uint64_t committed_size,
                                          std::optional<uint64_t> latest_checkpoint) {
   if (size > committed_size) {
-    return absl::FailedPreconditionError(
-        StrCat("checkpoint of size ", size, " is beyond the committed ledger (", committed_size,
-               ")"));
+    return absl::FailedPreconditionError(StrCat(
+        "checkpoint of size ", size, " is beyond the committed ledger (", committed_size, ")"));
   }
   if (latest_checkpoint && *latest_checkpoint > size) {
     return Conflict(StrCat("a checkpoint of size ", *latest_checkpoint, " is stored already"));

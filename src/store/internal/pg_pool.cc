@@ -233,9 +233,8 @@ absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
     std::unique_ptr<pqxx::connection> idle;
     {
       std::unique_lock lock(mu_);
-      if (!available_.wait_until(lock, deadline, [&] {
-            return !idle_.empty() || open_ < options_.max_connections;
-          })) {
+      if (!available_.wait_until(
+              lock, deadline, [&] { return !idle_.empty() || open_ < options_.max_connections; })) {
         return absl::UnavailableError(StrCat("all ", options_.max_connections,
                                              " connections to schema ", options_.schema,
                                              " are busy"));

@@ -13,8 +13,8 @@
 // is the server's setting alone: scripts/start-postgres runs with it on).
 #pragma once
 
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -164,7 +164,7 @@ class PgPool {
   const Options options_;
   std::mutex mu_;
   std::condition_variable available_;  // signalled when a slot or idle connection frees
-  int open_ = 0;  // guarded by mu_
+  int open_ = 0;                       // guarded by mu_
   std::vector<std::unique_ptr<pqxx::connection>> idle_;  // guarded by mu_
 };
 

@@ -16,21 +16,17 @@ absl::Status SqliteError(int rc, sqlite3* db, std::string_view what) {
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-      return absl::UnavailableError(msg);
-    case SQLITE_CONSTRAINT:
-      return absl::AlreadyExistsError(msg);
+    case SQLITE_PROTOCOL: return absl::UnavailableError(msg);
+    case SQLITE_CONSTRAINT: return absl::AlreadyExistsError(msg);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(msg);
-    default:
-      return absl::InternalError(msg);
+    case SQLITE_NOTADB: return absl::DataLossError(msg);
+    default: return absl::InternalError(msg);
   }
 }
 
 Statement& Statement::Bind(int i, std::string_view text) {
-  int rc = sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()),
-                             SQLITE_TRANSIENT);
+  int rc =
+      sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
   return *this;
 }
@@ -82,8 +78,8 @@ std::string Statement::Blob(int col) const {
   return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
 }
 
-absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
-                                                             bool create, bool secure_delete) {
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool create,
+                                                             bool secure_delete) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
@@ -154,15 +150,15 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     for (int64_t version : applied) {
       if (std::none_of(migrations.begin(), migrations.end(),
                        [&](const Migration& m) { return m.version == version; })) {
-        return absl::FailedPreconditionError(StrCat(
-            path, " has schema version ", version, ", unknown to this binary (a newer one?)"));
+        return absl::FailedPreconditionError(StrCat(path, " has schema version ", version,
+                                                    ", unknown to this binary (a newer one?)"));
       }
     }
     for (const Migration& m : migrations) {
       if (applied.contains(m.version)) continue;
       if (auto s = c.Exec(m.sql); !s.ok()) return s;
-      auto ins = c.Prepare(
-          "INSERT INTO schema_migrations(version, applied_at) VALUES(?, unixepoch())");
+      auto ins =
+          c.Prepare("INSERT INTO schema_migrations(version, applied_at) VALUES(?, unixepoch())");
       if (!ins.ok()) return ins.status();
       if (auto s = ins->Bind(1, int64_t{m.version}).Run(); !s.ok()) return s;
     }

@@ -45,10 +45,10 @@ TEST(Access, ValidatesNewPrincipals) {
   EXPECT_FALSE(CheckCanCreate(admin, {"x", Role::kOperator, "t1", {}, {}}).ok());
   EXPECT_FALSE(
       CheckCanCreate(admin, {"x", Role::kOperator, "", {"contractor", {}, false}, {}}).ok());
-  EXPECT_FALSE(CheckCanCreate(admin, {"x", Role::kOperator, "", {"provider", {"usa"}, false}, {}})
-                   .ok());
-  EXPECT_TRUE(CheckCanCreate(admin, {"x", Role::kOperator, "", {"partner", {"US"}, true}, {}})
-                  .ok());
+  EXPECT_FALSE(
+      CheckCanCreate(admin, {"x", Role::kOperator, "", {"provider", {"usa"}, false}, {}}).ok());
+  EXPECT_TRUE(
+      CheckCanCreate(admin, {"x", Role::kOperator, "", {"partner", {"US"}, true}, {}}).ok());
 }
 
 TEST(Access, RoleNamesRoundTrip) {

@@ -61,7 +61,10 @@ TEST(Workflow, ValidationNamesTheBadField) {
   } cases[] = {
       {"no operations", [](NewAccessRequest& n) { n.operations.clear(); }},
       {"unknown operation", [](NewAccessRequest& n) { n.operations = {"admin"}; }},
-      {"repeated operation", [](NewAccessRequest& n) { n.operations = {"read", "read"}; }},
+      {"repeated operation",
+       [](NewAccessRequest& n) {
+         n.operations = {"read", "read"};
+       }},
       {"control char prefix", [](NewAccessRequest& n) { n.prefix = "a\nb"; }},
       {"dotdot prefix", [](NewAccessRequest& n) { n.prefix = "a/../b"; }},
       {"leading slash", [](NewAccessRequest& n) { n.prefix = "/a"; }},
@@ -143,8 +146,8 @@ TEST(Workflow, LockboxNeedsTheTenantAdmin) {
   WorkflowOptions o;
   AccessRequest r = Must(Transition(Filed(true), RequestAction::kApprove, kManager, kT0, o));
   EXPECT_EQ(r.state, RequestState::kPendingCustomer);
-  EXPECT_TRUE(absl::IsPermissionDenied(
-      Transition(r, RequestAction::kApprove, kManager, kT0, o).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(Transition(r, RequestAction::kApprove, kManager, kT0, o).status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
       Transition(r, RequestAction::kApprove, kOtherTenantAdmin, kT0, o).status()));
   EXPECT_TRUE(absl::IsFailedPrecondition(
@@ -159,8 +162,8 @@ TEST(Workflow, NobodyApprovesTheirOwnRequest) {
   auto s = Transition(mine, RequestAction::kApprove, kManager, kT0, o).status();
   EXPECT_TRUE(absl::IsPermissionDenied(s));
   EXPECT_NE(ApiDetailsOf(s).value_or("").find("self_approval"), std::string::npos);
-  EXPECT_TRUE(absl::IsPermissionDenied(
-      Transition(mine, RequestAction::kDeny, kManager, kT0, o).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(Transition(mine, RequestAction::kDeny, kManager, kT0, o).status()));
 }
 
 TEST(Workflow, TransitionsTable) {
@@ -173,7 +176,8 @@ TEST(Workflow, TransitionsTable) {
     absl::StatusCode want;
     RequestState to;
   };
-  AccessRequest approved = Must(Transition(Filed(false), RequestAction::kApprove, kManager, kT0, o));
+  AccessRequest approved =
+      Must(Transition(Filed(false), RequestAction::kApprove, kManager, kT0, o));
   AccessRequest active = Active();
   AccessRequest denied = Must(Transition(Filed(false), RequestAction::kDeny, kManager, kT0, o));
   const auto ok = absl::StatusCode::kOk;

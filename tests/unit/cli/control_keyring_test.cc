@@ -3,9 +3,9 @@
 // key, and holds no key in clear.
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
-#include <string>
 
 #include "base/strings.h"
 #include "cli/internal/app.h"
@@ -58,10 +58,9 @@ TEST_P(ControlStoreKeyringTest, KeysSurviveReopeningAndShreddingIsDurable) {
     wrapped_a = *(*ring)->Wrap("tenant/a", "dek-a", "aad");
     wrapped_b = *(*ring)->Wrap("tenant/b", "dek-b", "aad");
   }
-  EXPECT_EQ(KeyringKeyProvider::Create(ControlStoreKeyring(*control_), master_, random_)
-                .status()
-                .code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      KeyringKeyProvider::Create(ControlStoreKeyring(*control_), master_, random_).status().code(),
+      absl::StatusCode::kAlreadyExists);
   Reopen();
   {
     auto ring = KeyringKeyProvider::Open(ControlStoreKeyring(*control_), master_, random_);
@@ -83,13 +82,11 @@ TEST_P(ControlStoreKeyringTest, KeysSurviveReopeningAndShreddingIsDurable) {
 }
 
 TEST_P(ControlStoreKeyringTest, MissingKeyringAndWrongMasterKeyAreRefused) {
-  EXPECT_EQ(KeyringKeyProvider::Open(ControlStoreKeyring(*control_), master_, random_)
-                .status()
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      KeyringKeyProvider::Open(ControlStoreKeyring(*control_), master_, random_).status().code(),
+      absl::StatusCode::kNotFound);
   ASSERT_TRUE(KeyringKeyProvider::Create(ControlStoreKeyring(*control_), master_, random_).ok());
-  EXPECT_EQ(KeyringKeyProvider::Open(ControlStoreKeyring(*control_), std::string(32, 'x'),
-                                     random_)
+  EXPECT_EQ(KeyringKeyProvider::Open(ControlStoreKeyring(*control_), std::string(32, 'x'), random_)
                 .status()
                 .code(),
             absl::StatusCode::kDataLoss);

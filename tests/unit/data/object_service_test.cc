@@ -19,8 +19,8 @@ class ObjectServiceTest : public ::testing::Test {
     service_.reset();
     cells_.clear();
     if (!keys_) {
-      keys_ = *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'k'),
-                                                  random_);
+      keys_ =
+          *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'k'), random_);
       ASSERT_TRUE(keys_->CreateKey(crypto::TenantKeyId("t1")).ok());
     }
     if (!control_) {
@@ -32,8 +32,8 @@ class ObjectServiceTest : public ::testing::Test {
     }
     std::map<std::string, store::CellStore*> raw;
     for (const char* region : {"home", "replica", "elsewhere"}) {
-      cells_[region] = *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region,
-                                                   true);
+      cells_[region] =
+          *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, true);
       raw[region] = cells_[region].get();
     }
     service_ = std::make_unique<ObjectService>(raw, *keys_, *events_, random_, clock_, options);
@@ -151,7 +151,8 @@ TEST_F(ObjectServiceTest, ConcurrentWritesLandInTheSameOrderInBothCells) {
 
 TEST_F(ObjectServiceTest, ListsPagesAndReportsLocation) {
   ASSERT_TRUE(service_->InitTenant(tenant_).ok());
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(service_->Put(tenant_, "p/" + std::to_string(i), "x", "").ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(service_->Put(tenant_, "p/" + std::to_string(i), "x", "").ok());
   ASSERT_TRUE(service_->Put(tenant_, "q", "x", "").ok());
   auto page = service_->List(tenant_, "p/", "", 2);
   ASSERT_TRUE(page.ok());

@@ -65,8 +65,8 @@ TEST_P(LedgerMultiInstance, ConcurrentInstancesAppendToOneLog) {
 
   constexpr int kThreads = 12, kPerThread = 40;
   std::mutex mu;
-  std::map<uint64_t, std::string> by_index;  // guarded by mu
-  std::vector<std::string> duplicates;       // guarded by mu
+  std::map<uint64_t, std::string> by_index;     // guarded by mu
+  std::vector<std::string> duplicates;          // guarded by mu
   std::map<uint64_t, std::string> checkpoints;  // size -> note, guarded by mu
   std::atomic<bool> done{false};
   std::atomic<int> failures{0};
@@ -181,14 +181,12 @@ TEST_P(LedgerMultiInstance, CheckpointsAreRefusedBeyondTheLogOrBehindTheLatest) 
   ASSERT_TRUE(cp.ok()) << cp.status();
   ASSERT_EQ(cp->size, 5u);
   // A note for entries that were never stored, or one behind the latest: never stored.
-  EXPECT_EQ(store->PutCheckpoint({6, "ahead\n", 0}).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->PutCheckpoint({6, "ahead\n", 0}).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->PutCheckpoint({4, "behind\n", 0}).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(store->LatestCheckpoint()->note, cp->note);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, LedgerMultiInstance,
-                         ::testing::Values("sqlite", "postgresql"),
+INSTANTIATE_TEST_SUITE_P(Backends, LedgerMultiInstance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

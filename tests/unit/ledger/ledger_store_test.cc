@@ -108,8 +108,8 @@ TEST_F(LedgerStoreTest, TilesProofsAndCheckpointsAtTileBoundaries) {
         for (int i = 0; i < t.width; ++i) {
           uint64_t first = (t.index * kTileWidth + i) << (kTileHeight * t.level);
           uint64_t count = uint64_t{1} << (kTileHeight * t.level);
-          std::string expected = RootOfLeafHashes(
-              std::span<const std::string>(leaves_.data() + first, count));
+          std::string expected =
+              RootOfLeafHashes(std::span<const std::string>(leaves_.data() + first, count));
           ASSERT_EQ(data->substr(i * kHashSize, kHashSize), expected)
               << TilePath(t) << " hash " << i;
         }
@@ -152,14 +152,14 @@ TEST_F(LedgerStoreTest, ResumesAfterRestartAndCheckpointsNeverRunAhead) {
 }
 
 TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
-  auto keys = *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'),
-                                                  random_);
+  auto keys =
+      *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'), random_);
   ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("a")).ok());
   ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("b")).ok());
   EventLog events(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(events.Record({"data.read", i % 2 ? "a" : "b", {{"actor", "x"}, {"role", "r"}}})
-                    .ok());
+    ASSERT_TRUE(
+        events.Record({"data.read", i % 2 ? "a" : "b", {{"actor", "x"}, {"role", "r"}}}).ok());
   }
   auto page = events.ReadTenantLog("a", {.limit = 3});
   ASSERT_TRUE(page.ok()) << page.status();
@@ -174,8 +174,9 @@ TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
     EXPECT_NE(entry->find(crypto::Sha256Hex(e.record)), std::string::npos);
     EXPECT_NE(entry->find(events.Pseudonym("a")), std::string::npos);
     EXPECT_EQ(entry->find("\"a\""), std::string::npos);
-    EXPECT_EQ(*entry, EventLog::EntryFor(e.record, "data.read", events.Pseudonym("a"),
-                                         std::stoll(e.record.substr(e.record.find("\"ts\":") + 5))));
+    EXPECT_EQ(*entry,
+              EventLog::EntryFor(e.record, "data.read", events.Pseudonym("a"),
+                                 std::stoll(e.record.substr(e.record.find("\"ts\":") + 5))));
   }
   // Another tenant's key cannot open these records.
   EXPECT_EQ(events.ReadTenantLog("b", {.kind = "data.read"})->events.size(), 5u);

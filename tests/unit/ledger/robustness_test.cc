@@ -30,15 +30,11 @@ std::string Mutate(std::string s, std::mt19937& rng) {
       case 1:
         if (!s.empty()) s[at] ^= static_cast<char>(1 << (rng() % 8));
         break;
-      case 2:
-        s.insert(at, 1, "/x.p0129\n \xE2\x80\x94+="[rng() % 16]);
-        break;
+      case 2: s.insert(at, 1, "/x.p0129\n \xE2\x80\x94+="[rng() % 16]); break;
       case 3:
         if (!s.empty()) s.erase(at, 1 + rng() % 3);
         break;
-      default:
-        s.resize(at);
-        break;
+      default: s.resize(at); break;
     }
   }
   return s;

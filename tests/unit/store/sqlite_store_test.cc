@@ -75,9 +75,9 @@ TEST(SqliteCellStore, ReopensWithDataAndRefusesNewerSchema) {
   // A data file from a newer Custos must not be opened by this one.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir.File("c.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 0)", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 0)", nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   EXPECT_EQ(OpenSqliteCellStore(dir.File("c.db"), "r", false).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -134,9 +134,9 @@ TEST(SqliteControlStore, RefusesASchemaMigratedByANewerBinary) {
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(999, 0)", nullptr, nullptr,
-                           nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(999, 0)", nullptr, nullptr, nullptr),
+        SQLITE_OK);
     sqlite3_close(db);
   }
   auto reopened = OpenSqliteControlStore(path, false);

@@ -341,8 +341,7 @@ TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSizeAndAppendOnly) {
   EXPECT_EQ((*s)->LatestCheckpoint().status().code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE((*s)->PutCheckpoint({0, "note0\n", 100}).ok());
   // Not beyond the committed log: it would commit to entries that are not stored.
-  EXPECT_EQ((*s)->PutCheckpoint({5, "note5\n", 200}).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*s)->PutCheckpoint({5, "note5\n", 200}).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE((*s)->CommitLedgerBatch(Batch(0, 12)).ok());
   ASSERT_TRUE((*s)->PutCheckpoint({5, "note5\n", 200}).ok());
   EXPECT_EQ((*s)->PutCheckpoint({5, "other\n", 400}).code(), absl::StatusCode::kAlreadyExists);
@@ -387,8 +386,7 @@ TEST_P(StoreContract, SequencedBatchesBuildOnTheLockedState) {
   ASSERT_TRUE((*s)->CommitLedgerBatch(Batch(0, 2)).ok());
   // The builder sees the committed state and its batch lands on it.
   LedgerState seen;
-  ASSERT_TRUE((*s)
-                  ->SequenceLedgerBatch([&](const LedgerState& st) -> absl::StatusOr<LedgerBatch> {
+  ASSERT_TRUE((*s)->SequenceLedgerBatch([&](const LedgerState& st) -> absl::StatusOr<LedgerBatch> {
                     seen = st;
                     return Batch(st.size, st.size + 3);
                   })
@@ -397,8 +395,7 @@ TEST_P(StoreContract, SequencedBatchesBuildOnTheLockedState) {
   EXPECT_EQ(seen.frontier, "frontier@2");
   EXPECT_EQ((*s)->LoadLedgerState()->size, 5u);
   // A builder that fails writes nothing.
-  EXPECT_EQ((*s)
-                ->SequenceLedgerBatch([&](const LedgerState&) -> absl::StatusOr<LedgerBatch> {
+  EXPECT_EQ((*s)->SequenceLedgerBatch([&](const LedgerState&) -> absl::StatusOr<LedgerBatch> {
                   return absl::UnavailableError("no");
                 })
                 .code(),

@@ -9,8 +9,7 @@
 namespace custos::testing {
 
 // A stored object with fixed metadata; only the tenant, key and sealed bytes vary.
-inline store::StoredObject Obj(std::string tenant, std::string key,
-                               std::string sealed = "sealed") {
+inline store::StoredObject Obj(std::string tenant, std::string key, std::string sealed = "sealed") {
   store::StoredObject o;
   o.tenant_id = std::move(tenant);
   o.key = std::move(key);
