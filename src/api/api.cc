@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "api/internal/access_routes.h"
+#include "api/internal/handlers.h"
 #include "api/internal/json_body.h"
 #include "api/internal/requests.h"
 #include "base/errors.h"
@@ -21,6 +22,9 @@ using access::Principal;
 using http::Request;
 using http::Response;
 namespace json = boost::json;
+using internal::Handle;
+using internal::JsonResponse;
+using internal::ToJson;
 
 std::string Rfc3339(int64_t unix_seconds) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
@@ -32,46 +36,12 @@ std::string Rfc3339Millis(int64_t unix_millis) {
                           absl::UTCTimeZone());
 }
 
-json::array ToJson(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-Response JsonResponse(int status, const json::value& v) {
-  return Response::Json(status, json::serialize(v));
-}
-
-// Wraps a handler so that a Status return becomes the error shape.
-template <typename Fn>
-http::Handler Handle(Fn fn) {
-  return [fn = std::move(fn)](Request& req) -> Response {
-    absl::StatusOr<Response> r = fn(req);
-    if (!r.ok()) {
-      int status = http::HttpStatusOf(r.status());
-      if (status >= 500) {
-        spdlog::error("route={} status={} error={}", req.route, status, r.status().ToString());
-      }
-      return http::ErrorResponse(r.status());
-    }
-    return *std::move(r);
-  };
-}
-
 class Api {
  public:
   explicit Api(const Services& s) : s_(s) {}
 
   absl::StatusOr<Principal> Authenticate(const Request& req) const {
-    std::string auth = req.Header("authorization");
-    // The scheme name is case-insensitive (RFC 9110 §11.1).
-    if (auth.size() < 7 || !absl::EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
-      s_.metrics->CountUnauthenticated();
-      return absl::UnauthenticatedError("missing bearer token");
-    }
-    auto p = s_.principals->Authenticate(std::string_view(auth).substr(7));
-    if (absl::IsUnauthenticated(p.status())) s_.metrics->CountUnauthenticated();
-    return p;
+    return internal::AuthenticateBearer(req, *s_.principals, *s_.metrics);
   }
 
   json::object RegionJson(const residency::Region& r) const {

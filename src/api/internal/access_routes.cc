@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "access/audit.h"
+#include "api/internal/handlers.h"
 #include "api/internal/json_body.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -25,31 +26,6 @@ std::string Rfc3339(int64_t unix_seconds) {
                           absl::UTCTimeZone());
 }
 
-json::array ToJson(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-Response JsonResponse(int status, const json::value& v) {
-  return Response::Json(status, json::serialize(v));
-}
-
-template <typename Fn>
-http::Handler Handle(Fn fn) {
-  return [fn = std::move(fn)](Request& req) -> Response {
-    absl::StatusOr<Response> r = fn(req);
-    if (!r.ok()) {
-      int status = http::HttpStatusOf(r.status());
-      if (status >= 500) {
-        spdlog::error("route={} status={} error={}", req.route, status, r.status().ToString());
-      }
-      return http::ErrorResponse(r.status());
-    }
-    return *std::move(r);
-  };
-}
-
 constexpr std::string_view kCommercialPurposes[] = {"advertising", "marketing", "profiling"};
 
 class AccessApi {
@@ -57,14 +33,7 @@ class AccessApi {
   explicit AccessApi(const Services& s) : s_(s) {}
 
   absl::StatusOr<Principal> Authenticate(const Request& req) const {
-    std::string auth = req.Header("authorization");
-    if (auth.size() < 7 || !absl::EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
-      s_.metrics->CountUnauthenticated();
-      return absl::UnauthenticatedError("missing bearer token");
-    }
-    auto p = s_.principals->Authenticate(std::string_view(auth).substr(7));
-    if (absl::IsUnauthenticated(p.status())) s_.metrics->CountUnauthenticated();
-    return p;
+    return internal::AuthenticateBearer(req, *s_.principals, *s_.metrics);
   }
 
   absl::StatusOr<Response> EnrollTotp(Request& req) const {
