@@ -86,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   SqliteHandle db(raw);
   if (rc != SQLITE_OK) return SqliteError(rc, raw, StrCat("open ", path));
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, 5000);
+  sqlite3_busy_timeout(raw, static_cast<int>(Database::kLockWait.count()));
   auto conn = std::unique_ptr<Connection>(new Connection(std::move(db)));
   // Durable: WAL with synchronous=FULL fsyncs the WAL on every commit.
   for (const char* pragma :
@@ -95,6 +95,10 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
     if (auto s = conn->Exec(pragma); !s.ok()) return s;
   }
   return conn;
+}
+
+void Connection::SetBusyTimeout(std::chrono::milliseconds wait) {
+  sqlite3_busy_timeout(db_.get(), static_cast<int>(std::max<int64_t>(wait.count(), 1)));
 }
 
 absl::Status Connection::Exec(std::string_view sql) {

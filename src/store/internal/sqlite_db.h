@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,9 @@ class Connection {
                                                           bool secure_delete);
 
   absl::Status Exec(std::string_view sql);
+  // How long SQLite waits for another connection's lock before answering SQLITE_BUSY (at least
+  // 1 ms: zero would mean "never wait").
+  void SetBusyTimeout(std::chrono::milliseconds wait);
   // Returns a cached prepared statement for `sql` (compiled on first use).
   absl::StatusOr<Statement> Prepare(std::string_view sql);
   sqlite3* raw() const { return db_.get(); }
@@ -102,10 +106,21 @@ class Database {
                                                         std::span<const Migration> migrations,
                                                         bool secure_delete, int readers = 4);
 
+  // Longest a write waits for the database, counting both the wait for this process's writer
+  // connection and SQLite's wait for another process's lock: a held lock costs each write at
+  // most this (then kUnavailable), however many writers of this process queue behind it.
+  static constexpr std::chrono::milliseconds kLockWait{5000};
+
   // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
   template <typename Fn>
   absl::Status WriteTransaction(Fn&& fn) {
-    std::lock_guard lock(writer_mu_);
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock lock(writer_mu_, std::defer_lock);
+    if (!lock.try_lock_for(kLockWait)) {
+      return absl::UnavailableError("the database is busy (another write holds it)");
+    }
+    writer_->SetBusyTimeout(kLockWait - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - start));
     if (auto s = writer_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     absl::Status s = fn(*writer_);
     if (s.ok()) s = writer_->Exec("COMMIT");
@@ -130,7 +145,7 @@ class Database {
 
   std::string path_;
   bool secure_delete_ = true;
-  std::mutex writer_mu_;
+  std::timed_mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
