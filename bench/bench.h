@@ -41,12 +41,16 @@ struct Flags {
   int threads = 16;
   double seconds = 3;
   double warmup = 0.5;
-  int batch = 1;             // rows per transaction (sqlite-insert)
-  int files = 1;             // files written in parallel, one thread each (sqlite-insert)
-  uint64_t objects = 10000;  // preloaded objects (prepare, sqlite-insert, sqlite-select)
-  bool ledger = false;       // inproc-*: record each access in the ledger first
-  int entry_bytes = 200;     // ledger-*: bytes per ledger entry
-  int row_bytes = 0;         // sqlite-insert: bytes per row (0: a sealed 1 KiB object)
+  int batch = 1;                       // rows per transaction (sqlite-insert)
+  int files = 1;                       // files written in parallel, one thread each (sqlite-insert)
+  uint64_t objects = 10000;            // preloaded objects (prepare, sqlite-insert, sqlite-select)
+  bool ledger = false;                 // inproc-*: record each access in the ledger first
+  int entry_bytes = 200;               // ledger-*: bytes per ledger entry
+  int row_bytes = 0;                   // sqlite-insert: bytes per row (0: a sealed 1 KiB object)
+  std::string listen = "127.0.0.1:0";  // serve: HOST:PORT
+  bool noop_ledger = false;            // serve: the ledger append is a no-op
+  int io_threads = 2;                  // serve
+  int workers = 16;                    // serve
 };
 
 int Prepare(const Flags& f);
@@ -58,5 +62,6 @@ int LedgerCpu(const Flags& f);
 int LedgerAppend(const Flags& f);
 int LedgerLatency(const Flags& f);
 int LedgerProof(const Flags& f);
+int Serve(const Flags& f);
 
 }  // namespace custos::bench

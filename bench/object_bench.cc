@@ -5,6 +5,8 @@
 //   custos_bench inproc-get    --dir D [--threads T] [--seconds S]
 //   custos_bench sqlite-insert --file F --batch B [--files 1|2] [--objects N] [--seconds S]
 //   custos_bench sqlite-select --file F [--objects N] [--threads T] [--seconds S]
+//   custos_bench serve         --dir D [--listen H:P] [--noop-ledger] [--workers W]
+//   (serve_bench.cc)
 //
 // D is a data directory made by `custos init`. `prepare` creates a US tenant (home and replica
 // cell), a tenant_admin principal and N preloaded 1 KiB objects GetKey(0..N-1), and writes
@@ -318,7 +320,15 @@ int main(int argc, char** argv) {
   for (auto* c : {lcpu, lappend}) {
     c->add_option("--batch", f.batch, "entries per batch")->check(CLI::Range(1, 65536));
   }
+  auto* serve =
+      app.add_subcommand("serve", "the API server, optionally with a no-op ledger append");
+  serve->add_option("--dir", f.dir, "custos data directory")->required();
+  serve->add_option("--listen", f.listen, "HOST:PORT (port 0: any free port)");
+  serve->add_flag("--noop-ledger", f.noop_ledger, "replace the ledger append by a no-op");
+  serve->add_option("--io-threads", f.io_threads, "I/O threads")->check(CLI::Range(1, 64));
+  serve->add_option("--workers", f.workers, "worker threads")->check(CLI::Range(1, 4096));
   CLI11_PARSE(app, argc, argv);
+  if (*serve) return Serve(f);
   if (*lcpu) return LedgerCpu(f);
   if (*lappend) return LedgerAppend(f);
   if (*llat) return LedgerLatency(f);

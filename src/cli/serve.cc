@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "absl/strings/numbers.h"
-#include "api/api.h"
 #include "cli/cli.h"
 #include "cli/internal/app.h"
 #include "http/http.h"
@@ -33,36 +32,8 @@ absl::Status Serve(const ServeOptions& o) {
   auto app = internal::OpenApp(o.data_dir, app_options);
   if (!app.ok()) return app.status();
 
-  http::Metrics metrics;
-  api::Services services;
-  services.catalog = &(*app)->catalog;
-  services.principals = (*app)->principals.get();
-  services.tenants = (*app)->tenants.get();
-  services.objects = (*app)->objects.get();
-  services.ledger = (*app)->ledger.get();
-  services.events = (*app)->events.get();
-  services.metrics = &metrics;
-  services.clock = (*app)->clock.get();
-  services.fake_clock = (*app)->fake_clock;
-  services.jobs = (*app)->jobs.get();
-  services.requests = (*app)->requests.get();
-  services.mfa = (*app)->mfa.get();
-  services.control = (*app)->control.get();
-  http::Router router;
-  api::RegisterRoutes(router, services);
-
-  http::Server server(server_options, router, metrics);
-  auto bound = server.Start();
-  if (!bound.ok()) return bound.status();
-  spdlog::info("serving on http://{}:{} data_dir={} fake_clock={}", server_options.host, *bound,
-               o.data_dir, o.fake_clock);
-  // Tests and scripts wait for this line on stdout to learn the port.
-  std::cout << "custos listening on http://" << server_options.host << ":" << *bound << std::endl;
-  (*app)->jobs->Start();
-  server.Wait();
-  (*app)->jobs->Stop();  // hands the job leases to the other instances at once
-  spdlog::info("stopped");
-  return absl::OkStatus();
+  spdlog::info("data_dir={}", o.data_dir);
+  return internal::ServeApi(**app, server_options);
 }
 
 }  // namespace

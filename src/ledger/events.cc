@@ -76,7 +76,7 @@ absl::StatusOr<std::string> CanonicalJson(const json::value& value) {
   return out;
 }
 
-EventLog::EventLog(Ledger& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
+EventLog::EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
                    std::string pseudonym_key, Random& random, const Clock& clock)
     : ledger_(ledger),
       store_(store),

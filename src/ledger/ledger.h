@@ -55,7 +55,17 @@ struct PendingAppend {
   std::string sealed_record;
 };
 
-class Ledger {
+// Where EventLog puts its entries: the Ledger. The seam exists so that the benchmark binary
+// can measure the request path with the append replaced by a no-op (issue 4's ledger cost
+// budget); no server option ever replaces it.
+class EntryAppender {
+ public:
+  virtual ~EntryAppender() = default;
+  // Returns the entry's index once it is durable (kUnavailable: not recorded, do not act).
+  virtual absl::StatusOr<uint64_t> Append(PendingAppend append) = 0;
+};
+
+class Ledger final : public EntryAppender {
  public:
   // Resumes the log stored in `store` (signing with `key` under `origin`) and starts the
   // sequencer. `store` and `clock` outlive the ledger.
@@ -63,10 +73,10 @@ class Ledger {
                                                       crypto::Ed25519PrivateKey key,
                                                       std::string origin, const Clock& clock,
                                                       LedgerOptions options = {});
-  ~Ledger();  // drains pending appends, signs a final checkpoint, stops the sequencer
+  ~Ledger() override;  // drains pending appends, signs a final checkpoint, stops the sequencer
 
   // Appends one entry and returns its index once the batch holding it is durable.
-  absl::StatusOr<uint64_t> Append(PendingAppend append);
+  absl::StatusOr<uint64_t> Append(PendingAppend append) override;
 
   // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
   absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();
@@ -128,7 +138,7 @@ struct AccessLogPage {
 class EventLog {
  public:
   // `pseudonym_key` is the server's 32-byte HMAC key for tenant pseudonyms.
-  EventLog(Ledger& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
+  EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
            std::string pseudonym_key, Random& random, const Clock& clock);
 
   // Records `event` durably in the ledger before the caller acts on it.
@@ -146,7 +156,7 @@ class EventLog {
                               std::string_view pseudonym, int64_t ts_ms);
 
  private:
-  Ledger& ledger_;
+  EntryAppender& ledger_;
   store::ControlStore& store_;
   crypto::KeyProvider& keys_;
   std::string pseudonym_key_;

@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/strip.h"
+#include "api/api.h"
 #include "base/strings.h"
+#include "spdlog/spdlog.h"
 #include "yaml-cpp/yaml.h"
 
 namespace custos::cli::internal {
@@ -232,7 +235,8 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
       ledger::Ledger::Open(*app->control, std::move(*signing_key), *origin, *app->clock, o.ledger);
   if (!ledger.ok()) return ledger.status();
   app->ledger = std::move(*ledger);
-  app->events = std::make_unique<ledger::EventLog>(*app->ledger, *app->control, *app->keys,
+  ledger::EntryAppender& appender = o.bench_appender ? *o.bench_appender : *app->ledger;
+  app->events = std::make_unique<ledger::EventLog>(appender, *app->control, *app->keys,
                                                    *pseudonym_key, app->random, *app->clock);
   std::map<std::string, store::CellStore*> cells;
   for (const auto& region : app->catalog.regions()) {
@@ -273,6 +277,38 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
     return s;
   }
   return app;
+}
+
+absl::Status ServeApi(App& app, const http::ServerOptions& options) {
+  http::Metrics metrics;
+  api::Services services;
+  services.catalog = &app.catalog;
+  services.principals = app.principals.get();
+  services.tenants = app.tenants.get();
+  services.objects = app.objects.get();
+  services.ledger = app.ledger.get();
+  services.events = app.events.get();
+  services.metrics = &metrics;
+  services.clock = app.clock.get();
+  services.fake_clock = app.fake_clock;
+  services.jobs = app.jobs.get();
+  services.requests = app.requests.get();
+  services.mfa = app.mfa.get();
+  services.control = app.control.get();
+  http::Router router;
+  api::RegisterRoutes(router, services);
+
+  http::Server server(options, router, metrics);
+  auto bound = server.Start();
+  if (!bound.ok()) return bound.status();
+  spdlog::info("serving on http://{}:{} fake_clock={}", options.host, *bound,
+               app.fake_clock != nullptr);
+  std::cout << "custos listening on http://" << options.host << ":" << *bound << std::endl;
+  app.jobs->Start();
+  server.Wait();
+  app.jobs->Stop();
+  spdlog::info("stopped");
+  return absl::OkStatus();
 }
 
 }  // namespace custos::cli::internal

@@ -13,6 +13,7 @@
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
 #include "data/data.h"
+#include "http/http.h"
 #include "jobs/jobs.h"
 #include "ledger/ledger.h"
 #include "residency/residency.h"
@@ -79,6 +80,9 @@ struct AppOptions {
   bool fake_clock = false;
   data::ObjectServiceOptions objects;
   ledger::LedgerOptions ledger;
+  // Benchmarks only (custos_bench, to price the ledger): events go here instead of the ledger.
+  // `custos serve` never sets it; there is no flag or setting for it.
+  ledger::EntryAppender* bench_appender = nullptr;
 };
 
 // Creates the server's secrets (ledger signing key, pseudonym key) in the control store, sealed
@@ -88,5 +92,10 @@ absl::Status CreateServerKeys(store::ControlStore& control, std::string_view mas
 
 // Opens the data directory made by `custos init`.
 absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const AppOptions& o);
+
+// Serves `app`'s API until SIGTERM/SIGINT: binds, prints "custos listening on http://HOST:PORT"
+// on stdout (tests and scripts wait for that line to learn the port), runs the background jobs
+// while serving and stops them afterwards, so that other instances take their leases at once.
+absl::Status ServeApi(App& app, const http::ServerOptions& options);
 
 }  // namespace custos::cli::internal
