@@ -93,6 +93,44 @@ def main() -> None:
         "home_region": "eu-west", "services": ["storage", "consumer_services"],
         "technologies": ["facial_recognition"], "lockbox": True, "retention_days": 30,
         "allow_single_region": True}).encode())
+    # Access-request and audit-verdict bodies: the refusals of test_access.py, and good ones.
+    req = {"tenant_id": TENANT, "operations": ["read"], "prefix": "logs/",
+           "justification": "customer ticket", "ticket": "T-1", "duration_minutes": 30}
+    for name, body in [
+        ("good", req), ("good-full", dict(req, operations=["read", "list", "write", "delete"],
+                                           purpose="support")),
+        ("duration-too-long", dict(req, duration_minutes=481)),
+        ("duration-zero", dict(req, duration_minutes=0)),
+        ("duration-huge", dict(req, duration_minutes=2**40)),
+        ("duration-float", dict(req, duration_minutes=1.5)),
+        ("justification-empty", dict(req, justification="")),
+        ("operations-empty", dict(req, operations=[])),
+        ("operations-unknown", dict(req, operations=["root"])),
+        ("operations-repeated", dict(req, operations=["read", "read"])),
+        ("operations-string", dict(req, operations="read")),
+        ("prefix-traversal", dict(req, prefix="../etc")),
+        ("prefix-control", dict(req, prefix="logs/\u0001")),
+        ("purpose-marketing", dict(req, purpose="marketing")),
+        ("unknown-field", dict(req, extra=1)),
+        ("missing-ticket", {k: v for k, v in req.items() if k != "ticket"}),
+        ("missing-duration", {k: v for k, v in req.items() if k != "duration_minutes"}),
+    ]:
+        write("json_access_request", name, json.dumps(body).encode())
+    write("json_access_request", "malformed", b"{not json")
+    verdict = {"grant_id": "g_0123456789abcdef", "period": "2026-11", "verdict": "compliant",
+               "note": "ticket ok"}
+    for name, body in [
+        ("good", verdict), ("good-half", dict(verdict, period="2026H2", verdict="inconclusive")),
+        ("verdict-unknown", dict(verdict, verdict="meh")),
+        ("period-bad", dict(verdict, period="2026-13")),
+        ("note-long", dict(verdict, note="x" * 4001)),
+        ("note-null", dict(verdict, note=None)),
+        ("grant-int", dict(verdict, grant_id=7)),
+        ("missing-period", {k: v for k, v in verdict.items() if k != "period"}),
+    ]:
+        write("json_audit_verdict", name, json.dumps(body).encode())
+    write("json_audit_verdict", "not-object", b'["compliant"]')
+
     write("json_principal", "good", json.dumps(bad.principal_body()).encode())
     write("json_principal", "good-full", json.dumps({
         "name": "Ops", "role": "tenant_user", "tenant_id": TENANT, "expires_in_days": 30,

@@ -6,6 +6,7 @@
 #include "access/audit.h"
 #include "api/internal/handlers.h"
 #include "api/internal/json_body.h"
+#include "api/internal/requests.h"
 #include "base/errors.h"
 #include "base/strings.h"
 #include "boost/json.hpp"
@@ -55,34 +56,9 @@ class AccessApi {
     if (who->role != Role::kOperator && who->role != Role::kManager) {
       return absl::PermissionDeniedError("only operators and managers file access requests");
     }
-    auto body = JsonBody::Parse(req.body, {"tenant_id", "operations", "prefix", "justification",
-                                           "ticket", "duration_minutes", "purpose"});
-    if (!body.ok()) return body.status();
-    access::NewAccessRequest n;
-    auto tenant_id = body->String("tenant_id");
-    if (!tenant_id.ok()) return tenant_id.status();
-    n.tenant_id = *tenant_id;
-    auto ops = body->StringList("operations");
-    if (!ops.ok()) return ops.status();
-    n.operations = *ops;
-    auto prefix = body->OptString("prefix");
-    if (!prefix.ok()) return prefix.status();
-    n.prefix = prefix->value_or("");
-    auto justification = body->String("justification");
-    if (!justification.ok()) return justification.status();
-    n.justification = *justification;
-    auto ticket = body->String("ticket");
-    if (!ticket.ok()) return ticket.status();
-    n.ticket = *ticket;
-    auto duration = body->OptInt("duration_minutes", INT32_MIN, INT32_MAX);
-    if (!duration.ok()) return duration.status();
-    if (!duration->has_value()) {
-      return absl::InvalidArgumentError("missing field 'duration_minutes'");
-    }
-    n.duration_minutes = **duration;
-    auto purpose = body->OptString("purpose");
-    if (!purpose.ok()) return purpose.status();
-    n.purpose = purpose->value_or("support");
+    auto parsed = ParseNewAccessRequest(req.body);
+    if (!parsed.ok()) return parsed.status();
+    const access::NewAccessRequest& n = *parsed;
     if (auto s = access::ValidateNewRequest(n, s_.requests->options()); !s.ok()) return s;
     auto tenant = s_.tenants->Get(n.tenant_id);
     if (!tenant.ok()) return tenant.status();
@@ -265,23 +241,9 @@ class AccessApi {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
     if (who->role != Role::kAuditor) return absl::PermissionDeniedError("auditors only");
-    auto body = JsonBody::Parse(req.body, {"grant_id", "period", "verdict", "note"});
-    if (!body.ok()) return body.status();
-    store::AuditVerdictRecord v;
-    for (auto [field, out] : {std::pair{"grant_id", &v.grant_id}, std::pair{"period", &v.period},
-                              std::pair{"verdict", &v.verdict}}) {
-      auto x = body->String(field);
-      if (!x.ok()) return x.status();
-      *out = *x;
-    }
-    auto note = body->OptString("note");
-    if (!note.ok()) return note.status();
-    v.note = note->value_or("");
-    if (auto p = access::ParseAuditPeriod(v.period); !p.ok()) return p.status();
-    if (v.verdict != "compliant" && v.verdict != "non_compliant" && v.verdict != "inconclusive") {
-      return absl::InvalidArgumentError("verdict must be compliant, non_compliant or inconclusive");
-    }
-    if (v.note.size() > 4000) return absl::InvalidArgumentError("note is over 4000 bytes");
+    auto parsed = ParseAuditVerdict(req.body);
+    if (!parsed.ok()) return parsed.status();
+    store::AuditVerdictRecord& v = *parsed;
     auto grant = s_.requests->FindGrant(v.grant_id);
     if (!grant.ok()) return grant.status();
     v.auditor = who->id;

@@ -1,10 +1,12 @@
 #include "api/internal/requests.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
+#include "access/audit.h"
 #include "api/internal/json_body.h"
 #include "base/strings.h"
 #include "data/data.h"
@@ -98,6 +100,55 @@ absl::StatusOr<tenants::TenantSpec> ParseTenantSpec(std::string_view body_text) 
   if (!single.ok()) return single.status();
   spec.allow_single_region = *single;
   return spec;
+}
+
+absl::StatusOr<access::NewAccessRequest> ParseNewAccessRequest(std::string_view body_text) {
+  auto body = JsonBody::Parse(body_text, {"tenant_id", "operations", "prefix", "justification",
+                                          "ticket", "duration_minutes", "purpose"});
+  if (!body.ok()) return body.status();
+  access::NewAccessRequest n;
+  for (auto [field, out] :
+       {std::pair{"tenant_id", &n.tenant_id}, std::pair{"justification", &n.justification},
+        std::pair{"ticket", &n.ticket}}) {
+    auto x = body->String(field);
+    if (!x.ok()) return x.status();
+    *out = std::move(*x);
+  }
+  auto ops = body->StringList("operations");
+  if (!ops.ok()) return ops.status();
+  n.operations = std::move(*ops);
+  auto prefix = body->OptString("prefix");
+  if (!prefix.ok()) return prefix.status();
+  n.prefix = prefix->value_or("");
+  auto duration = body->OptInt("duration_minutes", INT32_MIN, INT32_MAX);
+  if (!duration.ok()) return duration.status();
+  if (!duration->has_value()) return absl::InvalidArgumentError("missing field 'duration_minutes'");
+  n.duration_minutes = **duration;
+  auto purpose = body->OptString("purpose");
+  if (!purpose.ok()) return purpose.status();
+  n.purpose = purpose->value_or("support");
+  return n;
+}
+
+absl::StatusOr<store::AuditVerdictRecord> ParseAuditVerdict(std::string_view body_text) {
+  auto body = JsonBody::Parse(body_text, {"grant_id", "period", "verdict", "note"});
+  if (!body.ok()) return body.status();
+  store::AuditVerdictRecord v;
+  for (auto [field, out] : {std::pair{"grant_id", &v.grant_id}, std::pair{"period", &v.period},
+                            std::pair{"verdict", &v.verdict}}) {
+    auto x = body->String(field);
+    if (!x.ok()) return x.status();
+    *out = std::move(*x);
+  }
+  auto note = body->OptString("note");
+  if (!note.ok()) return note.status();
+  v.note = note->value_or("");
+  if (auto p = access::ParseAuditPeriod(v.period); !p.ok()) return p.status();
+  if (v.verdict != "compliant" && v.verdict != "non_compliant" && v.verdict != "inconclusive") {
+    return absl::InvalidArgumentError("verdict must be compliant, non_compliant or inconclusive");
+  }
+  if (v.note.size() > 4000) return absl::InvalidArgumentError("note is over 4000 bytes");
+  return v;
 }
 
 absl::StatusOr<int64_t> ParseAdvanceSeconds(std::string_view body_text) {

@@ -11,7 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "access/access.h"
+#include "access/workflow.h"
 #include "ledger/ledger.h"
+#include "store/store.h"
 #include "tenants/tenants.h"
 
 namespace custos::api::internal {
@@ -23,6 +25,15 @@ absl::StatusOr<access::NewPrincipal> ParseNewPrincipal(std::string_view body);
 
 // POST /v1/tenants. Shape only: tenants::ValidateSpec validates the values.
 absl::StatusOr<tenants::TenantSpec> ParseTenantSpec(std::string_view body);
+
+// POST /v1/access-requests. Shape only: access::ValidateNewRequest validates the values.
+// `purpose` defaults to "support"; `duration_minutes` is required.
+absl::StatusOr<access::NewAccessRequest> ParseNewAccessRequest(std::string_view body);
+
+// POST /v1/audits/verdicts: grant, period (access::ParseAuditPeriod), verdict (compliant,
+// non_compliant or inconclusive) and an optional note of at most 4000 bytes. Auditor and time
+// are the caller's to fill in.
+absl::StatusOr<store::AuditVerdictRecord> ParseAuditVerdict(std::string_view body);
 
 // POST /v1/test/clock: the seconds to advance, 0 to ten years.
 absl::StatusOr<int64_t> ParseAdvanceSeconds(std::string_view body);

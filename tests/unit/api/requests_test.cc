@@ -39,6 +39,50 @@ TEST(ParseNewPrincipal, AttributesAndExpiry) {
       absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ParseNewAccessRequest, FieldsDefaultsAndShape) {
+  auto n = ParseNewAccessRequest(R"({"tenant_id":"t1","operations":["read","list"],)"
+                                 R"("justification":"j","ticket":"T-1","duration_minutes":30})");
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->tenant_id, "t1");
+  EXPECT_EQ(n->operations, (std::vector<std::string>{"read", "list"}));
+  EXPECT_EQ(n->prefix, "");
+  EXPECT_EQ(n->purpose, "support");
+  EXPECT_EQ(n->duration_minutes, 30);
+  // Shape errors only; the values (481 minutes, unknown operations) are ValidateNewRequest's.
+  for (const char* bad :
+       {R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T"})",
+        R"({"tenant_id":"t1","operations":"read","justification":"j","ticket":"T",)"
+        R"("duration_minutes":5})",
+        R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T",)"
+        R"("duration_minutes":1.5})",
+        R"({"tenant_id":"t1","operations":["read"],"justification":"j","duration_minutes":5})",
+        R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T",)"
+        R"("duration_minutes":5,"extra":1})",
+        "{not json"}) {
+    EXPECT_EQ(ParseNewAccessRequest(bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(ParseAuditVerdict, VerdictPeriodAndNote) {
+  auto v = ParseAuditVerdict(R"({"grant_id":"g1","period":"2026H2","verdict":"inconclusive"})");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->grant_id, "g1");
+  EXPECT_EQ(v->period, "2026H2");
+  EXPECT_EQ(v->verdict, "inconclusive");
+  EXPECT_EQ(v->note, "");
+  const std::string long_note = std::string(R"({"grant_id":"g","period":"2026-11",)") +
+                                R"("verdict":"compliant","note":")" + std::string(4001, 'x') +
+                                R"("})";
+  for (const std::string& bad :
+       {std::string(R"({"grant_id":"g","period":"2026-11","verdict":"meh"})"),
+        std::string(R"({"grant_id":"g","period":"2026-13","verdict":"compliant"})"),
+        std::string(R"({"grant_id":7,"period":"2026-11","verdict":"compliant"})"),
+        std::string(R"({"period":"2026-11","verdict":"compliant"})"), long_note}) {
+    EXPECT_EQ(ParseAuditVerdict(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
 TEST(ParseAdvanceSeconds, RequiredAndBounded) {
   EXPECT_EQ(*ParseAdvanceSeconds(R"({"advance_seconds":60})"), 60);
   EXPECT_FALSE(ParseAdvanceSeconds(R"({"advance_seconds":null})").ok());
