@@ -66,6 +66,12 @@ struct IssuedPrincipal {
 // kPermissionDenied or kInvalidArgument.
 absl::Status CheckCanCreate(const Principal& creator, const NewPrincipal& p);
 
+// OK iff `who` may rotate `target`'s token (`disable` false) or disable `target` (true): admins
+// manage every principal, tenant_admins the principals of their own tenant, and any principal
+// may rotate its own token. Nobody disables itself (one call must not lock out the last admin).
+// kPermissionDenied otherwise.
+absl::Status CheckCanManageCredential(const Principal& who, const Principal& target, bool disable);
+
 // Who may read a tenant's description: the provider admin and the tenant's own principals.
 absl::Status CheckCanViewTenant(const Principal& who, std::string_view tenant_id);
 
@@ -93,6 +99,14 @@ class PrincipalService {
   // for kAuthCacheTtl, so a rotated or disabled token stops working everywhere within it.
   absl::StatusOr<Principal> Authenticate(std::string_view bearer_token);
 
+  // The principal `id`, disabled or not. kNotFound.
+  absl::StatusOr<Principal> Get(std::string_view id);
+  // Issues `id` a new token and returns it: the old one stops at once in this process, and in
+  // every other within kAuthCacheTtl. kNotFound; kFailedPrecondition if `id` is disabled.
+  absl::StatusOr<std::string> RotateToken(std::string_view id);
+  // Disables `id` for good (idempotent); its token stops as above. kNotFound.
+  absl::Status Disable(std::string_view id);
+
   static constexpr absl::Duration kAuthCacheTtl = absl::Seconds(5);
 
  private:
@@ -101,6 +115,9 @@ class PrincipalService {
     std::chrono::steady_clock::time_point fetched;
   };
   absl::StatusOr<Principal> FromRecord(const store::PrincipalRecord& r);
+  // Stores the credential and drops the old token's cached lookup.
+  absl::Status SetCredential(const store::PrincipalRecord& current, const std::string& token_sha256,
+                             bool disabled);
 
   store::ControlStore& store_;
   crypto::KeyProvider& keys_;

@@ -158,6 +158,19 @@ absl::Status CheckDataAccessByRole(const Principal& who, std::string_view tenant
       StrCat("role ", RoleName(who.role), " never accesses customer data"));
 }
 
+absl::Status CheckCanManageCredential(const Principal& who, const Principal& target, bool disable) {
+  const bool self = who.id == target.id;
+  if (disable && self) return absl::PermissionDeniedError("a principal cannot disable itself");
+  if (self || who.role == Role::kAdmin) return absl::OkStatus();
+  if (who.role == Role::kTenantAdmin && IsTenantRole(target.role) &&
+      target.tenant_id == who.tenant_id) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      "admins manage every principal's credentials, tenant_admins their own tenant's, and "
+      "each principal may rotate its own token");
+}
+
 PrincipalService::PrincipalService(store::ControlStore& store, crypto::KeyProvider& keys,
                                    Random& random, const Clock& clock)
     : store_(store), keys_(keys), random_(random), clock_(clock) {}
@@ -226,6 +239,40 @@ absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token)
     return absl::UnauthenticatedError("token expired");
   }
   return *std::move(p);
+}
+
+absl::StatusOr<Principal> PrincipalService::Get(std::string_view id) {
+  auto record = store_.GetPrincipal(id);
+  if (!record.ok()) return record.status();
+  return FromRecord(*record);
+}
+
+absl::Status PrincipalService::SetCredential(const store::PrincipalRecord& current,
+                                             const std::string& token_sha256, bool disabled) {
+  if (auto s = store_.SetPrincipalCredential(current.id, token_sha256, disabled); !s.ok()) {
+    return s;
+  }
+  // Other instances hold the old lookup for at most kAuthCacheTtl; this one drops it now.
+  std::lock_guard lock(cache_mu_);
+  cache_.erase(current.token_sha256);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PrincipalService::RotateToken(std::string_view id) {
+  auto record = store_.GetPrincipal(id);
+  if (!record.ok()) return record.status();
+  if (record->disabled) {
+    return absl::FailedPreconditionError("the principal is disabled; its token cannot be renewed");
+  }
+  std::string token = StrCat(kTokenPrefix, absl::WebSafeBase64Escape(random_.Bytes(kTokenBytes)));
+  if (auto s = SetCredential(*record, crypto::Sha256Hex(token), false); !s.ok()) return s;
+  return token;
+}
+
+absl::Status PrincipalService::Disable(std::string_view id) {
+  auto record = store_.GetPrincipal(id);
+  if (!record.ok()) return record.status();
+  return SetCredential(*record, record->token_sha256, true);
 }
 
 }  // namespace custos::access

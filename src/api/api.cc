@@ -101,6 +101,37 @@ class Api {
     return JsonResponse(201, o);
   }
 
+  // POST /v1/principals/{id}/token: a new token, shown once; the old one stops (DESIGN.md).
+  absl::StatusOr<Response> RotateToken(Request& req) const {
+    auto who = Authenticate(req);
+    if (!who.ok()) return who.status();
+    auto target = s_.principals->Get(req.params["id"]);
+    if (!target.ok()) return target.status();
+    if (auto s = access::CheckCanManageCredential(*who, *target, /*disable=*/false); !s.ok()) {
+      return s;
+    }
+    auto token = s_.principals->RotateToken(target->id);
+    if (!token.ok()) return token.status();
+    spdlog::info("token rotated principal={} by={}", target->id, who->id);
+    return JsonResponse(200, json::object{{"id", target->id}, {"token", *token}});
+  }
+
+  // DELETE /v1/principals/{id}: disables the principal for good; its token stops.
+  absl::StatusOr<Response> DisablePrincipal(Request& req) const {
+    auto who = Authenticate(req);
+    if (!who.ok()) return who.status();
+    auto target = s_.principals->Get(req.params["id"]);
+    if (!target.ok()) return target.status();
+    if (auto s = access::CheckCanManageCredential(*who, *target, /*disable=*/true); !s.ok()) {
+      return s;
+    }
+    if (auto s = s_.principals->Disable(target->id); !s.ok()) return s;
+    spdlog::info("principal disabled principal={} by={}", target->id, who->id);
+    json::object o = PrincipalJson(*target);
+    o["disabled"] = true;
+    return JsonResponse(200, o);
+  }
+
   absl::StatusOr<Response> Me(Request& req) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
@@ -491,6 +522,8 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   router.Add("GET", "/v1/regions", bind(&Api::Regions));
   router.Add("POST", "/v1/principals", bind(&Api::CreatePrincipal));
   router.Add("GET", "/v1/principals/me", bind(&Api::Me));
+  router.Add("POST", "/v1/principals/{id}/token", bind(&Api::RotateToken));
+  router.Add("DELETE", "/v1/principals/{id}", bind(&Api::DisablePrincipal));
   router.Add("POST", "/v1/tenants", bind(&Api::CreateTenant));
   router.Add("GET", "/v1/tenants/{id}", bind(&Api::GetTenant));
   router.Add("GET", "/v1/tenants/{id}/objects", bind(&Api::ListObjects));

@@ -152,6 +152,8 @@ const std::vector<PgStatement>& Statements() {
       {"principal_by_id", "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE id = $1"},
       {"principal_by_token",
        "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE token_sha256 = $1"},
+      {"set_principal_credential",
+       "UPDATE principals SET token_sha256 = $2, disabled = $3 WHERE id = $1"},
       {"insert_tenant",
        "INSERT INTO tenants(" CUSTOS_TENANT_COLUMNS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8)"},
       {"tenant_by_id", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants WHERE id = $1"},
@@ -311,6 +313,17 @@ class PostgresControlStore final : public ControlStore {
 
   absl::StatusOr<PrincipalRecord> FindPrincipalByTokenHash(std::string_view sha256_hex) override {
     return QueryPrincipal("principal_by_token", sha256_hex);
+  }
+
+  absl::Status SetPrincipalCredential(std::string_view id, std::string_view token_sha256,
+                                      bool disabled) override {
+    if (auto s = internal::CheckText({id, token_sha256}); !s.ok()) return s;
+    return pool_->Write("set principal credential", [&](pqxx::work& txn) -> absl::Status {
+      const pqxx::result r = txn.exec_prepared("set_principal_credential", std::string(id),
+                                               std::string(token_sha256), disabled);
+      if (r.affected_rows() != 1) return absl::NotFoundError("no such principal");
+      return absl::OkStatus();
+    });
   }
 
   absl::Status InsertTenant(const TenantRecord& t) override {

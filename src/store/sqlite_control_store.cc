@@ -209,6 +209,18 @@ class SqliteControlStore final : public ControlStore {
     return QueryPrincipal("token_sha256", sha256_hex);
   }
 
+  absl::Status SetPrincipalCredential(std::string_view id, std::string_view token_sha256,
+                                      bool disabled) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare("UPDATE principals SET token_sha256 = ?, disabled = ? WHERE id = ?");
+      if (!s.ok()) return s.status();
+      s->Bind(1, token_sha256).Bind(2, int64_t{disabled ? 1 : 0}).Bind(3, id);
+      if (auto r = s->Run(); !r.ok()) return r;
+      if (sqlite3_changes(c.raw()) != 1) return absl::NotFoundError("no such principal");
+      return absl::OkStatus();
+    });
+  }
+
   absl::Status InsertTenant(const TenantRecord& t) override {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
       auto s = c.Prepare(

@@ -170,6 +170,10 @@ class ControlStore {
   virtual absl::Status InsertPrincipal(const PrincipalRecord& p) = 0;
   virtual absl::StatusOr<PrincipalRecord> GetPrincipal(std::string_view id) = 0;
   virtual absl::StatusOr<PrincipalRecord> FindPrincipalByTokenHash(std::string_view sha256_hex) = 0;
+  // Replaces the principal's token hash and disabled flag (token rotation, disabling).
+  // kNotFound if there is no such principal.
+  virtual absl::Status SetPrincipalCredential(std::string_view id, std::string_view token_sha256,
+                                              bool disabled) = 0;
 
   virtual absl::Status InsertTenant(const TenantRecord& t) = 0;
   virtual absl::StatusOr<TenantRecord> GetTenant(std::string_view id) = 0;

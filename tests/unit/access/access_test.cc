@@ -38,6 +38,33 @@ TEST(Access, WhoCreatesWhom) {
   EXPECT_TRUE(CheckCanCreate(Make(Role::kAdmin), op).ok());
 }
 
+TEST(Access, WhoManagesWhoseCredentials) {
+  auto with_id = [](Principal p, std::string id) {
+    p.id = std::move(id);
+    return p;
+  };
+  const Principal admin = with_id(Make(Role::kAdmin), "admin");
+  const Principal ta = with_id(Make(Role::kTenantAdmin, "t1"), "ta");
+  const Principal user = with_id(Make(Role::kTenantUser, "t1"), "user");
+  const Principal stranger = with_id(Make(Role::kTenantUser, "t2"), "stranger");
+  const Principal op = with_id(Make(Role::kOperator), "op");
+  for (bool disable : {false, true}) {
+    EXPECT_TRUE(CheckCanManageCredential(admin, user, disable).ok());
+    EXPECT_TRUE(CheckCanManageCredential(admin, op, disable).ok());
+    EXPECT_TRUE(CheckCanManageCredential(ta, user, disable).ok());
+    EXPECT_FALSE(CheckCanManageCredential(ta, stranger, disable).ok());
+    EXPECT_FALSE(CheckCanManageCredential(ta, op, disable).ok());
+    EXPECT_FALSE(CheckCanManageCredential(user, stranger, disable).ok());
+    EXPECT_FALSE(CheckCanManageCredential(op, user, disable).ok());
+  }
+  // Anyone rotates its own token; nobody disables itself.
+  for (const Principal& p : {admin, ta, user, op}) {
+    EXPECT_TRUE(CheckCanManageCredential(p, p, false).ok()) << p.id;
+    EXPECT_EQ(CheckCanManageCredential(p, p, true).code(), absl::StatusCode::kPermissionDenied)
+        << p.id;
+  }
+}
+
 TEST(Access, ValidatesNewPrincipals) {
   Principal admin = Make(Role::kAdmin);
   EXPECT_FALSE(CheckCanCreate(admin, {"", Role::kOperator, "", {}, {}}).ok());

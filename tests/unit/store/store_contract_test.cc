@@ -249,6 +249,16 @@ TEST_P(StoreContract, ControlPrincipalsTenantsAndSettings) {
   EXPECT_FALSE(found->disabled);
   EXPECT_EQ((*s)->GetPrincipal("p1")->expires_at, 20);
   EXPECT_EQ((*s)->GetPrincipal("nope").status().code(), absl::StatusCode::kNotFound);
+  // Rotation and disabling: the old hash finds nobody, the new one finds the principal.
+  ASSERT_TRUE((*s)->SetPrincipalCredential("p1", "hash1b", false).ok());
+  EXPECT_EQ((*s)->FindPrincipalByTokenHash("hash1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*s)->FindPrincipalByTokenHash("hash1b")->id, "p1");
+  ASSERT_TRUE((*s)->SetPrincipalCredential("p1", "hash1b", true).ok());
+  EXPECT_TRUE((*s)->GetPrincipal("p1")->disabled);
+  ASSERT_TRUE((*s)->SetPrincipalCredential("p1", "hash1", false).ok());
+  EXPECT_FALSE((*s)->FindPrincipalByTokenHash("hash1")->disabled);
+  EXPECT_EQ((*s)->SetPrincipalCredential("nope", "hash9", false).code(),
+            absl::StatusCode::kNotFound);
   PrincipalRecord tenant_user{"p3",         "",      std::string("\0\xffname", 6), "tenant_user",
                               "t1",         "hash3", R"({"screened":true})",       11,
                               std::nullopt, true};
