@@ -51,6 +51,7 @@ struct Flags {
   bool noop_ledger = false;            // serve: the ledger append is a no-op
   int io_threads = 2;                  // serve
   int workers = 16;                    // serve
+  int batch_delay_us = 0;              // serve: LedgerOptions::max_batch_delay
 };
 
 int Prepare(const Flags& f);

@@ -327,6 +327,8 @@ int main(int argc, char** argv) {
   serve->add_flag("--noop-ledger", f.noop_ledger, "replace the ledger append by a no-op");
   serve->add_option("--io-threads", f.io_threads, "I/O threads")->check(CLI::Range(1, 64));
   serve->add_option("--workers", f.workers, "worker threads")->check(CLI::Range(1, 4096));
+  serve->add_option("--batch-delay-us", f.batch_delay_us,
+                    "ledger: wait this long for more appends after the first of a batch");
   CLI11_PARSE(app, argc, argv);
   if (*serve) return Serve(f);
   if (*lcpu) return LedgerCpu(f);

@@ -44,6 +44,7 @@ int Serve(const Flags& f) {
   NoopAppender noop;
   cli::internal::AppOptions options;
   if (f.noop_ledger) options.bench_appender = &noop;
+  options.ledger.max_batch_delay = absl::Microseconds(f.batch_delay_us);
   auto app = cli::internal::OpenApp(f.dir, options);
   if (!app.ok()) {
     std::cerr << "custos_bench serve: " << app.status() << "\n";

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/strings/string_view.h"
 #include "fmt/format.h"
@@ -23,11 +24,32 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
 
 namespace custos {
 
+namespace strings_internal {
+
+// Appends `v` as fmt's "{}" renders it. Strings and integers are appended directly: StrCat builds
+// the AAD of every object read and write, and a format_to per piece showed in its profile.
+template <typename T>
+void AppendPiece(std::string& out, const T& v) {
+  if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    out.append(std::string_view(v));
+  } else if constexpr (std::is_same_v<T, absl::string_view>) {
+    out.append(v.data(), v.size());
+  } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                       !std::is_same_v<T, char>) {
+    const fmt::format_int digits(v);
+    out.append(digits.data(), digits.size());
+  } else {
+    fmt::format_to(std::back_inserter(out), "{}", v);
+  }
+}
+
+}  // namespace strings_internal
+
 // Concatenates the arguments as fmt's "{}" renders each (strings, string_views, numbers).
 template <typename... Args>
 std::string StrCat(const Args&... args) {
   std::string out;
-  (fmt::format_to(std::back_inserter(out), "{}", args), ...);
+  (strings_internal::AppendPiece(out, args), ...);
   return out;
 }
 

@@ -76,6 +76,22 @@ std::string Sha256OfParts(std::initializer_list<std::string_view> parts) {
   return out;
 }
 
+// AES-256-GCM fetched once per process, and one cipher context per thread, reused (each init
+// resets it): as for SHA-256, EVP_aes_256_gcm() fetches the implementation (under a global lock)
+// and EVP_CIPHER_CTX_new allocates on every call, which shows on 1 KiB objects. A context keeps
+// the last key schedule until its thread next uses it: no more exposure than the DEK cache.
+EVP_CIPHER_CTX* AesGcmContext(const EVP_CIPHER** cipher) {
+  static EVP_CIPHER* const aes = [] {
+    EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    if (c == nullptr) Die("EVP_CIPHER_fetch");
+    return c;
+  }();
+  thread_local EvpCipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  if (!ctx) Die("EVP_CIPHER_CTX_new");
+  *cipher = aes;
+  return ctx.get();
+}
+
 }  // namespace
 
 std::string Sha256(std::string_view data) { return Sha256OfParts({data}); }
@@ -112,15 +128,15 @@ absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plai
   const std::string nonce = random.Bytes(kAeadNonceSize);
   if (nonce.size() != kAeadNonceSize) return absl::InternalError("Random returned a short nonce");
 
-  EvpCipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
-  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new", absl::StatusCode::kInternal);
+  const EVP_CIPHER* aes = nullptr;
+  EVP_CIPHER_CTX* ctx = AesGcmContext(&aes);
   // GCM's default IV length is 96 bits, which is what kAeadNonceSize is.
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U8(key), U8(nonce)) != 1) {
+  if (EVP_EncryptInit_ex2(ctx, aes, U8(key), U8(nonce), nullptr) != 1) {
     return OpenSslError("AES-GCM encrypt init", absl::StatusCode::kInternal);
   }
   int len = 0;
   if (!aad.empty() &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+      EVP_EncryptUpdate(ctx, nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
     return OpenSslError("AES-GCM aad", absl::StatusCode::kInternal);
   }
   std::string out(plaintext.size() + kAeadOverhead, '\0');
@@ -128,18 +144,18 @@ absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plai
   unsigned char* body = U8(out) + kAeadNonceSize;
   int written = 0;
   if (!plaintext.empty()) {
-    if (EVP_EncryptUpdate(ctx.get(), body, &len, U8(plaintext),
-                          static_cast<int>(plaintext.size())) != 1) {
+    if (EVP_EncryptUpdate(ctx, body, &len, U8(plaintext), static_cast<int>(plaintext.size())) !=
+        1) {
       return OpenSslError("AES-GCM encrypt", absl::StatusCode::kInternal);
     }
     written = len;
   }
-  if (EVP_EncryptFinal_ex(ctx.get(), body + written, &len) != 1) {
+  if (EVP_EncryptFinal_ex(ctx, body + written, &len) != 1) {
     return OpenSslError("AES-GCM encrypt final", absl::StatusCode::kInternal);
   }
   written += len;
   assert(static_cast<size_t>(written) == plaintext.size());  // GCM is a stream mode
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kAeadTagSize, body + written) != 1) {
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kAeadTagSize, body + written) != 1) {
     return OpenSslError("AES-GCM get tag", absl::StatusCode::kInternal);
   }
   return out;
@@ -157,29 +173,29 @@ absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view seal
   // The tag is copied because EVP_CTRL_GCM_SET_TAG takes a non-const pointer.
   std::string tag(sealed.substr(sealed.size() - kAeadTagSize));
 
-  EvpCipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
-  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new", absl::StatusCode::kInternal);
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U8(key), U8(nonce)) != 1) {
+  const EVP_CIPHER* aes = nullptr;
+  EVP_CIPHER_CTX* ctx = AesGcmContext(&aes);
+  if (EVP_DecryptInit_ex2(ctx, aes, U8(key), U8(nonce), nullptr) != 1) {
     return OpenSslError("AES-GCM decrypt init", absl::StatusCode::kInternal);
   }
   int len = 0;
   if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+      EVP_DecryptUpdate(ctx, nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
     return OpenSslError("AES-GCM aad", absl::StatusCode::kInternal);
   }
   std::string out(ciphertext.size(), '\0');
   int written = 0;
   if (!ciphertext.empty()) {
-    if (EVP_DecryptUpdate(ctx.get(), U8(out), &len, U8(ciphertext),
+    if (EVP_DecryptUpdate(ctx, U8(out), &len, U8(ciphertext),
                           static_cast<int>(ciphertext.size())) != 1) {
       return OpenSslError("AES-GCM decrypt", absl::StatusCode::kInternal);
     }
     written = len;
   }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kAeadTagSize, U8(tag)) != 1) {
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kAeadTagSize, U8(tag)) != 1) {
     return OpenSslError("AES-GCM set tag", absl::StatusCode::kInternal);
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), U8(out) + written, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx, U8(out) + written, &len) != 1) {
     // Unauthenticated plaintext must not linger in freed memory.
     OPENSSL_cleanse(out.data(), out.size());
     return OpenSslError("authentication failed (tampered, or wrong key or AAD)",

@@ -1,5 +1,6 @@
 #include <future>
 #include <mutex>
+#include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
 #include "base/errors.h"
@@ -30,8 +31,9 @@ std::string DekAad(std::string_view tenant, int64_t version) {
 }
 
 // A tenant's unwrapped data keys, loaded on first use.
+// Reads (GET) take `mu` shared; loading and rotating take it exclusive.
 struct TenantKeys {
-  std::mutex mu;
+  std::shared_mutex mu;
   bool loaded = false;                  // guarded by mu
   int64_t current = 0;                  // guarded by mu; 0 = none yet
   int64_t seals = 0;                    // guarded by mu; seals under `current`
@@ -52,7 +54,7 @@ struct ObjectService::Impl {
   // Held while enqueueing one write to both cells so they apply writes in the same order.
   std::mutex submit_mu;
 
-  std::mutex tenants_mu;
+  std::shared_mutex tenants_mu;
   // guarded by tenants_mu
   absl::flat_hash_map<std::string, std::unique_ptr<TenantKeys>> tenants;
 
@@ -77,6 +79,10 @@ struct ObjectService::Impl {
   }
 
   TenantKeys& KeysOf(const std::string& tenant_id) {
+    {
+      std::shared_lock lock(tenants_mu);
+      if (auto it = tenants.find(tenant_id); it != tenants.end()) return *it->second;
+    }
     std::lock_guard lock(tenants_mu);
     auto& slot = tenants[tenant_id];
     if (!slot) slot = std::make_unique<TenantKeys>();
@@ -157,6 +163,12 @@ struct ObjectService::Impl {
 
   absl::StatusOr<std::string> OpeningKey(const TenantCells& t, int64_t version) {
     TenantKeys& k = KeysOf(t.tenant_id);
+    {
+      std::shared_lock lock(k.mu);
+      if (k.loaded) {
+        if (auto it = k.keys.find(version); it != k.keys.end()) return it->second;
+      }
+    }
     std::lock_guard lock(k.mu);
     if (auto s = LoadKeys(t, k); !s.ok()) return s;
     auto it = k.keys.find(version);
