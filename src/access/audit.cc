@@ -61,7 +61,7 @@ bool IsSampled(std::string_view seed, std::string_view grant_id, double rate) {
   // big-endian bytes (byte 0 is the 2^256 place).
   int e = 0;
   double f = std::frexp(rate, &e);  // rate = f × 2^e, f in [0.5, 1)
-  uint64_t m = static_cast<uint64_t>(std::ldexp(f, 53));
+  auto m = static_cast<uint64_t>(std::ldexp(f, 53));
   int shift = e - 53 + 256;  // bit position of m's lowest bit
   unsigned char threshold[33] = {};
   for (int bit = 0; bit < 53; ++bit) {
