@@ -130,10 +130,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   db->secure_delete_ = secure_delete;
   auto writer = Connection::Open(path, create, secure_delete);
   if (!writer.ok()) return writer.status();
-  {
-    std::lock_guard lock(db->writer_mu_);
-    db->writer_ = std::move(*writer);
-  }
+  db->writer_ = std::move(*writer);
   absl::Status s = db->WriteTransaction([&](Connection& c) -> absl::Status {
     if (auto s = c.Exec("CREATE TABLE IF NOT EXISTS schema_migrations("
                         "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
@@ -176,6 +173,21 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     db->readers_.push_back(std::move(*r));
   }
   return db;
+}
+
+bool Database::AcquireWriter(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(writer_mu_);
+  if (!writer_released_.wait_until(lock, deadline, [&] { return !writer_busy_; })) return false;
+  writer_busy_ = true;
+  return true;
+}
+
+void Database::ReleaseWriter() {
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_busy_ = false;
+  }
+  writer_released_.notify_one();
 }
 
 std::unique_ptr<Connection> Database::AcquireReader() {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -114,13 +116,13 @@ class Database {
   // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
   template <typename Fn>
   absl::Status WriteTransaction(Fn&& fn) {
-    const auto start = std::chrono::steady_clock::now();
-    std::unique_lock lock(writer_mu_, std::defer_lock);
-    if (!lock.try_lock_for(kLockWait)) {
+    const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+    if (!AcquireWriter(deadline)) {
       return absl::UnavailableError("the database is busy (another write holds it)");
     }
-    writer_->SetBusyTimeout(kLockWait - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::steady_clock::now() - start));
+    absl::Cleanup release = [this] { ReleaseWriter(); };
+    writer_->SetBusyTimeout(
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
     if (auto s = writer_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     absl::Status s = fn(*writer_);
     if (s.ok()) s = writer_->Exec("COMMIT");
@@ -140,13 +142,20 @@ class Database {
 
  private:
   Database() = default;
+  // The writer connection is held by one transaction at a time. A flag under a mutex and a
+  // condition variable, not std::timed_mutex: GCC's try_lock_for calls pthread_mutex_clocklock,
+  // which ThreadSanitizer does not see, so every timed lock was reported as a bad unlock.
+  bool AcquireWriter(std::chrono::steady_clock::time_point deadline);
+  void ReleaseWriter();
   std::unique_ptr<Connection> AcquireReader();
   void ReleaseReader(std::unique_ptr<Connection> conn);
 
   std::string path_;
   bool secure_delete_ = true;
-  std::timed_mutex writer_mu_;
-  std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  std::mutex writer_mu_;
+  std::condition_variable writer_released_;
+  bool writer_busy_ = false;            // guarded by writer_mu_
+  std::unique_ptr<Connection> writer_;  // used by whoever set writer_busy_
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
 };
