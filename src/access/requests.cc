@@ -201,7 +201,17 @@ absl::StatusOr<std::vector<AccessRequest>> AccessRequestService::List(
 absl::StatusOr<AccessRequest> AccessRequestService::FindGrant(std::string_view grant_id) {
   auto rec = store_.FindAccessRequestByGrant(grant_id);
   if (!rec.ok()) return rec.status();
-  return RequestFromJson(rec->body_json);
+  {
+    std::lock_guard lock(grants_mu_);
+    auto it = grants_.find(AbslView(grant_id));
+    if (it != grants_.end() && it->second.first == rec->version) return it->second.second;
+  }
+  auto r = RequestFromJson(rec->body_json);
+  if (!r.ok()) return r.status();
+  std::lock_guard lock(grants_mu_);
+  if (grants_.size() >= 10000) grants_.clear();  // bounded; grants in use are few
+  grants_.insert_or_assign(std::string(grant_id), std::make_pair(rec->version, *r));
+  return r;
 }
 
 absl::StatusOr<int> AccessRequestService::ExpireDue() {

@@ -5,10 +5,13 @@
 // injected clock. Thread-safe.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "access/workflow.h"
 #include "base/clock.h"
@@ -64,6 +67,11 @@ class AccessRequestService {
   Random& random_;
   const Clock& clock_;
   const WorkflowOptions options_;
+  // Grants parsed from their stored JSON, with the row version they came from. Every check
+  // still reads the stored row, so a revoke or expiry on any instance counts at once; only the
+  // parse is skipped while the version is unchanged (it showed in the operator-GET profile).
+  std::mutex grants_mu_;
+  absl::flat_hash_map<std::string, std::pair<int64_t, AccessRequest>> grants_;  // by grants_mu_
 };
 
 // The request as stored (format of AccessRequestRecord::body_json) and back.
