@@ -101,33 +101,36 @@ class Api {
     return JsonResponse(201, o);
   }
 
-  // POST /v1/principals/{id}/token: a new token, shown once; the old one stops (DESIGN.md).
-  absl::StatusOr<Response> RotateToken(Request& req) const {
+  // The caller and the principal {id} whose credential it may rotate or (`disable`) disable.
+  absl::StatusOr<std::pair<Principal, Principal>> CredentialTarget(Request& req,
+                                                                   bool disable) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
     auto target = s_.principals->Get(req.params["id"]);
     if (!target.ok()) return target.status();
-    if (auto s = access::CheckCanManageCredential(*who, *target, /*disable=*/false); !s.ok()) {
-      return s;
-    }
-    auto token = s_.principals->RotateToken(target->id);
+    if (auto s = access::CheckCanManageCredential(*who, *target, disable); !s.ok()) return s;
+    return std::make_pair(*std::move(who), *std::move(target));
+  }
+
+  // POST /v1/principals/{id}/token: a new token, shown once; the old one stops (DESIGN.md).
+  absl::StatusOr<Response> RotateToken(Request& req) const {
+    auto p = CredentialTarget(req, /*disable=*/false);
+    if (!p.ok()) return p.status();
+    const auto& [who, target] = *p;
+    auto token = s_.principals->RotateToken(target.id);
     if (!token.ok()) return token.status();
-    spdlog::info("token rotated principal={} by={}", target->id, who->id);
-    return JsonResponse(200, json::object{{"id", target->id}, {"token", *token}});
+    spdlog::info("token rotated principal={} by={}", target.id, who.id);
+    return JsonResponse(200, json::object{{"id", target.id}, {"token", *token}});
   }
 
   // DELETE /v1/principals/{id}: disables the principal for good; its token stops.
   absl::StatusOr<Response> DisablePrincipal(Request& req) const {
-    auto who = Authenticate(req);
-    if (!who.ok()) return who.status();
-    auto target = s_.principals->Get(req.params["id"]);
-    if (!target.ok()) return target.status();
-    if (auto s = access::CheckCanManageCredential(*who, *target, /*disable=*/true); !s.ok()) {
-      return s;
-    }
-    if (auto s = s_.principals->Disable(target->id); !s.ok()) return s;
-    spdlog::info("principal disabled principal={} by={}", target->id, who->id);
-    json::object o = PrincipalJson(*target);
+    auto p = CredentialTarget(req, /*disable=*/true);
+    if (!p.ok()) return p.status();
+    const auto& [who, target] = *p;
+    if (auto s = s_.principals->Disable(target.id); !s.ok()) return s;
+    spdlog::info("principal disabled principal={} by={}", target.id, who.id);
+    json::object o = PrincipalJson(target);
     o["disabled"] = true;
     return JsonResponse(200, o);
   }
