@@ -110,6 +110,12 @@ absl::Status Connection::Exec(std::string_view sql) {
   return absl::OkStatus();
 }
 
+absl::Status Connection::RunCached(std::string_view sql) {
+  auto s = Prepare(sql);
+  if (!s.ok()) return s.status();
+  return s->Run();
+}
+
 absl::StatusOr<Statement> Connection::Prepare(std::string_view sql) {
   for (auto& [text, stmt] : cache_) {
     if (text == sql) return Statement(db_.get(), stmt.get());
