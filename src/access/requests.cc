@@ -121,7 +121,11 @@ absl::Status AccessRequestService::Commit(const AccessRequest& r, int64_t versio
   auto logged = events_.Record({std::string(kind), r.tenant_id, std::move(fields)});
   if (!logged.ok()) return logged.status();
   store::AccessRequestRecord rec = ToRecord(r, version);
-  return version == 1 ? store_.InsertAccessRequest(rec) : store_.UpdateAccessRequest(rec);
+  absl::Status stored =
+      version == 1 ? store_.InsertAccessRequest(rec) : store_.UpdateAccessRequest(rec);
+  // A revoke, close or expiry made here counts at once for this instance's grant checks.
+  if (stored.ok() && !r.grant_id.empty()) CacheGrant(r, version);
+  return stored;
 }
 
 absl::StatusOr<AccessRequest> AccessRequestService::Create(const Principal& who,
@@ -199,19 +203,34 @@ absl::StatusOr<std::vector<AccessRequest>> AccessRequestService::List(
 }
 
 absl::StatusOr<AccessRequest> AccessRequestService::FindGrant(std::string_view grant_id) {
-  auto rec = store_.FindAccessRequestByGrant(grant_id);
-  if (!rec.ok()) return rec.status();
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(grants_mu_);
     auto it = grants_.find(AbslView(grant_id));
-    if (it != grants_.end() && it->second.first == rec->version) return it->second.second;
+    if (it != grants_.end() &&
+        now - it->second.fetched < absl::ToChronoNanoseconds(kGrantRecheck)) {
+      return it->second.request;
+    }
   }
+  auto rec = store_.FindAccessRequestByGrant(grant_id);
+  if (!rec.ok()) return rec.status();
   auto r = RequestFromJson(rec->body_json);
   if (!r.ok()) return r.status();
-  std::lock_guard lock(grants_mu_);
-  if (grants_.size() >= 10000) grants_.clear();  // bounded; grants in use are few
-  grants_.insert_or_assign(std::string(grant_id), std::make_pair(rec->version, *r));
+  CacheGrant(*r, rec->version);
   return r;
+}
+
+void AccessRequestService::CacheGrant(const AccessRequest& r, int64_t version) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(grants_mu_);
+  auto it = grants_.find(r.grant_id);
+  if (it != grants_.end()) {
+    if (it->second.version > version) return;
+    it->second = {version, r, now};
+    return;
+  }
+  if (grants_.size() >= 10000) grants_.clear();  // bounded; grants in use are few
+  grants_.emplace(r.grant_id, CachedGrant{version, r, now});
 }
 
 absl::StatusOr<int> AccessRequestService::ExpireDue() {

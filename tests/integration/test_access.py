@@ -17,9 +17,10 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import Server, assert_error, key_path, list_path, scan_data_dir
+from conftest import BACKEND, Server, assert_error, key_path, list_path, scan_data_dir
 
 CHECKPOINT_WAIT_S = 15.0
+GRANT_RECHECK_S = 1.0  # AccessRequestService::kGrantRecheck
 STEP = 30
 
 
@@ -423,6 +424,39 @@ def test_revoked_and_closed_grants_stop_at_once(fake):
     states = {r["id"]: r["state"] for r in
               fake.get("/v1/access-requests", token=w.manager["token"]).json()["requests"]}
     assert states == {req["id"]: "revoked", req2["id"]: "closed"}
+
+
+def test_revoked_grant_stops_on_every_instance_within_a_second(server_factory):
+    """The instance that revokes refuses the grant at once (above); another instance re-reads a
+    grant it has cached at least every GRANT_RECHECK_S, so it refuses within that."""
+    if BACKEND != "postgresql":
+        pytest.skip("several instances share a data directory on PostgreSQL only")
+    a = server_factory("--fake-clock")
+    b = server_factory("--fake-clock", data_dir=a.data_dir)
+    w = World(a)
+    a.put_object(w.tenant["id"], "logs/a", b"a", w.tenant["admin_token"])
+    req, grant = w.granted()
+
+    def get_on_b():
+        return b.get(key_path(w.tenant["id"], "logs/a"), token=w.operator["token"],
+                     headers={"X-Custos-Grant": grant})
+
+    assert get_on_b().status == 200  # b has read the grant, so its cache holds it
+    r = a.post(f"/v1/access-requests/{req['id']}/revoke", token=w.tenant["admin_token"])
+    assert r.status == 200 and r.json()["state"] == "revoked", r
+    revoked = time.monotonic()
+    assert_error(w.get("logs/a", grant), 403, "permission_denied")
+    # The poll allows one more second for this process's own scheduling, not for the server.
+    stopped = None
+    while stopped is None and time.monotonic() - revoked < GRANT_RECHECK_S + 1.0:
+        if get_on_b().status == 403:
+            stopped = time.monotonic() - revoked
+        time.sleep(0.05)
+    assert stopped is not None, "the revoked grant still works on b after 2 s"
+    assert_error(get_on_b(), 403, "permission_denied")  # and it stays refused
+    refused = [e["parsed"] for e in access_log(a, w.tenant)
+               if e["parsed"]["kind"] == "data.refused" and e["parsed"].get("grant") == grant]
+    assert refused, "b's refusals are not in the tenant's access log"
 
 
 def test_pending_and_unactivated_requests_expire_on_the_fake_clock(fake):
