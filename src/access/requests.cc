@@ -124,7 +124,9 @@ absl::Status AccessRequestService::Commit(const AccessRequest& r, int64_t versio
   absl::Status stored =
       version == 1 ? store_.InsertAccessRequest(rec) : store_.UpdateAccessRequest(rec);
   // A revoke, close or expiry made here counts at once for this instance's grant checks.
-  if (stored.ok() && !r.grant_id.empty()) CacheGrant(r, version);
+  if (stored.ok() && !r.grant_id.empty()) {
+    CacheGrant(std::make_shared<const AccessRequest>(r), version);
+  }
   return stored;
 }
 
@@ -202,7 +204,8 @@ absl::StatusOr<std::vector<AccessRequest>> AccessRequestService::List(
   return out;
 }
 
-absl::StatusOr<AccessRequest> AccessRequestService::FindGrant(std::string_view grant_id) {
+absl::StatusOr<std::shared_ptr<const AccessRequest>> AccessRequestService::FindGrant(
+    std::string_view grant_id) {
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(grants_mu_);
@@ -216,21 +219,23 @@ absl::StatusOr<AccessRequest> AccessRequestService::FindGrant(std::string_view g
   if (!rec.ok()) return rec.status();
   auto r = RequestFromJson(rec->body_json);
   if (!r.ok()) return r.status();
-  CacheGrant(*r, rec->version);
-  return r;
+  auto shared = std::make_shared<const AccessRequest>(*std::move(r));
+  CacheGrant(shared, rec->version);
+  return shared;
 }
 
-void AccessRequestService::CacheGrant(const AccessRequest& r, int64_t version) {
+void AccessRequestService::CacheGrant(std::shared_ptr<const AccessRequest> r, int64_t version) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(grants_mu_);
-  auto it = grants_.find(r.grant_id);
+  auto it = grants_.find(r->grant_id);
   if (it != grants_.end()) {
     if (it->second.version > version) return;
-    it->second = {version, r, now};
+    it->second = {version, std::move(r), now};
     return;
   }
   if (grants_.size() >= 10000) grants_.clear();  // bounded; grants in use are few
-  grants_.emplace(r.grant_id, CachedGrant{version, r, now});
+  std::string id = r->grant_id;
+  grants_.emplace(std::move(id), CachedGrant{version, std::move(r), now});
 }
 
 absl::StatusOr<int> AccessRequestService::ExpireDue() {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -48,7 +49,8 @@ class AccessRequestService {
 
   // The request holding grant `grant_id`; kNotFound if none. Reads the store at most once per
   // kGrantRecheck per grant (see grants_ below for what that means for revocations).
-  absl::StatusOr<AccessRequest> FindGrant(std::string_view grant_id);
+  // Shared, not copied: a grant is read on every operator request.
+  absl::StatusOr<std::shared_ptr<const AccessRequest>> FindGrant(std::string_view grant_id);
 
   static constexpr absl::Duration kGrantRecheck = absl::Seconds(1);
 
@@ -74,12 +76,12 @@ class AccessRequestService {
   // caller compares expires_at with the clock on every access.
   struct CachedGrant {
     int64_t version = 0;
-    AccessRequest request;
+    std::shared_ptr<const AccessRequest> request;
     std::chrono::steady_clock::time_point fetched;
   };
   // Caches `r` at `version` unless a newer version is cached already (a read that raced a
   // transition must not bring back the state before it).
-  void CacheGrant(const AccessRequest& r, int64_t version);
+  void CacheGrant(std::shared_ptr<const AccessRequest> r, int64_t version);
 
   store::ControlStore& store_;
   ledger::EventLog& events_;

@@ -251,15 +251,16 @@ class Api {
       } else if (!grant.ok()) {
         return grant.status();
       } else {
-        fields["request"] = grant->id;
-        fields["justification"] = grant->justification;
-        fields["ticket"] = grant->ticket;
-        if (purpose.empty()) purpose = grant->purpose;
-        decision = access::CheckGrant(*grant, *who, tenant->id, op, resource,
+        const access::AccessRequest& g = **grant;
+        fields["request"] = g.id;
+        fields["justification"] = g.justification;
+        fields["ticket"] = g.ticket;
+        if (purpose.empty()) purpose = g.purpose;
+        decision = access::CheckGrant(g, *who, tenant->id, op, resource,
                                       absl::ToUnixSeconds(s_.clock->Now()));
-        if (decision.ok() && purpose != grant->purpose) {
+        if (decision.ok() && purpose != g.purpose) {
           decision = WithApiCode(
-              absl::PermissionDeniedError(StrCat("the grant is for purpose ", grant->purpose)),
+              absl::PermissionDeniedError(StrCat("the grant is for purpose ", g.purpose)),
               "purpose_not_allowed");
         }
       }
