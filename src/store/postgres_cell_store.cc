@@ -329,7 +329,9 @@ absl::StatusOr<std::unique_ptr<CellStore>> OpenPostgresCellStore(const std::stri
   options.schema = PostgresCellSchema(region);
   options.statements = Statements();
   options.max_connections = 8;
-  options.max_idle = 2;
+  // Kept open: a PostgreSQL connection costs a server process fork and its warm-up, which under
+  // load (connections closed on release and opened again) was most of the server's CPU.
+  options.max_idle = options.max_connections;
   auto pool = PgPool::Open(std::move(options), kMigrations, create);
   if (!pool.ok()) return pool.status();
   return std::make_unique<PostgresCellStore>(std::move(*pool), std::move(region));

@@ -725,7 +725,7 @@ absl::StatusOr<std::unique_ptr<ControlStore>> OpenPostgresControlStore(const std
   options.schema = kControlSchema;
   options.statements = Statements();
   options.max_connections = 16;
-  options.max_idle = 8;
+  options.max_idle = options.max_connections;  // as for cells: reconnecting costs a server fork
   auto pool = PgPool::Open(std::move(options), kMigrations, create);
   if (!pool.ok()) return pool.status();
   return std::make_unique<PostgresControlStore>(std::move(*pool));
