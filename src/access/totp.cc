@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "crypto/crypto.h"
 #include "fmt/format.h"
+#include "spdlog/spdlog.h"
 
 namespace custos::access {
 namespace {
@@ -237,35 +238,22 @@ absl::StatusOr<TotpEnrollment> MfaService::Enroll(const Principal& who,
   return out;
 }
 
-absl::Status MfaService::CheckRate(const std::string& id, int64_t now) {
-  std::lock_guard lock(mu_);
-  auto it = failures_.find(id);
-  if (it == failures_.end()) return absl::OkStatus();
-  if (now - it->second.window_start >= failure_window_s_) {
-    failures_.erase(it);
-    return absl::OkStatus();
-  }
-  if (it->second.count >= max_failures_) {
-    return RateLimited("too many wrong TOTP codes; try again later");
-  }
-  return absl::OkStatus();
-}
-
 void MfaService::CountFailure(const std::string& id, int64_t now) {
-  std::lock_guard lock(mu_);
-  if (failures_.size() > 100000) failures_.clear();  // bounded; only principals get here
-  Failures& f = failures_[id];
-  if (f.count == 0 || now - f.window_start >= failure_window_s_) f = {now, 0};
-  ++f.count;
+  if (auto s = store_.CountTotpFailure(id, now, failure_window_s_); !s.ok()) {
+    spdlog::warn("principal={} wrong TOTP code not counted: {}", id, s.ToString());
+  }
 }
 
 absl::Status MfaService::Verify(const Principal& who, std::string_view code) {
   const int64_t now = absl::ToUnixSeconds(clock_.Now());
-  if (auto s = CheckRate(who.id, now); !s.ok()) return s;
-  if (code.empty()) return MfaRequired("X-Custos-TOTP is missing");
   auto r = store_.GetMfa(who.id);
-  if (absl::IsNotFound(r.status())) return MfaRequired("the principal has not enrolled TOTP");
-  if (!r.ok()) return r.status();
+  if (!r.ok() && !absl::IsNotFound(r.status())) return r.status();
+  if (r.ok() && r->failure_count >= max_failures_ &&
+      now - r->failure_window_start < failure_window_s_) {
+    return RateLimited("too many wrong TOTP codes; try again later");
+  }
+  if (code.empty()) return MfaRequired("X-Custos-TOTP is missing");
+  if (!r.ok()) return MfaRequired("the principal has not enrolled TOTP");
   auto secret = keys_.Unwrap(KeyIdFor(who), r->sealed_secret, SecretAad(who.id));
   if (!secret.ok()) return secret.status();
   auto step = VerifyTotp(*secret, code, now, r->last_step);

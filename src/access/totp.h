@@ -5,11 +5,9 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "access/access.h"
 #include "base/clock.h"
@@ -56,6 +54,7 @@ class MfaService {
  public:
   // After `max_failures` wrong codes within `failure_window`, further verifications of that
   // principal answer 429 rate_limited until the window has passed (read on the injected clock).
+  // The count is kept in the store, so it is one count across all instances.
   MfaService(store::ControlStore& store, crypto::KeyProvider& keys, Random& random,
              const Clock& clock, int max_failures = 5,
              absl::Duration failure_window = absl::Minutes(5));
@@ -72,7 +71,7 @@ class MfaService {
 
  private:
   std::string KeyIdFor(const Principal& who);
-  absl::Status CheckRate(const std::string& principal_id, int64_t now);
+  // Counts a wrong code (a store error is logged: the refusal stands either way).
   void CountFailure(const std::string& principal_id, int64_t now);
 
   store::ControlStore& store_;
@@ -81,12 +80,6 @@ class MfaService {
   const Clock& clock_;
   const int max_failures_;
   const int64_t failure_window_s_;
-  struct Failures {
-    int64_t window_start = 0;
-    int count = 0;
-  };
-  std::mutex mu_;
-  absl::flat_hash_map<std::string, Failures> failures_;  // guarded by mu_
 };
 
 }  // namespace custos::access

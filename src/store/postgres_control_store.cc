@@ -25,7 +25,7 @@ using internal::ReadBytes;
 
 constexpr char kControlSchema[] = "custos_control";
 
-constexpr std::array<PgMigration, 5> kMigrations = {{
+constexpr std::array<PgMigration, 6> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -135,6 +135,10 @@ CREATE TABLE job_leases(
   expires_at_ms BIGINT NOT NULL,
   last_run_ms BIGINT NOT NULL DEFAULT 0);
 )sql"},
+    {7, R"sql(
+ALTER TABLE principal_mfa ADD COLUMN failure_window_start BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN failure_count BIGINT NOT NULL DEFAULT 0;
+)sql"},
 }};
 
 #define CUSTOS_PRINCIPAL_COLUMNS                                                                 \
@@ -227,7 +231,16 @@ const std::vector<PgStatement>& Statements() {
        "sealed_secret = EXCLUDED.sealed_secret, enrolled_at = EXCLUDED.enrolled_at, "
        "last_step = GREATEST(principal_mfa.last_step, EXCLUDED.last_step)"},
       {"get_mfa",
-       "SELECT sealed_secret, last_step, enrolled_at FROM principal_mfa WHERE principal_id = $1"},
+       "SELECT sealed_secret, last_step, enrolled_at, failure_window_start, failure_count "
+       "FROM principal_mfa WHERE principal_id = $1"},
+      // Both SET expressions read the row as it was before the update.
+      {"count_totp_failure",
+       "UPDATE principal_mfa SET "
+       "failure_count = CASE WHEN $2 - failure_window_start < $3 THEN failure_count + 1 ELSE 1 "
+       "END, "
+       "failure_window_start = CASE WHEN $2 - failure_window_start < $3 "
+       "THEN failure_window_start ELSE $2 END "
+       "WHERE principal_id = $1"},
       {"consume_totp_step",
        "UPDATE principal_mfa SET last_step = $2 WHERE principal_id = $1 AND last_step < $2"},
       {"set_consent",
@@ -610,8 +623,18 @@ class PostgresControlStore final : public ControlStore {
     return pool_->Read("get mfa", [&](pqxx::nontransaction& txn) -> absl::StatusOr<MfaRecord> {
       auto r = txn.exec_prepared("get_mfa", std::string(principal_id));
       if (r.empty()) return absl::NotFoundError("not enrolled");
-      return MfaRecord{std::string(principal_id), ReadBytes(r[0][0]), r[0][1].as<int64_t>(),
-                       r[0][2].as<int64_t>()};
+      return MfaRecord{std::string(principal_id), ReadBytes(r[0][0]),    r[0][1].as<int64_t>(),
+                       r[0][2].as<int64_t>(),     r[0][3].as<int64_t>(), r[0][4].as<int64_t>()};
+    });
+  }
+
+  absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
+                                int64_t window_s) override {
+    if (auto s = internal::CheckText({principal_id}); !s.ok()) return s;
+    return pool_->Write("count totp failure", [&](pqxx::work& txn) -> absl::Status {
+      auto r = txn.exec_prepared0("count_totp_failure", std::string(principal_id), now, window_s);
+      if (r.affected_rows() != 1) return absl::NotFoundError("not enrolled");
+      return absl::OkStatus();
     });
   }
 

@@ -14,7 +14,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 5> kMigrations = {{
+constexpr std::array<Database::Migration, 6> kMigrations = {{
     {1, R"sql(
 CREATE TABLE principals(
   id TEXT PRIMARY KEY,
@@ -121,6 +121,10 @@ CREATE TABLE job_leases(
   holder TEXT NOT NULL,
   expires_at_ms INTEGER NOT NULL,
   last_run_ms INTEGER NOT NULL DEFAULT 0);
+)sql"},
+    {7, R"sql(
+ALTER TABLE principal_mfa ADD COLUMN failure_window_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE principal_mfa ADD COLUMN failure_count INTEGER NOT NULL DEFAULT 0;
 )sql"},
 }};
 
@@ -604,13 +608,35 @@ class SqliteControlStore final : public ControlStore {
   absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) override {
     return db_->Read([&](Connection& c) -> absl::StatusOr<MfaRecord> {
       auto s = c.Prepare(
-          "SELECT sealed_secret, last_step, enrolled_at FROM principal_mfa WHERE principal_id = ?");
+          "SELECT sealed_secret, last_step, enrolled_at, failure_window_start, failure_count "
+          "FROM principal_mfa WHERE principal_id = ?");
       if (!s.ok()) return s.status();
       s->Bind(1, principal_id);
       auto row = s->Step();
       if (!row.ok()) return row.status();
       if (!*row) return absl::NotFoundError("not enrolled");
-      return MfaRecord{std::string(principal_id), s->Blob(0), s->Int(1), s->Int(2)};
+      return MfaRecord{
+          std::string(principal_id), s->Blob(0), s->Int(1), s->Int(2), s->Int(3), s->Int(4)};
+    });
+  }
+
+  absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
+                                int64_t window_s) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      // Both SET expressions read the row as it was before the update.
+      auto s = c.Prepare(
+          "UPDATE principal_mfa SET "
+          "failure_count = CASE WHEN ?1 - failure_window_start < ?2 THEN failure_count + 1 "
+          "ELSE 1 END, "
+          "failure_window_start = CASE WHEN ?1 - failure_window_start < ?2 "
+          "THEN failure_window_start ELSE ?1 END "
+          "WHERE principal_id = ?3");
+      if (!s.ok()) return s.status();
+      if (auto run = s->Bind(1, now).Bind(2, window_s).Bind(3, principal_id).Run(); !run.ok()) {
+        return run;
+      }
+      if (sqlite3_changes(c.raw()) != 1) return absl::NotFoundError("not enrolled");
+      return absl::OkStatus();
     });
   }
 

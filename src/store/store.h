@@ -123,6 +123,9 @@ struct MfaRecord {
   std::string sealed_secret;
   int64_t last_step = -1;
   int64_t enrolled_at = 0;
+  // Wrong codes counted since failure_window_start (unix seconds); shared by all instances.
+  int64_t failure_window_start = 0;
+  int64_t failure_count = 0;
 };
 
 // An auditor's verdict on a sampled grant.
@@ -199,6 +202,11 @@ class ControlStore {
   virtual absl::Status PutMfa(const MfaRecord& r) = 0;
   virtual absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) = 0;
   virtual absl::Status ConsumeTotpStep(std::string_view principal_id, int64_t step) = 0;
+  // Counts one wrong code at `now`: in the current window if it started less than `window_s`
+  // seconds before `now`, else in a new window starting at `now`. Atomic, so every instance
+  // counts into the same window. kNotFound if not enrolled.
+  virtual absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
+                                        int64_t window_s) = 0;
 
   // A tenant's consents to commercial purposes (advertising, marketing, profiling).
   virtual absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose,

@@ -524,6 +524,28 @@ def test_repeated_wrong_codes_are_rate_limited(fake):
     assert w.act(req, "approve", w.manager).status == 200
 
 
+def test_wrong_code_limit_is_shared_by_all_instances(server_factory):
+    """The failure count lives in the store: wrong codes sent to different instances add up."""
+    if BACKEND != "postgresql":
+        pytest.skip("several instances share a data directory on PostgreSQL only")
+    a = server_factory("--fake-clock")
+    b = server_factory("--fake-clock", data_dir=a.data_dir)
+    w = World(a)
+    req = w.request()
+    url = f"/v1/access-requests/{req['id']}/approve"
+    wrong = {"X-Custos-TOTP": "000000"}  # a real code with odds of 3 in a million
+    for server in (a, a, a, b, b):  # five in the window, split over the two instances
+        assert_error(server.post(url, token=w.manager["token"], headers=wrong), 403,
+                     "mfa_required")
+    for server in (a, b):  # each instance alone saw fewer than five
+        assert_error(server.post(url, token=w.manager["token"], headers=wrong), 429,
+                     "rate_limited")
+        assert_error(server.post(url, token=w.manager["token"], headers=w.code(w.manager)), 429,
+                     "rate_limited")
+    got = a.get(f"/v1/access-requests/{req['id']}", token=w.manager["token"]).json()
+    assert got["state"] == "pending_manager", got  # nothing was approved
+
+
 def test_reenrolment_needs_a_current_code(fake):
     w = World(fake)
     url = f"/v1/principals/{w.operator['id']}/mfa/totp"

@@ -537,6 +537,31 @@ TEST_P(StoreContract, TotpStepsAreConsumedOnceAndOnlyForward) {
   EXPECT_FALSE((*s)->ConsumeTotpStep("unknown", 1).ok());
 }
 
+TEST_P(StoreContract, TotpFailuresAreCountedPerWindow) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(absl::IsNotFound((*s)->CountTotpFailure("p", 1000, 300)));
+  ASSERT_TRUE((*s)->PutMfa({"p", "secret", -1, 5}).ok());
+  auto m = (*s)->GetMfa("p");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->failure_count, 0);
+  // The first failure opens a window at its time; later ones inside it add to it.
+  ASSERT_TRUE((*s)->CountTotpFailure("p", 1000, 300).ok());
+  ASSERT_TRUE((*s)->CountTotpFailure("p", 1100, 300).ok());
+  ASSERT_TRUE((*s)->CountTotpFailure("p", 1299, 300).ok());
+  m = (*s)->GetMfa("p");
+  EXPECT_EQ(m->failure_window_start, 1000);
+  EXPECT_EQ(m->failure_count, 3);
+  // Once the window is over, the next failure opens a new one.
+  ASSERT_TRUE((*s)->CountTotpFailure("p", 1300, 300).ok());
+  m = (*s)->GetMfa("p");
+  EXPECT_EQ(m->failure_window_start, 1300);
+  EXPECT_EQ(m->failure_count, 1);
+  // Re-enrolment keeps the count (it must not be a way around the limit).
+  ASSERT_TRUE((*s)->PutMfa({"p", "new", -1, 6}).ok());
+  EXPECT_EQ((*s)->GetMfa("p")->failure_count, 1);
+}
+
 TEST_P(StoreContract, ConsentsAndAuditVerdicts) {
   auto s = OpenControl();
   ASSERT_TRUE(s.ok()) << s.status();
