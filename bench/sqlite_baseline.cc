@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_format.h"
 #include "bench.h"
+#include "store/internal/sqlite_db.h"
 
 namespace custos::bench {
 namespace {
@@ -56,13 +57,7 @@ void Check(int rc, sqlite3* db, const char* what) {
 }
 
 Db OpenDb(const std::string& path) {
-  // The configuration of a Custos store (store/internal/sqlite_db.cc): no allocation statistics,
-  // so no process-wide allocation mutex. Applied before SQLite initialises, once.
-  static const bool configured = [] {
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    return sqlite3_initialize() == SQLITE_OK;
-  }();
-  (void)configured;
+  store::internal::ConfigureSqliteOnce();  // the process-wide settings of a Custos store
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,

@@ -89,6 +89,12 @@ def pg_database_for(dsn: str, data_dir: Path) -> str:
     return pg_dsn_with_database(dsn, name)
 
 
+def requires_several_instances() -> None:
+    """Tests with several `custos serve` on one data directory: PostgreSQL only."""
+    if BACKEND != "postgresql":
+        pytest.skip("several instances share a data directory on PostgreSQL only")
+
+
 def requires_sqlite_files() -> None:
     """Tests that open the store files themselves only make sense on the SQLite backend."""
     if BACKEND != "sqlite":

@@ -17,7 +17,8 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import BACKEND, Server, assert_error, key_path, list_path, scan_data_dir
+from conftest import (Server, assert_error, key_path, list_path, requires_several_instances,
+                      scan_data_dir)
 
 CHECKPOINT_WAIT_S = 15.0
 GRANT_RECHECK_S = 1.0  # AccessRequestService::kGrantRecheck
@@ -437,8 +438,7 @@ def test_revoked_and_closed_grants_stop_at_once(fake):
 def test_revoked_grant_stops_on_every_instance_within_a_second(server_factory):
     """The instance that revokes refuses the grant at once (above); another instance re-reads a
     grant it has cached at least every GRANT_RECHECK_S, so it refuses within that."""
-    if BACKEND != "postgresql":
-        pytest.skip("several instances share a data directory on PostgreSQL only")
+    requires_several_instances()
     a = server_factory("--fake-clock")
     b = server_factory("--fake-clock", data_dir=a.data_dir)
     w = World(a)
@@ -534,8 +534,7 @@ def test_repeated_wrong_codes_are_rate_limited(fake):
 
 def test_wrong_code_limit_is_shared_by_all_instances(server_factory):
     """The failure count lives in the store: wrong codes sent to different instances add up."""
-    if BACKEND != "postgresql":
-        pytest.skip("several instances share a data directory on PostgreSQL only")
+    requires_several_instances()
     a = server_factory("--fake-clock")
     b = server_factory("--fake-clock", data_dir=a.data_dir)
     w = World(a)

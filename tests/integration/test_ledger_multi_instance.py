@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKEND, BINARY, Server, key_path
+from conftest import BINARY, Server, key_path, requires_several_instances
 
 CHECKPOINT_WAIT_S = 20.0
-
-
-def requires_postgresql() -> None:
-    if BACKEND != "postgresql":
-        pytest.skip("several instances share a data directory on PostgreSQL only")
 
 
 def start_instances(server_factory, n: int) -> tuple[list[Server], list[dict]]:
@@ -125,7 +120,7 @@ class Writer(threading.Thread):
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_instances_append_to_one_log(server_factory, tmp_path, n):
-    requires_postgresql()
+    requires_several_instances()
     servers, tenants = start_instances(server_factory, n)
     writers = [Writer(s, tenants[j % 2], f"i{k}w{j}", count=60)
                for k, s in enumerate(servers) for j in range(2)]
@@ -153,7 +148,7 @@ def test_killed_instance_loses_nothing_and_the_others_carry_on(server_factory, t
     """SIGKILL the instance that acknowledged a write most recently, while every instance is
     under write load (each is then committing batches of its own); the row lock it may hold dies
     with its connection, so the others keep appending, and nothing acknowledged is lost."""
-    requires_postgresql()
+    requires_several_instances()
     servers, tenants = start_instances(server_factory, 3)
     writers = [Writer(s, tenants[j % 2], f"i{k}w{j}") for k, s in enumerate(servers)
                for j in range(2)]

@@ -11,16 +11,11 @@ import threading
 
 import pytest
 
-from conftest import BACKEND, key_path
-
-
-def requires_postgresql() -> None:
-    if BACKEND != "postgresql":
-        pytest.skip("several instances share a data directory on PostgreSQL only")
+from conftest import key_path, requires_several_instances
 
 
 def test_tenant_created_on_one_instance_is_usable_on_the_other_at_once(server_factory):
-    requires_postgresql()
+    requires_several_instances()
     a = server_factory()
     b = server_factory(data_dir=a.data_dir)  # started before the tenant exists
     t = a.create_tenant(geography="EU")
@@ -36,7 +31,7 @@ def test_tenant_created_on_one_instance_is_usable_on_the_other_at_once(server_fa
 
 
 def test_tenants_created_concurrently_on_two_instances_all_keep_their_keys(server_factory):
-    requires_postgresql()
+    requires_several_instances()
     a = server_factory()
     b = server_factory(data_dir=a.data_dir)
     created: list[tuple[dict, object]] = []

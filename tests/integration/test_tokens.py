@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BACKEND, assert_error, key_path
+from conftest import BACKEND, assert_error, key_path, requires_several_instances
 
 AUTH_CACHE_TTL_S = 5.0  # PrincipalService::kAuthCacheTtl
 
@@ -100,13 +100,8 @@ def test_bad_token_calls_are_refused(server, tenant):
     assert server.healthy()
 
 
-def requires_postgresql() -> None:
-    if BACKEND != "postgresql":
-        pytest.skip("several instances share a data directory on PostgreSQL only")
-
-
 def test_old_token_stops_on_every_instance_within_five_seconds(server_factory):
-    requires_postgresql()
+    requires_several_instances()
     a = server_factory()
     b = server_factory(data_dir=a.data_dir)
     t = a.create_tenant()

@@ -78,12 +78,6 @@ std::string Statement::Blob(int col) const {
   return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
 }
 
-namespace {
-
-// SQLite counts every allocation under one process-wide mutex unless memory statistics are off
-// (SQLITE_CONFIG_MEMSTATUS); with dozens of threads reading and the ledger writing, that mutex
-// showed in profiles as futex wake-ups. Nothing here reads those statistics. The setting only
-// takes before SQLite initialises, so it is applied once, before the first connection opens.
 void ConfigureSqliteOnce() {
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);  // SQLITE_MISUSE if already initialised: harmless
@@ -91,8 +85,6 @@ void ConfigureSqliteOnce() {
   }();
   (void)configured;
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool create,
                                                              bool secure_delete) {

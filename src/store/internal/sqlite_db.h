@@ -70,6 +70,13 @@ class Statement {
   absl::Status bind_status_;
 };
 
+// The process-wide SQLite settings of Custos, applied once before the first connection opens
+// (Connection::Open calls it): no allocation statistics (SQLITE_CONFIG_MEMSTATUS off). SQLite
+// counts every allocation under one process-wide mutex otherwise; with dozens of threads reading
+// and the ledger writing, that mutex showed in profiles as futex wake-ups, and nothing here reads
+// those statistics. The benchmark's raw SQLite baselines call it too, to compare like for like.
+void ConfigureSqliteOnce();
+
 // One SQLite connection with a cache of prepared statements. Not thread-safe: the owner
 // serialises access (Database below).
 class Connection {
