@@ -1,12 +1,11 @@
 #include "crypto/crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include <algorithm>
 #include <cassert>
 #include <climits>
 #include <cstdio>
@@ -20,6 +19,7 @@ namespace custos::crypto {
 namespace {
 
 using EvpCipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using EvpMacCtx = std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)>;
 using EvpMdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 using EvpPkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
@@ -102,18 +102,33 @@ std::string Sha256(std::string_view a, std::string_view b, std::string_view c) {
 
 std::string Sha256Hex(std::string_view data) { return absl::BytesToHexString(Sha256(data)); }
 
+// HMAC-SHA-256 with the MAC fetched once per process and one context per thread (SHA-256 set on
+// it once), keyed anew on each call: HMAC() fetches the MAC and the digest and allocates a
+// context on every call, and it runs on every data request (the tenant's ledger pseudonym). A
+// context keeps its last key until its thread next uses it, like the AES contexts above.
 std::string HmacSha256(std::string_view key, std::string_view data) {
-  // An empty string_view may carry a null pointer, and OpenSSL versions differ on what a null
-  // key means; point at a real byte so an empty key is simply the empty key.
+  static EVP_MAC* const mac = [] {
+    EVP_MAC* m = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (m == nullptr) Die("EVP_MAC_fetch");
+    return m;
+  }();
+  thread_local EvpMacCtx ctx = [] {
+    EvpMacCtx c(EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_construct_end()};
+    if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1) Die("EVP_MAC_CTX_set_params");
+    return c;
+  }();
+  // A null key would mean "keep the previous key" to EVP_MAC_init: point at a real byte, so an
+  // empty key is simply the empty key.
   static constexpr unsigned char kEmpty = 0;
   const unsigned char* key_ptr = key.empty() ? &kEmpty : U8(key);
-  const unsigned char* data_ptr = data.empty() ? &kEmpty : U8(data);
-  if (!FitsInt(key.size())) Die("HMAC key size");
   std::string out(kSha256Size, '\0');
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()), data_ptr, data.size(), U8(out),
-           &len) == nullptr ||
-      len != kSha256Size) {
+  size_t len = 0;
+  if (EVP_MAC_init(ctx.get(), key_ptr, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx.get(), U8(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), U8(out), &len, out.size()) != 1 || len != kSha256Size) {
     Die("HMAC");
   }
   return out;
@@ -290,12 +305,13 @@ bool Ed25519Verify(std::string_view public_key, std::string_view message,
 }
 
 std::string OpenSslRandom::Bytes(size_t n) {
+  // The calling thread's public DRBG, asked directly: RAND_bytes first looks up the legacy
+  // RAND_METHOD (never set by Custos) under a process-wide write lock on every call (OpenSSL
+  // 3.0), which the request path's salts and nonces contended on; then it does exactly this.
   std::string out(n, '\0');
-  size_t done = 0;
-  while (done < n) {
-    const int chunk = static_cast<int>(std::min<size_t>(n - done, INT_MAX));
-    if (RAND_bytes(U8(out) + done, chunk) != 1) Die("RAND_bytes");
-    done += static_cast<size_t>(chunk);
+  EVP_RAND_CTX* drbg = RAND_get0_public(nullptr);
+  if (drbg == nullptr || EVP_RAND_generate(drbg, U8(out), n, 0, 0, nullptr, 0) != 1) {
+    Die("EVP_RAND_generate");
   }
   return out;
 }

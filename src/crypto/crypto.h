@@ -69,7 +69,7 @@ class Ed25519PrivateKey {
 bool Ed25519Verify(std::string_view public_key, std::string_view message,
                    std::string_view signature);
 
-// The system CSPRNG (OpenSSL RAND_bytes).
+// The system CSPRNG (the calling thread's OpenSSL public DRBG, as RAND_bytes uses).
 class OpenSslRandom final : public Random {
  public:
   std::string Bytes(size_t n) override;

@@ -34,6 +34,19 @@ TEST(HmacSha256, EmptyKeyAndMessage) {
             "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
+// One thread reuses one HMAC context for every key: each call must use its own key, including
+// the empty key right after another (a null key would make OpenSSL keep the previous one).
+TEST(HmacSha256, EachCallUsesItsOwnKeyOnOneThread) {
+  const std::string case1 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  const std::string empty = "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad";
+  EXPECT_EQ(Hex(HmacSha256(std::string(20, '\x0b'), "Hi There")), case1);
+  EXPECT_EQ(Hex(HmacSha256("", "")), empty);
+  EXPECT_EQ(Hex(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(Hex(HmacSha256(std::string(20, '\x0b'), "Hi There")), case1);
+  EXPECT_EQ(Hex(HmacSha256("", "")), empty);
+}
+
 class AeadTest : public ::testing::Test {
  protected:
   OpenSslRandom random_;
@@ -215,6 +228,12 @@ TEST(OpenSslRandom, Bytes) {
   const std::string a = random.Bytes(32);
   EXPECT_EQ(a.size(), 32u);
   EXPECT_NE(a, random.Bytes(32));
+  // Larger than one DRBG request (64 KiB): OpenSSL splits it; every part is filled.
+  const std::string big = random.Bytes(200000);
+  ASSERT_EQ(big.size(), 200000u);
+  EXPECT_NE(big.substr(0, 65536), big.substr(65536, 65536));
+  EXPECT_NE(big.substr(131072, 65536), std::string(65536, '\0'));
+  EXPECT_NE(big.substr(200000 - 32), std::string(32, '\0'));
 }
 
 TEST(ConstantTimeEquals, ComparesContentsAndSizes) {
