@@ -53,8 +53,8 @@ PgFailure PgErrorFromCurrentException(std::string_view what);
 
 // A prepared statement of a store: `name` is used with exec_prepared.
 struct PgStatement {
-  const char* name;
-  const char* sql;
+  std::string name;
+  std::string sql;
 };
 
 // A schema migration; `sql` runs with the store's schema first on the search_path.
@@ -102,6 +102,21 @@ class PgPool {
       R r = fn(txn);
       if (r.ok()) txn.commit();
       return r;
+    });
+  }
+
+  // Runs `fn(pqxx::nontransaction&)` for a write that is a single statement, atomic by itself,
+  // in autocommit: one round trip instead of BEGIN, the statement and COMMIT. Not retried: once
+  // the statement is sent, a failed connection leaves its outcome unknown (kUnavailable). Idle
+  // connections that the server closed are still replaced before use (Acquire).
+  template <typename Fn>
+  auto WriteStatement(std::string_view what, Fn&& fn)
+      -> std::invoke_result_t<Fn, pqxx::nontransaction&> {
+    using R = std::invoke_result_t<Fn, pqxx::nontransaction&>;
+    return Run<R>(what, [&](pqxx::connection& c, bool& started) -> R {
+      pqxx::nontransaction txn(c);
+      started = true;  // the statement is the first round trip
+      return fn(txn);
     });
   }
 

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "store/store.h"
 #include "testing/pg_test_db.h"
@@ -94,6 +95,55 @@ TEST_P(StoreContract, CellAppliesABatchInOrderWithVersionsAndCountsSeals) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].version, 1);
   EXPECT_FALSE((*r)[0].existed);
+}
+
+// Long batches of distinct objects across tenants (PostgreSQL writes them several rows per
+// statement), with objects already stored, an object written twice and a delete in between:
+// each write gets its own version and content, in batch order.
+TEST_P(StoreContract, CellAppliesLongBatchesWriteByWrite) {
+  auto cell = OpenCell("eu-west");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "wrapped", 0, 0}).ok());
+  ASSERT_TRUE((*cell)->PutDataKey({"u", 1, "wrapped", 0, 0}).ok());
+  // Stored before: two objects the batch writes again, and ("t","k003"), which it does not (it
+  // writes ("u","k003")).
+  ASSERT_TRUE((*cell)
+                  ->Apply(std::vector<CellWrite>{Put(Obj("t", "k040")), Put(Obj("u", "k003")),
+                                                 Put(Obj("t", "k003"))})
+                  .ok());
+  std::vector<CellWrite> batch;
+  for (int i = 0; i < 75; ++i) {
+    std::string key = absl::StrFormat("k%03d", i);
+    batch.push_back(Put(Obj(i % 2 == 0 ? "t" : "u", key, "content of " + key)));
+  }
+  batch.push_back(Put(Obj("t", "k000", "second")));  // again, in the same batch
+  batch.push_back(Del("u", "k001"));
+  batch.push_back(Put(Obj("u", "k001", "back")));
+  auto r = (*cell)->Apply(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), batch.size());
+  for (int i = 0; i < 75; ++i) {
+    const bool stored_before = (i == 40 || i == 3);
+    SCOPED_TRACE(i);
+    EXPECT_EQ((*r)[i].version, stored_before ? 2 : 1);
+    EXPECT_EQ((*r)[i].existed, stored_before);
+  }
+  EXPECT_EQ((*r)[75].version, 2);
+  EXPECT_TRUE((*r)[75].existed);
+  EXPECT_TRUE((*r)[76].existed);
+  EXPECT_EQ((*r)[77].version, 1);
+  EXPECT_FALSE((*r)[77].existed);
+  EXPECT_EQ((*cell)->GetObject("t", "k000")->sealed, "second");
+  EXPECT_EQ((*cell)->GetObject("u", "k001")->sealed, "back");
+  EXPECT_EQ((*cell)->GetObject("t", "k074")->sealed, "content of k074");
+  EXPECT_EQ((*cell)->GetObject("u", "k073")->sealed, "content of k073");
+  EXPECT_EQ((*cell)->GetObject("t", "k003")->version, 1);
+  EXPECT_EQ((*cell)->GetObject("t", "k001").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*cell)->Usage("t")->objects, 39);  // 38 even keys and k003
+  EXPECT_EQ((*cell)->Usage("u")->objects, 37);
+  // Every put counted against its tenant's data key: 2 + 38 + 1 for t, 1 + 37 + 1 for u.
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 41);
+  EXPECT_EQ((*cell)->ListDataKeys("u")->at(0).seals, 39);
 }
 
 TEST_P(StoreContract, CellKeepsBinaryContentExactly) {
