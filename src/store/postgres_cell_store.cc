@@ -54,9 +54,10 @@ CREATE TABLE data_keys(
 #define CUSTOS_OBJECT_META "key, version, dek_version, size, sha256, content_type, updated_at"
 
 // Puts of distinct objects go to PostgreSQL as one statement of up to this many rows, which also
-// counts the seals against each data key: one round trip and one executor run instead of two per
-// object. A batch that is only that (the usual case) runs as that one statement, without BEGIN
-// and COMMIT around it. The cell writer batches up to 256 writes; longer runs take several.
+// counts the seals against each data key: one round trip for them all instead of one per object
+// plus one per data key. A batch that is only that (the usual case) runs as that one statement,
+// without BEGIN and COMMIT around it: one round trip per batch, which is what a replica cell in
+// another region costs. The cell writer batches up to 256 writes; longer runs take several.
 constexpr size_t kMaxRowsPerPut = 32;
 
 std::string PutObjectsName(size_t rows) { return "put_objects_" + std::to_string(rows); }
