@@ -149,112 +149,165 @@ ALTER TABLE principal_mfa ADD COLUMN failure_window_start BIGINT NOT NULL DEFAUL
 #define CUSTOS_TENANT_COLUMNS \
   "id, sealed_name, profile_json, geography, home_region, replica_region, state, created_at"
 
-const std::vector<PgStatement>& Statements() {
-  static const auto* kStatements = new std::vector<PgStatement>{
-      {"insert_principal", "INSERT INTO principals(" CUSTOS_PRINCIPAL_COLUMNS
-                           ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
-      {"principal_by_id", "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE id = $1"},
-      {"principal_by_token",
-       "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE token_sha256 = $1"},
-      {"set_principal_credential",
-       "UPDATE principals SET token_sha256 = $2, disabled = $3 WHERE id = $1"},
-      {"insert_tenant",
-       "INSERT INTO tenants(" CUSTOS_TENANT_COLUMNS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8)"},
-      {"tenant_by_id", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants WHERE id = $1"},
-      {"list_tenants", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants ORDER BY created_at, id"},
-      {"get_setting", "SELECT value FROM settings WHERE name = $1"},
-      {"put_setting",
-       "INSERT INTO settings(name, value) VALUES($1, $2) "
-       "ON CONFLICT(name) DO UPDATE SET value = EXCLUDED.value"},
-      {"cas_setting", "UPDATE settings SET value = $2 WHERE name = $1 AND value = $3"},
-      {"create_setting",
-       "INSERT INTO settings(name, value) VALUES($1, $2) ON CONFLICT(name) DO NOTHING"},
-      {"take_job_lease",
-       "INSERT INTO job_leases(name, holder, expires_at_ms) VALUES($1, $2, $4) "
-       "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
-       "expires_at_ms = EXCLUDED.expires_at_ms "
-       "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3"},
-      {"read_job_lease",
-       "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
-      {"record_job_run", "UPDATE job_leases SET last_run_ms = $3 WHERE name = $1 AND holder = $2"},
-      {"release_job_lease",
-       "UPDATE job_leases SET expires_at_ms = 0 WHERE name = $1 AND holder = $2"},
-      {"lock_ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1 FOR UPDATE"},
-      {"insert_tile_part",
-       "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES($1, $2, $3, $4)"},
-      // The batch that fills a tile: its earlier parts and the new bytes become one row.
-      {"fill_tile",
-       "WITH parts AS (DELETE FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
-       "RETURNING start, data) "
-       "INSERT INTO ledger_tiles(level, idx, data) "
-       "SELECT $1, $2, COALESCE((SELECT string_agg(data, ''::bytea ORDER BY start) FROM parts), "
-       "''::bytea) || $3"},
-      {"max_checkpoint", "SELECT MAX(size) FROM ledger_checkpoints"},
-      {"insert_record_group",
-       "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
-       "VALUES($1, $2, $3, $4)"},
-      {"update_ledger_state", "UPDATE ledger_state SET size = $1, frontier = $2 WHERE id = 1"},
-      {"ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1"},
-      // One statement, one snapshot: the whole tile, or else its parts in order (the batch that
-      // fills a tile replaces its parts in one transaction, so never a mix).
-      {"get_tile",
-       "SELECT 0, -1, data FROM ledger_tiles WHERE level = $1 AND idx = $2 "
-       "UNION ALL SELECT 1, start, data FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
-       "ORDER BY 1, 2"},
-      {"insert_checkpoint",
-       "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES($1, $2, $3)"},
-      {"latest_checkpoint",
-       "SELECT size, note, created_at_ms FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"},
-      {"record_groups",
-       "SELECT first_index, last_index, data FROM ledger_records "
-       "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY last_index LIMIT $3"},
-      {"insert_access_request", "INSERT INTO access_requests(" CUSTOS_ACCESS_REQUEST_COLUMNS
-                                ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)"},
-      {"update_access_request",
-       "UPDATE access_requests SET tenant_id = $2, requester = $3, state = $4, grant_id = $5, "
-       "expires_at = $6, created_at = $7, body_json = $8, version = $9 "
-       "WHERE id = $1 AND version = $9 - 1"},
-      {"access_request_by_id",
-       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE id = $1"},
-      {"access_request_by_grant",
-       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE grant_id = $1"},
-      {"list_access_requests",
-       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
-       "WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2) "
-       "AND ($3::text IS NULL OR requester = $3) ORDER BY created_at, id"},
-      {"due_access_requests",
-       "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
-       "WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id"},
-      {"put_mfa",
-       "INSERT INTO principal_mfa(principal_id, sealed_secret, last_step, enrolled_at) "
-       "VALUES($1,$2,$3,$4) ON CONFLICT(principal_id) DO UPDATE SET "
-       "sealed_secret = EXCLUDED.sealed_secret, enrolled_at = EXCLUDED.enrolled_at, "
-       "last_step = GREATEST(principal_mfa.last_step, EXCLUDED.last_step)"},
-      {"get_mfa",
-       "SELECT sealed_secret, last_step, enrolled_at, failure_window_start, failure_count "
-       "FROM principal_mfa WHERE principal_id = $1"},
-      // Both SET expressions read the row as it was before the update.
-      {"count_totp_failure",
-       "UPDATE principal_mfa SET "
-       "failure_count = CASE WHEN $2 - failure_window_start < $3 THEN failure_count + 1 ELSE 1 "
-       "END, "
-       "failure_window_start = CASE WHEN $2 - failure_window_start < $3 "
-       "THEN failure_window_start ELSE $2 END "
-       "WHERE principal_id = $1"},
-      {"consume_totp_step",
-       "UPDATE principal_mfa SET last_step = $2 WHERE principal_id = $1 AND last_step < $2"},
-      {"set_consent",
-       "INSERT INTO consents(tenant_id, purpose, granted, updated_at) VALUES($1,$2,$3,$4) "
-       "ON CONFLICT(tenant_id, purpose) DO UPDATE SET granted = EXCLUDED.granted, "
-       "updated_at = EXCLUDED.updated_at"},
-      {"has_consent", "SELECT granted FROM consents WHERE tenant_id = $1 AND purpose = $2"},
-      {"insert_audit_verdict",
-       "INSERT INTO audit_verdicts(grant_id, period, auditor, verdict, note, at) "
-       "VALUES($1,$2,$3,$4,$5,$6)"},
-      {"list_audit_verdicts",
-       "SELECT grant_id, period, auditor, verdict, note, at FROM audit_verdicts "
-       "WHERE period = $1 ORDER BY at, grant_id, auditor"},
+// A ledger batch's writes after the state row is locked — its tile parts, its record groups and
+// the new state — go as one statement when there are at most this many of each (tiles that the
+// batch fills still go one by one, once per 256 entries at most): one round trip instead of one
+// per row. Larger batches (many tenants) take the row-by-row path.
+constexpr size_t kMaxPartsPerWrite = 4;
+constexpr size_t kMaxGroupsPerWrite = 8;
+
+std::string LedgerWriteName(size_t parts, size_t groups) {
+  return StrCat("ledger_write_", parts, "_", groups);
+}
+
+// Parameters are column-major: parts' levels, indexes, starts and data, then the groups'
+// tenants, first and last indexes and data, then the new size and frontier.
+std::string LedgerWriteSql(size_t parts, size_t groups) {
+  int next = 1;
+  auto values = [&](size_t rows, size_t columns) {
+    std::string out;
+    const int first = next;
+    for (size_t r = 0; r < rows; ++r) {
+      out += r == 0 ? "(" : ",(";
+      for (size_t c = 0; c < columns; ++c) {
+        out += StrCat(c == 0 ? "" : ",", "$", first + static_cast<int>(c * rows + r));
+      }
+      out += ")";
+    }
+    next += static_cast<int>(rows * columns);
+    return out;
   };
+  std::string sql;
+  if (parts > 0) {
+    sql += StrCat("WITH parts AS (INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES ",
+                  values(parts, 4), ")");
+  }
+  if (groups > 0) {
+    sql += StrCat(parts > 0 ? ", " : "WITH ",
+                  "records AS (INSERT INTO ledger_records(tenant_id, first_index, last_index, "
+                  "data) VALUES ",
+                  values(groups, 4), ")");
+  }
+  sql += StrCat(" UPDATE ledger_state SET size = $", next, ", frontier = $", next + 1,
+                " WHERE id = 1");
+  return sql;
+}
+
+const std::vector<PgStatement>& Statements() {
+  static const auto* kStatements = [] {
+    auto* statements = new std::vector<PgStatement>{
+        {"insert_principal", "INSERT INTO principals(" CUSTOS_PRINCIPAL_COLUMNS
+                             ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
+        {"principal_by_id", "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE id = $1"},
+        {"principal_by_token",
+         "SELECT " CUSTOS_PRINCIPAL_COLUMNS " FROM principals WHERE token_sha256 = $1"},
+        {"set_principal_credential",
+         "UPDATE principals SET token_sha256 = $2, disabled = $3 WHERE id = $1"},
+        {"insert_tenant",
+         "INSERT INTO tenants(" CUSTOS_TENANT_COLUMNS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8)"},
+        {"tenant_by_id", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants WHERE id = $1"},
+        {"list_tenants", "SELECT " CUSTOS_TENANT_COLUMNS " FROM tenants ORDER BY created_at, id"},
+        {"get_setting", "SELECT value FROM settings WHERE name = $1"},
+        {"put_setting",
+         "INSERT INTO settings(name, value) VALUES($1, $2) "
+         "ON CONFLICT(name) DO UPDATE SET value = EXCLUDED.value"},
+        {"cas_setting", "UPDATE settings SET value = $2 WHERE name = $1 AND value = $3"},
+        {"create_setting",
+         "INSERT INTO settings(name, value) VALUES($1, $2) ON CONFLICT(name) DO NOTHING"},
+        {"take_job_lease",
+         "INSERT INTO job_leases(name, holder, expires_at_ms) VALUES($1, $2, $4) "
+         "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
+         "expires_at_ms = EXCLUDED.expires_at_ms "
+         "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3"},
+        {"read_job_lease",
+         "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
+        {"record_job_run",
+         "UPDATE job_leases SET last_run_ms = $3 WHERE name = $1 AND holder = $2"},
+        {"release_job_lease",
+         "UPDATE job_leases SET expires_at_ms = 0 WHERE name = $1 AND holder = $2"},
+        {"lock_ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1 FOR UPDATE"},
+        {"insert_tile_part",
+         "INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES($1, $2, $3, $4)"},
+        // The batch that fills a tile: its earlier parts and the new bytes become one row.
+        {"fill_tile",
+         "WITH parts AS (DELETE FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
+         "RETURNING start, data) "
+         "INSERT INTO ledger_tiles(level, idx, data) "
+         "SELECT $1, $2, COALESCE((SELECT string_agg(data, ''::bytea ORDER BY start) FROM parts), "
+         "''::bytea) || $3"},
+        {"max_checkpoint", "SELECT MAX(size) FROM ledger_checkpoints"},
+        {"insert_record_group",
+         "INSERT INTO ledger_records(tenant_id, first_index, last_index, data) "
+         "VALUES($1, $2, $3, $4)"},
+        {"update_ledger_state", "UPDATE ledger_state SET size = $1, frontier = $2 WHERE id = 1"},
+        {"ledger_state", "SELECT size, frontier FROM ledger_state WHERE id = 1"},
+        // One statement, one snapshot: the whole tile, or else its parts in order (the batch that
+        // fills a tile replaces its parts in one transaction, so never a mix).
+        {"get_tile",
+         "SELECT 0, -1, data FROM ledger_tiles WHERE level = $1 AND idx = $2 "
+         "UNION ALL SELECT 1, start, data FROM ledger_tile_parts WHERE level = $1 AND idx = $2 "
+         "ORDER BY 1, 2"},
+        {"insert_checkpoint",
+         "INSERT INTO ledger_checkpoints(size, note, created_at_ms) VALUES($1, $2, $3)"},
+        {"latest_checkpoint",
+         "SELECT size, note, created_at_ms FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"},
+        {"record_groups",
+         "SELECT first_index, last_index, data FROM ledger_records "
+         "WHERE tenant_id = $1 AND last_index >= $2 ORDER BY last_index LIMIT $3"},
+        {"insert_access_request", "INSERT INTO access_requests(" CUSTOS_ACCESS_REQUEST_COLUMNS
+                                  ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)"},
+        {"update_access_request",
+         "UPDATE access_requests SET tenant_id = $2, requester = $3, state = $4, grant_id = $5, "
+         "expires_at = $6, created_at = $7, body_json = $8, version = $9 "
+         "WHERE id = $1 AND version = $9 - 1"},
+        {"access_request_by_id",
+         "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE id = $1"},
+        {"access_request_by_grant",
+         "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests WHERE grant_id = $1"},
+        {"list_access_requests",
+         "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
+         "WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2) "
+         "AND ($3::text IS NULL OR requester = $3) ORDER BY created_at, id"},
+        {"due_access_requests",
+         "SELECT " CUSTOS_ACCESS_REQUEST_COLUMNS " FROM access_requests "
+         "WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id"},
+        {"put_mfa",
+         "INSERT INTO principal_mfa(principal_id, sealed_secret, last_step, enrolled_at) "
+         "VALUES($1,$2,$3,$4) ON CONFLICT(principal_id) DO UPDATE SET "
+         "sealed_secret = EXCLUDED.sealed_secret, enrolled_at = EXCLUDED.enrolled_at, "
+         "last_step = GREATEST(principal_mfa.last_step, EXCLUDED.last_step)"},
+        {"get_mfa",
+         "SELECT sealed_secret, last_step, enrolled_at, failure_window_start, failure_count "
+         "FROM principal_mfa WHERE principal_id = $1"},
+        // Both SET expressions read the row as it was before the update.
+        {"count_totp_failure",
+         "UPDATE principal_mfa SET "
+         "failure_count = CASE WHEN $2 - failure_window_start < $3 THEN failure_count + 1 ELSE 1 "
+         "END, "
+         "failure_window_start = CASE WHEN $2 - failure_window_start < $3 "
+         "THEN failure_window_start ELSE $2 END "
+         "WHERE principal_id = $1"},
+        {"consume_totp_step",
+         "UPDATE principal_mfa SET last_step = $2 WHERE principal_id = $1 AND last_step < $2"},
+        {"set_consent",
+         "INSERT INTO consents(tenant_id, purpose, granted, updated_at) VALUES($1,$2,$3,$4) "
+         "ON CONFLICT(tenant_id, purpose) DO UPDATE SET granted = EXCLUDED.granted, "
+         "updated_at = EXCLUDED.updated_at"},
+        {"has_consent", "SELECT granted FROM consents WHERE tenant_id = $1 AND purpose = $2"},
+        {"insert_audit_verdict",
+         "INSERT INTO audit_verdicts(grant_id, period, auditor, verdict, note, at) "
+         "VALUES($1,$2,$3,$4,$5,$6)"},
+        {"list_audit_verdicts",
+         "SELECT grant_id, period, auditor, verdict, note, at FROM audit_verdicts "
+         "WHERE period = $1 ORDER BY at, grant_id, auditor"},
+    };
+    for (size_t parts = 0; parts <= kMaxPartsPerWrite; ++parts) {
+      for (size_t groups = 0; groups <= kMaxGroupsPerWrite; ++groups) {
+        statements->push_back({LedgerWriteName(parts, groups), LedgerWriteSql(parts, groups)});
+      }
+    }
+    return statements;
+  }();
   return *kStatements;
 }
 
@@ -463,20 +516,30 @@ class PostgresControlStore final : public ControlStore {
       for (const LedgerRecordGroup& g : b.records) {
         if (auto c = internal::CheckText({g.tenant_id}); !c.ok()) return c;
       }
+      size_t parts = 0;
       for (const LedgerTile& t : b.tiles) {
         if (t.fills) {
           txn.exec_prepared0("fill_tile", t.level, static_cast<int64_t>(t.index), Bytes(t.data));
         } else {
+          ++parts;
+        }
+      }
+      if (parts <= kMaxPartsPerWrite && b.records.size() <= kMaxGroupsPerWrite) {
+        WriteLedgerRows(txn, b, parts);
+      } else {
+        for (const LedgerTile& t : b.tiles) {
+          if (t.fills) continue;
           txn.exec_prepared0("insert_tile_part", t.level, static_cast<int64_t>(t.index),
                              static_cast<int32_t>(t.start), Bytes(t.data));
         }
+        for (const LedgerRecordGroup& g : b.records) {
+          txn.exec_prepared0("insert_record_group", g.tenant_id,
+                             static_cast<int64_t>(g.first_index),
+                             static_cast<int64_t>(g.last_index), Bytes(g.data));
+        }
+        txn.exec_prepared0("update_ledger_state", static_cast<int64_t>(b.new_size),
+                           Bytes(b.frontier));
       }
-      for (const LedgerRecordGroup& g : b.records) {
-        txn.exec_prepared0("insert_record_group", g.tenant_id, static_cast<int64_t>(g.first_index),
-                           static_cast<int64_t>(g.last_index), Bytes(g.data));
-      }
-      txn.exec_prepared0("update_ledger_state", static_cast<int64_t>(b.new_size),
-                         Bytes(b.frontier));
       written = LedgerState{b.new_size, b.frontier};
       return absl::OkStatus();
     });
@@ -734,6 +797,35 @@ class PostgresControlStore final : public ControlStore {
                          if (r.empty()) return absl::NotFoundError("no such principal");
                          return ReadPrincipal(r[0]);
                        });
+  }
+
+  // The batch's tile parts (`parts` of them, tiles it fills left out), record groups and new
+  // state in one statement (LedgerWriteSql).
+  static void WriteLedgerRows(pqxx::work& txn, const LedgerBatch& b, size_t parts) {
+    std::vector<int32_t> levels, starts;
+    std::vector<int64_t> tile_indexes, firsts, lasts;
+    std::vector<pqxx::binarystring> tile_data, group_data;
+    std::vector<std::string> tenants;
+    for (const LedgerTile& t : b.tiles) {
+      if (t.fills) continue;
+      levels.push_back(t.level);
+      tile_indexes.push_back(static_cast<int64_t>(t.index));
+      starts.push_back(static_cast<int32_t>(t.start));
+      tile_data.push_back(Bytes(t.data));
+    }
+    for (const LedgerRecordGroup& g : b.records) {
+      tenants.push_back(g.tenant_id);
+      firsts.push_back(static_cast<int64_t>(g.first_index));
+      lasts.push_back(static_cast<int64_t>(g.last_index));
+      group_data.push_back(Bytes(g.data));
+    }
+    using pqxx::prepare::make_dynamic_params;
+    txn.exec_prepared0(LedgerWriteName(parts, b.records.size()), make_dynamic_params(levels),
+                       make_dynamic_params(tile_indexes), make_dynamic_params(starts),
+                       make_dynamic_params(tile_data), make_dynamic_params(tenants),
+                       make_dynamic_params(firsts), make_dynamic_params(lasts),
+                       make_dynamic_params(group_data), static_cast<int64_t>(b.new_size),
+                       Bytes(b.frontier));
   }
 
   std::unique_ptr<PgPool> pool_;

@@ -395,6 +395,50 @@ TEST_P(StoreContract, LedgerBatchesExtendTheStoredSizeOnly) {
   EXPECT_TRUE((*s)->ReadRecordGroups("tenant-c", 0, 10)->empty());
 }
 
+// Batches of every shape land whole: no tenant records, a tile filled beside parts, and more
+// record groups and tile parts than PostgreSQL writes in one statement.
+TEST_P(StoreContract, LedgerBatchesOfEveryShapeLandWhole) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  LedgerBatch first = Batch(0, 255);  // no records (entries without a tenant)
+  ASSERT_TRUE((*s)->CommitLedgerBatch(first).ok());
+  LedgerBatch second = Batch(255, 300);
+  second.tiles[0].fills = true;  // the entry bundle 0 is full with this batch…
+  second.tiles.push_back({-1, 1, "next-bundle", 0});  // …and bundle 1 begins
+  for (int t = 0; t < 12; ++t) {
+    second.records.push_back({absl::StrFormat("tenant-%02d", t), 255, 299, std::to_string(t)});
+  }
+  for (int level = 1; level <= 4; ++level) second.tiles.push_back({level, 0, "h", 0});
+  ASSERT_TRUE((*s)->CommitLedgerBatch(second).ok());
+  LedgerBatch third = Batch(300, 301);
+  third.tiles[0] = {-1, 1, "+1", 45};
+  third.records.push_back({"tenant-00", 300, 300, "late"});
+  ASSERT_TRUE((*s)->CommitLedgerBatch(third).ok());
+  LedgerBatch fourth = Batch(301, 302);  // a small batch that also fills a tile
+  fourth.tiles[0] = {-1, 1, "+2", 46};
+  fourth.tiles.push_back({5, 0, "whole", 0, true});
+  fourth.records.push_back({"tenant-01", 301, 301, "fourth"});
+  ASSERT_TRUE((*s)->CommitLedgerBatch(fourth).ok());
+
+  auto state = (*s)->LoadLedgerState();
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->size, 302u);
+  EXPECT_EQ(state->frontier, "frontier@302");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 0), "bundle@255bundle@300");
+  EXPECT_EQ(*(*s)->ReadLedgerTile(-1, 1), "next-bundle+1+2");
+  EXPECT_EQ((*s)->ReadLedgerTile(0, 0)->size(), 32u * 302);
+  EXPECT_EQ(*(*s)->ReadLedgerTile(5, 0), "whole");
+  for (int level = 1; level <= 4; ++level) EXPECT_EQ(*(*s)->ReadLedgerTile(level, 0), "h");
+  for (int t = 0; t < 12; ++t) {
+    auto groups = (*s)->ReadRecordGroups(absl::StrFormat("tenant-%02d", t), 0, 10);
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    ASSERT_EQ(groups->size(), t <= 1 ? 2u : 1u);
+    EXPECT_EQ((*groups)[0].data, std::to_string(t));
+  }
+  EXPECT_EQ((*s)->ReadRecordGroups("tenant-00", 0, 10)->at(1).data, "late");
+  EXPECT_EQ((*s)->ReadRecordGroups("tenant-01", 0, 10)->at(1).data, "fourth");
+}
+
 TEST_P(StoreContract, LedgerCheckpointsAreUniquePerSizeAndAppendOnly) {
   auto s = OpenControl();
   ASSERT_TRUE(s.ok()) << s.status();
