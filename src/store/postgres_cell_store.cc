@@ -65,16 +65,11 @@ std::string PutObjectsName(size_t rows) { return "put_objects_" + std::to_string
 // Puts `rows` objects and counts their seals. Parameters are column-major (libpqxx passes each
 // column as one dynamic list): $1..$rows the tenants, then the keys, and so on for the 8 columns.
 std::string PutObjectsSql(size_t rows) {
-  std::string sql =
-      "WITH put AS (INSERT INTO objects AS o(tenant_id, key, version, dek_version, size, sha256, "
-      "content_type, updated_at, sealed) VALUES";
-  for (size_t r = 0; r < rows; ++r) {
-    sql += r == 0 ? "(" : ",(";
-    for (size_t column = 0; column < 8; ++column) {
-      if (column == 2) sql += "1,";  // version of a new object
-      sql += "$" + std::to_string(column * rows + r + 1) + (column == 7 ? ")" : ",");
-    }
-  }
+  // The last column is the version of a new object.
+  std::string sql = StrCat(
+      "WITH put AS (INSERT INTO objects AS o(tenant_id, key, dek_version, size, sha256, "
+      "content_type, updated_at, sealed, version) VALUES ",
+      internal::ColumnMajorValues(rows, 8, 1, ",1"));
   sql +=
       " ON CONFLICT(tenant_id, key) DO UPDATE SET version = o.version + 1, "
       "dek_version = EXCLUDED.dek_version, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, "

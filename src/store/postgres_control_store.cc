@@ -163,31 +163,18 @@ std::string LedgerWriteName(size_t parts, size_t groups) {
 // Parameters are column-major: parts' levels, indexes, starts and data, then the groups'
 // tenants, first and last indexes and data, then the new size and frontier.
 std::string LedgerWriteSql(size_t parts, size_t groups) {
-  int next = 1;
-  auto values = [&](size_t rows, size_t columns) {
-    std::string out;
-    const int first = next;
-    for (size_t r = 0; r < rows; ++r) {
-      out += r == 0 ? "(" : ",(";
-      for (size_t c = 0; c < columns; ++c) {
-        out += StrCat(c == 0 ? "" : ",", "$", first + static_cast<int>(c * rows + r));
-      }
-      out += ")";
-    }
-    next += static_cast<int>(rows * columns);
-    return out;
-  };
   std::string sql;
   if (parts > 0) {
     sql += StrCat("WITH parts AS (INSERT INTO ledger_tile_parts(level, idx, start, data) VALUES ",
-                  values(parts, 4), ")");
+                  internal::ColumnMajorValues(parts, 4, 1), ")");
   }
   if (groups > 0) {
     sql += StrCat(parts > 0 ? ", " : "WITH ",
                   "records AS (INSERT INTO ledger_records(tenant_id, first_index, last_index, "
                   "data) VALUES ",
-                  values(groups, 4), ")");
+                  internal::ColumnMajorValues(groups, 4, 1 + 4 * parts), ")");
   }
+  const size_t next = 1 + 4 * (parts + groups);
   sql += StrCat(" UPDATE ledger_state SET size = $", next, ", frontier = $", next + 1,
                 " WHERE id = 1");
   return sql;

@@ -3,6 +3,7 @@
 // truncation) and come back in text form, unescaped by pqxx::binarystring.
 #pragma once
 
+#include <cstddef>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -20,6 +21,26 @@ inline pqxx::binarystring Bytes(std::string_view bytes) {
 }
 
 inline std::string ReadBytes(const pqxx::field& f) { return pqxx::binarystring(f).str(); }
+
+// The rows of a multi-row VALUES list whose parameters come column-major — libpqxx 6.4 passes a
+// variable number of parameters as one dynamic list per column: `rows` tuples of `columns`
+// parameters numbered from `first` ($first..$first+rows-1 the first column, and so on), each
+// tuple ending with `row_suffix` (e.g. ",1" for a constant column). "($1,$3),($2,$4)" for 2x2.
+inline std::string ColumnMajorValues(size_t rows, size_t columns, size_t first,
+                                     std::string_view row_suffix = "") {
+  std::string out;
+  for (size_t r = 0; r < rows; ++r) {
+    out += r == 0 ? "(" : ",(";
+    for (size_t c = 0; c < columns; ++c) {
+      if (c > 0) out += ',';
+      out += '$';
+      out += std::to_string(first + c * rows + r);
+    }
+    out += row_suffix;
+    out += ')';
+  }
+  return out;
+}
 
 inline bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 

@@ -14,11 +14,21 @@
 
 #include "gtest/gtest.h"
 #include "store/internal/pg_pool.h"
+#include "store/internal/pg_values.h"
 #include "store/store.h"
 #include "testing/pg_test_db.h"
 
 namespace custos::store {
 namespace {
+
+// Multi-row statements take one dynamic parameter list per column (libpqxx 6.4): parameter
+// numbers run down each column, not along each row.
+TEST(ColumnMajorValues, NumbersParametersDownEachColumn) {
+  EXPECT_EQ(internal::ColumnMajorValues(2, 2, 1), "($1,$3),($2,$4)");
+  EXPECT_EQ(internal::ColumnMajorValues(1, 3, 5, ",1"), "($5,$6,$7,1)");
+  EXPECT_EQ(internal::ColumnMajorValues(3, 1, 2), "($2),($3),($4)");
+  EXPECT_EQ(internal::ColumnMajorValues(0, 4, 1), "");
+}
 
 using custos::testing::PgDsnWithParam;
 using custos::testing::PgServerDsn;
