@@ -20,6 +20,9 @@ class NoopAppender final : public ledger::EntryAppender {
   absl::StatusOr<uint64_t> Append(ledger::PendingAppend) override {
     return next_.fetch_add(1, std::memory_order_relaxed);
   }
+  void AppendAsync(ledger::PendingAppend append, ledger::AppendCallback done) override {
+    std::move(done)(Append(std::move(append)));
+  }
 
  private:
   std::atomic<uint64_t> next_{0};

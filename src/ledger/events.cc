@@ -100,7 +100,7 @@ std::string EventLog::EntryFor(std::string_view record, std::string_view kind,
   return *CanonicalJson(entry);  // strings and integers only: cannot fail
 }
 
-absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
+absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Event& event) {
   const int64_t ts = absl::ToUnixMillis(clock_.Now());
   json::object record = event.fields;
   record["v"] = 1;
@@ -121,9 +121,26 @@ absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
         StrCat("cannot seal the event record: ", sealed.status().message()));
   }
   append.sealed_record = std::move(*sealed);
-  auto index = ledger_.Append(std::move(append));
+  return std::make_pair(std::move(append), *std::move(canonical));
+}
+
+absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
+  auto prepared = Prepare(event);
+  if (!prepared.ok()) return prepared.status();
+  auto index = ledger_.Append(std::move(prepared->first));
   if (!index.ok()) return index.status();
-  return LoggedEvent{*index, std::move(*canonical)};
+  return LoggedEvent{*index, std::move(prepared->second)};
+}
+
+void EventLog::RecordAsync(const Event& event, RecordCallback done) {
+  auto prepared = Prepare(event);
+  if (!prepared.ok()) return std::move(done)(prepared.status());
+  ledger_.AppendAsync(std::move(prepared->first),
+                      [record = std::move(prepared->second),
+                       done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
+                        if (!index.ok()) return std::move(done)(index.status());
+                        std::move(done)(LoggedEvent{*index, std::move(record)});
+                      });
 }
 
 absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id,

@@ -9,10 +9,13 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <variant>
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "base/worker_pool.h"
 #include "ledger/checkpoint.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
@@ -74,10 +77,15 @@ struct Ledger::Impl {
   const Clock& clock;
   LedgerOptions options;
 
+  using Outcome = absl::StatusOr<uint64_t>;
+  using Answer = std::variant<std::promise<Outcome>, AppendCallback>;
   struct Waiter {
     PendingAppend append;
     std::string leaf_hash;  // computed by the caller's thread, off the sequencer's path
-    std::promise<absl::StatusOr<uint64_t>> done;
+    // A caller blocked in Append, answered by the sequencer itself, or an AppendAsync callback,
+    // run on an answer thread: it may read a store or append again, which must not hold up
+    // (or, appending, deadlock) the sequencer.
+    Answer answer;
     // The sequencer never commits an entry past its deadline, so a caller answered "not
     // recorded" never has its entry appear later (the log would claim an access not performed).
     SteadyClock::time_point deadline;
@@ -94,11 +102,47 @@ struct Ledger::Impl {
   bool have_checkpoint = false;  // sequencer thread
 
   SteadyClock::time_point last_checkpoint{};
+  // Stopped after the sequencer (whose last answers, for what was pending at shutdown, still
+  // find them running) and before anything else of the ledger goes.
+  std::optional<WorkerPool> answer_threads;
   std::thread sequencer;
 
   Impl(store::ControlStore& s, crypto::Ed25519PrivateKey k, std::string o, const Clock& c,
        LedgerOptions opt)
-      : store(s), key(std::move(k)), origin(std::move(o)), clock(c), options(opt) {}
+      : store(s), key(std::move(k)), origin(std::move(o)), clock(c), options(opt) {
+    answer_threads.emplace(
+        opt.answer_threads > 0
+            ? opt.answer_threads
+            : std::max(2, static_cast<int>(std::thread::hardware_concurrency())));
+  }
+
+  // Queues `append` with its answer (moved from only if queued).
+  absl::Status Enqueue(PendingAppend append, Answer& answer) {
+    if (append.entry.size() > kMaxEntryBytes) {
+      return absl::InvalidArgumentError("ledger entry too large");
+    }
+    std::string leaf = LeafHash(append.entry);
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return absl::UnavailableError("the ledger is shutting down");
+      pending.push_back({std::move(append), std::move(leaf), std::move(answer),
+                         SteadyClock::now() + absl::ToChronoNanoseconds(options.append_deadline)});
+    }
+    cv.notify_one();
+    return absl::OkStatus();
+  }
+
+  // Answers `w`: a blocked caller at once; a callback by queueing it on `callbacks`, which the
+  // sequencer hands to the answer threads together once it has answered the whole batch.
+  static void Settle(Waiter& w, Outcome outcome, std::vector<WorkerPool::Job>& callbacks) {
+    if (auto* caller = std::get_if<std::promise<Outcome>>(&w.answer)) {
+      caller->set_value(std::move(outcome));
+      return;
+    }
+    callbacks.emplace_back(
+        [done = std::get<AppendCallback>(std::move(w.answer)),
+         outcome = std::move(outcome)]() mutable { std::move(done)(std::move(outcome)); });
+  }
 
   static void Raise(std::atomic<uint64_t>& v, uint64_t to) {
     uint64_t cur = v.load();
@@ -230,6 +274,7 @@ struct Ledger::Impl {
 
   void Run() {
     std::vector<Waiter> batch;
+    std::vector<WorkerPool::Job> callbacks;
     std::vector<std::promise<absl::Status>> requests;
     while (true) {
       {
@@ -251,8 +296,9 @@ struct Ledger::Impl {
         const auto now = SteadyClock::now();
         while (!pending.empty() && batch.size() < options.max_batch) {
           if (pending.front().deadline < now) {
-            pending.front().done.set_value(
-                absl::UnavailableError("the ledger did not record the access in time"));
+            Settle(pending.front(),
+                   absl::UnavailableError("the ledger did not record the access in time"),
+                   callbacks);
           } else {
             batch.push_back(std::move(pending.front()));
           }
@@ -267,11 +313,15 @@ struct Ledger::Impl {
                         first.status().ToString());
           absl::Status refused = absl::UnavailableError(
               StrCat("the ledger could not record the access: ", first.status().message()));
-          for (Waiter& w : batch) w.done.set_value(refused);
+          for (Waiter& w : batch) Settle(w, refused, callbacks);
         } else {
-          for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(*first + i);
+          for (size_t i = 0; i < batch.size(); ++i) Settle(batch[i], *first + i, callbacks);
         }
         batch.clear();
+      }
+      if (!callbacks.empty()) {
+        answer_threads->SubmitAll(std::move(callbacks));
+        callbacks.clear();
       }
       if (!requests.empty()) {
         absl::Status s = SignCheckpoint();
@@ -350,25 +400,20 @@ Ledger::~Ledger() {
   }
   impl_->cv.notify_all();
   impl_->sequencer.join();
+  impl_->answer_threads.reset();  // runs the last callbacks
+}
+
+void Ledger::AppendAsync(PendingAppend append, AppendCallback done) {
+  Impl::Answer answer(std::move(done));
+  if (absl::Status s = impl_->Enqueue(std::move(append), answer); !s.ok()) {
+    std::move(std::get<AppendCallback>(answer))(s);  // not queued: still ours to call
+  }
 }
 
 absl::StatusOr<uint64_t> Ledger::Append(PendingAppend append) {
-  if (append.entry.size() > kMaxEntryBytes) {
-    return absl::InvalidArgumentError("ledger entry too large");
-  }
-  std::future<absl::StatusOr<uint64_t>> done;
-  std::string leaf = LeafHash(append.entry);
-  {
-    std::lock_guard lock(impl_->mu);
-    if (impl_->stopping) return absl::UnavailableError("the ledger is shutting down");
-    impl_->pending.push_back(
-        {std::move(append),
-         std::move(leaf),
-         {},
-         SteadyClock::now() + absl::ToChronoNanoseconds(impl_->options.append_deadline)});
-    done = impl_->pending.back().done.get_future();
-  }
-  impl_->cv.notify_one();
+  Impl::Answer answer;
+  std::future<absl::StatusOr<uint64_t>> done = std::get<0>(answer).get_future();
+  if (absl::Status s = impl_->Enqueue(std::move(append), answer); !s.ok()) return s;
   // The sequencer answers by the deadline plus one commit attempt (bounded by the store's busy
   // timeout); waiting longer only guards against a hung store, and then the outcome is unknown.
   if (done.wait_for(absl::ToChronoNanoseconds(impl_->options.append_deadline + kCommitBound)) !=

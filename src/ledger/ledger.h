@@ -26,8 +26,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
@@ -46,6 +48,8 @@ struct LedgerOptions {
   absl::Duration checkpoint_interval = absl::Seconds(1);
   // An append not committed by then is answered kUnavailable and never committed later.
   absl::Duration append_deadline = absl::Seconds(10);
+  // Threads that run AppendAsync callbacks; 0: as many as the machine has (at least 2).
+  int answer_threads = 0;
 };
 
 // One append: the public entry, and the tenant's sealed private record (empty tenant_id: none).
@@ -55,6 +59,13 @@ struct PendingAppend {
   std::string sealed_record;
 };
 
+// Called exactly once with the entry's index once it is durable, or with an error
+// (kUnavailable: not recorded, do not act). The ledger runs it on one of its answer threads
+// (the callbacks of one batch are handed over together, so no thread is woken per append), or
+// on the caller's thread when it refuses the append at once. A callback may block briefly — read
+// a local store, append again with Append — but holds an answer thread meanwhile.
+using AppendCallback = absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>;
+
 // Where EventLog puts its entries: the Ledger. The seam exists so that the benchmark binary
 // can measure the request path with the append replaced by a no-op (issue 4's ledger cost
 // budget); no server option ever replaces it.
@@ -63,6 +74,8 @@ class EntryAppender {
   virtual ~EntryAppender() = default;
   // Returns the entry's index once it is durable (kUnavailable: not recorded, do not act).
   virtual absl::StatusOr<uint64_t> Append(PendingAppend append) = 0;
+  // The same without a thread waiting for the batch: `done` gets the outcome.
+  virtual void AppendAsync(PendingAppend append, AppendCallback done) = 0;
 };
 
 class Ledger final : public EntryAppender {
@@ -77,6 +90,8 @@ class Ledger final : public EntryAppender {
 
   // Appends one entry and returns its index once the batch holding it is durable.
   absl::StatusOr<uint64_t> Append(PendingAppend append) override;
+  // The same, answering through `done` (within the append deadline plus one commit attempt).
+  void AppendAsync(PendingAppend append, AppendCallback done) override;
 
   // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
   absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();
@@ -143,6 +158,10 @@ class EventLog {
 
   // Records `event` durably in the ledger before the caller acts on it.
   absl::StatusOr<LoggedEvent> Record(const Event& event);
+  // The same without a thread waiting: builds and seals the record on the calling thread, then
+  // calls `done` once the entry is durable (or not recorded), where AppendCallback says.
+  using RecordCallback = absl::AnyInvocable<void(absl::StatusOr<LoggedEvent>) &&>;
+  void RecordAsync(const Event& event, RecordCallback done);
 
   // The tenant's pseudonym in public entries: lowercase hex HMAC-SHA256(pseudonym key, id).
   std::string Pseudonym(std::string_view tenant_id) const;
@@ -156,6 +175,9 @@ class EventLog {
                               std::string_view pseudonym, int64_t ts_ms);
 
  private:
+  // The entry and sealed record of `event`, and the record's canonical JSON.
+  absl::StatusOr<std::pair<PendingAppend, std::string>> Prepare(const Event& event);
+
   EntryAppender& ledger_;
   store::ControlStore& store_;
   crypto::KeyProvider& keys_;

@@ -1,7 +1,12 @@
 // The ledger over a real SQLite control store: tiles, entries, proofs and checkpoints at the
 // sizes where tiles fill and levels appear, across restarts.
+#include <sqlite3.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/clock.h"
@@ -30,10 +35,11 @@ class LedgerStoreTest : public ::testing::Test {
     Reopen();
   }
 
-  void Reopen() {
+  void Reopen(int answer_threads = 0) {
     ledger_.reset();
     LedgerOptions options;
     options.checkpoint_interval = absl::Hours(1);  // the test signs explicitly
+    options.answer_threads = answer_threads;
     ledger_ = *Ledger::Open(*store_, *crypto::Ed25519PrivateKey::FromSeed(seed_),
                             "test.example/ledger", clock_, options);
   }
@@ -180,6 +186,124 @@ TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
   }
   // Another tenant's key cannot open these records.
   EXPECT_EQ(events.ReadTenantLog("b", {.kind = "data.read"})->events.size(), 5u);
+}
+
+// What AppendAsync callbacks saw, gathered from the answer threads.
+struct AsyncOutcomes {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, std::string> committed;  // index -> entry
+  std::vector<absl::Status> errors;
+  std::set<std::thread::id> threads;
+  int answered = 0;
+
+  void WaitFor(int n) {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered >= n; }));
+  }
+};
+
+TEST_F(LedgerStoreTest, AsyncAppendsAreAnsweredOffTheCallerOnceDurable) {
+  constexpr int kAppends = 500;
+  AsyncOutcomes out;
+  for (int i = 0; i < kAppends; ++i) {
+    ledger_->AppendAsync({EntryText(i), "", ""}, [&, i](absl::StatusOr<uint64_t> index) {
+      // Committed before the callback runs: the entry reads back from the store already.
+      absl::StatusOr<std::string> entry =
+          index.ok() ? ledger_->ReadEntry(*index) : absl::StatusOr<std::string>(index.status());
+      std::lock_guard lock(out.mu);
+      out.threads.insert(std::this_thread::get_id());
+      if (!entry.ok()) {
+        out.errors.push_back(entry.status());
+      } else {
+        EXPECT_EQ(*entry, EntryText(i));
+        out.committed[*index] = *entry;
+      }
+      ++out.answered;
+      out.cv.notify_all();
+    });
+  }
+  out.WaitFor(kAppends);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front();
+  ASSERT_EQ(out.committed.size(), static_cast<size_t>(kAppends));
+  EXPECT_EQ(out.committed.begin()->first, 0u);
+  EXPECT_EQ(out.committed.rbegin()->first, static_cast<uint64_t>(kAppends - 1));
+  EXPECT_FALSE(out.threads.contains(std::this_thread::get_id()));
+  EXPECT_EQ(store_->LoadLedgerState()->size, static_cast<uint64_t>(kAppends));
+}
+
+TEST_F(LedgerStoreTest, AsyncCallbacksMayAppendAgainWithoutDeadlock) {
+  // One answer thread, and every callback appends synchronously (as a read that failed records
+  // its outcome): the inner appends are answered by the sequencer, not by the busy thread.
+  Reopen(/*answer_threads=*/1);
+  constexpr int kAppends = 50;
+  AsyncOutcomes out;
+  for (int i = 0; i < kAppends; ++i) {
+    ledger_->AppendAsync({EntryText(i), "", ""}, [&](absl::StatusOr<uint64_t> index) {
+      absl::StatusOr<uint64_t> outcome = ledger_->Append({"outcome", "", ""});
+      std::lock_guard lock(out.mu);
+      if (!index.ok()) out.errors.push_back(index.status());
+      if (!outcome.ok()) out.errors.push_back(outcome.status());
+      ++out.answered;
+      out.cv.notify_all();
+    });
+  }
+  out.WaitFor(kAppends);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front();
+  EXPECT_EQ(store_->LoadLedgerState()->size, static_cast<uint64_t>(2 * kAppends));
+}
+
+TEST_F(LedgerStoreTest, AsyncAppendsTheStoreRefusesAreAnsweredUnavailableAndNotStored) {
+  GrowTo(3);
+  // A real refusal from the store: a trigger aborts every update of the ledger's state row.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("control.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER refuse BEFORE UPDATE ON ledger_state "
+                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  AsyncOutcomes out;
+  for (int i = 0; i < 20; ++i) {
+    ledger_->AppendAsync({EntryText(100 + i), "", ""}, [&](absl::StatusOr<uint64_t> index) {
+      std::lock_guard lock(out.mu);
+      if (index.ok()) out.committed[*index] = "";
+      if (!index.ok()) out.errors.push_back(index.status());
+      ++out.answered;
+      out.cv.notify_all();
+    });
+  }
+  out.WaitFor(20);
+  EXPECT_TRUE(out.committed.empty());
+  ASSERT_EQ(out.errors.size(), 20u);
+  for (const absl::Status& s : out.errors) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(store_->LoadLedgerState()->size, 3u);
+  EXPECT_EQ(*ledger_->Append({"after", "", ""}), 3u);  // the log goes on where it was
+}
+
+TEST_F(LedgerStoreTest, AsyncAppendsRefusedAtOnceAnswerOnTheCaller) {
+  std::promise<absl::Status> refused;
+  ledger_->AppendAsync({std::string(kMaxEntryBytes + 1, 'x'), "", ""},
+                       [&](absl::StatusOr<uint64_t> index) { refused.set_value(index.status()); });
+  // Called before AppendAsync returned: the future is ready without waiting.
+  auto done = refused.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(done.get().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(LedgerStoreTest, ClosingTheLedgerAnswersEveryAsyncAppend) {
+  constexpr int kAppends = 300;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < kAppends; ++i) {
+    ledger_->AppendAsync({EntryText(i), "", ""},
+                         [&](absl::StatusOr<uint64_t>) { answered.fetch_add(1); });
+  }
+  ledger_.reset();  // drains: commits what was pending and runs the last callbacks
+  EXPECT_EQ(answered.load(), kAppends);
+  Reopen();
+  EXPECT_EQ(store_->LoadLedgerState()->size, static_cast<uint64_t>(kAppends));
 }
 
 TEST(CanonicalJson, SortsKeysAndRefusesFloats) {
