@@ -221,12 +221,17 @@ class Api {
     uint64_t ledger_index = 0;
   };
 
-  // Authenticates, finds the tenant, decides, and records the decision: a refusal as
-  // data.refused (then returns the refusal), an authorized access as `kind` — and if the ledger
-  // cannot record it, the access is refused with 503 (fail closed).
-  absl::StatusOr<DataAccess> BeginDataAccess(const Request& req, access::DataOperation op,
-                                             std::string_view kind,
-                                             std::string_view resource) const {
+  // A decided access and the event that must be durable before it happens.
+  struct PlannedAccess {
+    DataAccess access;
+    ledger::Event event;
+  };
+
+  // Authenticates, finds the tenant and decides. A refusal is recorded as data.refused and
+  // returned; an authorized access comes back with its `kind` event, not yet recorded.
+  absl::StatusOr<PlannedAccess> PlanDataAccess(const Request& req, access::DataOperation op,
+                                               std::string_view kind,
+                                               std::string_view resource) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
     std::string purpose = req.Header("x-custos-purpose");
@@ -271,39 +276,89 @@ class Api {
     fields["purpose"] = purpose;
     if (decision.ok()) decision = CheckPurposeAllowed(tenant->id, purpose);
     if (!decision.ok()) {
-      fields["outcome"] = ErrorCodeName(decision);
+      fields["outcome"] = http::ErrorCodeOf(decision);
       auto logged = s_.events->Record({"data.refused", tenant->id, std::move(fields)});
       if (!logged.ok()) spdlog::error("refusal not recorded: {}", logged.status().ToString());
       return decision;
     }
-    auto logged = s_.events->Record({std::string(kind), tenant->id, std::move(fields)});
-    if (!logged.ok()) return logged.status();
-    return DataAccess{*std::move(who), *std::move(tenant), std::move(purpose),
-                      logged->ledger_index};
+    ledger::Event event{std::string(kind), tenant->id, std::move(fields)};
+    return PlannedAccess{{*std::move(who), *std::move(tenant), std::move(purpose)},
+                         std::move(event)};
   }
 
-  // Records that the act logged at `access` failed (best effort: the access itself is logged).
-  template <typename T>
-  const T& Outcome(const DataAccess& access, const T& result) const {
-    if (result.ok()) return result;
-    const absl::Status& status = StatusOf(result);
+  // A data route: `check` validates the request and names the resource it touches, `act` does
+  // the access once its ledger entry is durable (a failure of the act is recorded as its
+  // outcome by whoever runs it).
+  struct DataRoute {
+    access::DataOperation op;
+    std::string_view kind;  // of the access event: data.read, data.write, …
+    absl::StatusOr<std::string> (Api::*check)(Request&) const;
+    absl::StatusOr<Response> (Api::*act)(const DataAccess&, Request&) const;
+  };
+
+  // Serves `route` on the calling worker: checks, plans (a refusal is recorded and answered),
+  // records the access durably, then acts. If the ledger cannot record the access it is refused
+  // with 503 and never happens (fail closed).
+  absl::StatusOr<Response> ServeData(const DataRoute& route, Request& req) const {
+    auto resource = (this->*route.check)(req);
+    if (!resource.ok()) return resource.status();
+    auto planned = PlanDataAccess(req, route.op, route.kind, *resource);
+    if (!planned.ok()) return planned.status();
+    auto logged = s_.events->Record(planned->event);
+    if (!logged.ok()) return logged.status();
+    planned->access.ledger_index = logged->ledger_index;
+    absl::StatusOr<Response> r = (this->*route.act)(planned->access, req);
+    if (!r.ok()) {
+      auto outcome = s_.events->Record(OutcomeEvent(planned->access, r.status()));
+      if (!outcome.ok()) spdlog::error("outcome not recorded: {}", outcome.status().ToString());
+    }
+    return r;
+  }
+
+  // The same for a route whose act only reads a local store (Services::
+  // answer_reads_on_ledger_threads): the worker returns once the access is queued on the ledger,
+  // and the act runs on the ledger's answer thread once the access is durable. No worker waits
+  // for the batch and none is woken to act: per request, that wait and wake-up were most of
+  // what the ledger cost a read.
+  void ServeReadAsync(const DataRoute& route, const std::shared_ptr<Request>& req,
+                      const std::shared_ptr<http::Responder>& responder) const {
+    auto resource = (this->*route.check)(*req);
+    if (!resource.ok()) return responder->Reply(internal::ToResponse(*req, resource.status()));
+    auto planned = PlanDataAccess(*req, route.op, route.kind, *resource);
+    if (!planned.ok()) return responder->Reply(internal::ToResponse(*req, planned.status()));
+    s_.events->RecordAsync(
+        planned->event, [this, act = route.act, access = std::move(planned->access), req,
+                         responder](absl::StatusOr<ledger::LoggedEvent> logged) mutable {
+          if (!logged.ok()) return responder->Reply(internal::ToResponse(*req, logged.status()));
+          access.ledger_index = logged->ledger_index;
+          absl::StatusOr<Response> r = absl::UnknownError("unset");
+          try {
+            r = (this->*act)(access, *req);
+          } catch (const std::exception& e) {  // not on a worker: nothing else would catch it
+            r = absl::InternalError(StrCat("unhandled exception: ", e.what()));
+          }
+          if (r.ok()) return responder->Reply(*std::move(r));
+          // The failure's outcome, recorded the same way: this thread does not wait for it.
+          s_.events->RecordAsync(
+              OutcomeEvent(access, r.status()),
+              [req, responder,
+               failed = r.status()](const absl::StatusOr<ledger::LoggedEvent>& outcome) {
+                if (!outcome.ok()) {
+                  spdlog::error("outcome not recorded: {}", outcome.status().ToString());
+                }
+                responder->Reply(internal::ToResponse(*req, failed));
+              });
+        });
+  }
+
+  // The event saying that the act logged at `access` failed with `status`. Recorded before the
+  // failure is answered, best effort (the access itself is logged already).
+  static ledger::Event OutcomeEvent(const DataAccess& access, const absl::Status& status) {
     json::object fields{{"actor", access.who.id},
                         {"role", access::RoleName(access.who.role)},
                         {"of", access.ledger_index},
-                        {"outcome", ErrorCodeName(status)}};
-    auto logged = s_.events->Record({"outcome", access.tenant.id, std::move(fields)});
-    if (!logged.ok()) spdlog::error("outcome not recorded: {}", logged.status().ToString());
-    return result;
-  }
-  static const absl::Status& StatusOf(const absl::Status& s) { return s; }
-  template <typename T>
-  static const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
-    return s.status();
-  }
-
-  static std::string ErrorCodeName(const absl::Status& s) {
-    if (auto code = ApiCodeOf(s)) return *code;
-    return std::string(absl::StatusCodeToString(s.code()));
+                        {"outcome", http::ErrorCodeOf(status)}};
+    return {"outcome", access.tenant.id, std::move(fields)};
   }
 
   static absl::Status ValidatePurpose(std::string_view purpose) {
@@ -331,16 +386,29 @@ class Api {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<Response> PutObject(Request& req) const {
+  absl::StatusOr<std::string> CheckObjectKey(Request& req) const {
     const std::string& key = req.params["key"];
     if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
-    if (req.body.size() > s_.objects->options().max_object_bytes) {
+    return key;
+  }
+
+  absl::StatusOr<std::string> CheckPut(Request& req) const {
+    auto key = CheckObjectKey(req);
+    if (key.ok() && req.body.size() > s_.objects->options().max_object_bytes) {
       return TooLarge("object is over the size limit");
     }
-    auto a = BeginDataAccess(req, access::DataOperation::kWrite, "data.write", key);
-    if (!a.ok()) return a.status();
-    auto r =
-        Outcome(*a, s_.objects->Put(a->tenant.cells(), key, req.body, req.Header("content-type")));
+    return key;
+  }
+
+  absl::StatusOr<std::string> CheckList(Request& req) const {
+    auto q = internal::ParseListQuery(req.query);
+    if (!q.ok()) return q.status();
+    return q->prefix;
+  }
+
+  absl::StatusOr<Response> PutObject(const DataAccess& a, Request& req) const {
+    const std::string& key = req.params["key"];
+    auto r = s_.objects->Put(a.tenant.cells(), key, req.body, req.Header("content-type"));
     if (!r.ok()) return r.status();
     return JsonResponse(
         r->created ? 201 : 200,
@@ -348,12 +416,8 @@ class Api {
             {"key", key}, {"size", r->size}, {"sha256", r->sha256_hex}, {"version", r->version}});
   }
 
-  absl::StatusOr<Response> GetObject(Request& req) const {
-    const std::string& key = req.params["key"];
-    if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
-    auto a = BeginDataAccess(req, access::DataOperation::kRead, "data.read", key);
-    if (!a.ok()) return a.status();
-    auto o = Outcome(*a, s_.objects->Get(a->tenant.cells(), key));
+  absl::StatusOr<Response> GetObject(const DataAccess& a, Request& req) const {
+    auto o = s_.objects->Get(a.tenant.cells(), req.params["key"]);
     if (!o.ok()) return o.status();
     Response r;
     r.status = 200;
@@ -361,26 +425,19 @@ class Api {
     r.body = std::move(o->bytes);
     r.headers.emplace_back("ETag", StrCat("\"", o->sha256_hex, "\""));
     r.headers.emplace_back("X-Custos-Version", StrCat(o->version));
-    r.headers.emplace_back("X-Custos-Ledger-Index", StrCat(a->ledger_index));
+    r.headers.emplace_back("X-Custos-Ledger-Index", StrCat(a.ledger_index));
     return r;
   }
 
-  absl::StatusOr<Response> DeleteObject(Request& req) const {
-    const std::string& key = req.params["key"];
-    if (auto s = data::ValidateObjectKey(key); !s.ok()) return s;
-    auto a = BeginDataAccess(req, access::DataOperation::kDelete, "data.delete", key);
-    if (!a.ok()) return a.status();
-    if (auto s = Outcome(*a, s_.objects->Delete(a->tenant.cells(), key)); !s.ok()) return s;
+  absl::StatusOr<Response> DeleteObject(const DataAccess& a, Request& req) const {
+    if (auto s = s_.objects->Delete(a.tenant.cells(), req.params["key"]); !s.ok()) return s;
     return Response::NoContent();
   }
 
-  absl::StatusOr<Response> ListObjects(Request& req) const {
-    auto q = internal::ParseListQuery(req.query);
+  absl::StatusOr<Response> ListObjects(const DataAccess& a, Request& req) const {
+    auto q = internal::ParseListQuery(req.query);  // checked by CheckList
     if (!q.ok()) return q.status();
-    auto a = BeginDataAccess(req, access::DataOperation::kList, "data.list", q->prefix);
-    if (!a.ok()) return a.status();
-    auto page =
-        Outcome(*a, s_.objects->List(a->tenant.cells(), q->prefix, q->start_after, q->limit));
+    auto page = s_.objects->List(a.tenant.cells(), q->prefix, q->start_after, q->limit);
     if (!page.ok()) return page.status();
     json::array objects;
     for (const auto& o : page->objects) {
@@ -530,16 +587,32 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   router.Add("DELETE", "/v1/principals/{id}", bind(&Api::DisablePrincipal));
   router.Add("POST", "/v1/tenants", bind(&Api::CreateTenant));
   router.Add("GET", "/v1/tenants/{id}", bind(&Api::GetTenant));
-  router.Add("GET", "/v1/tenants/{id}/objects", bind(&Api::ListObjects));
+  auto data = [api](Api::DataRoute route) {
+    return Handle([api, route](Request& req) { return api->ServeData(route, req); });
+  };
+  auto add_read = [&](std::string_view method, std::string_view pattern, Api::DataRoute route) {
+    if (!services.answer_reads_on_ledger_threads) return router.Add(method, pattern, data(route));
+    router.AddAsync(method, pattern,
+                    [api, route](const std::shared_ptr<Request>& req,
+                                 const std::shared_ptr<http::Responder>& r) {
+                      api->ServeReadAsync(route, req, r);
+                    });
+  };
+  using Op = access::DataOperation;
+  add_read("GET", "/v1/tenants/{id}/objects",
+           {Op::kList, "data.list", &Api::CheckList, &Api::ListObjects});
   // services.objects is null only where routes are matched and never called (the fuzz target
   // tests/fuzz/http_request.cc); the default limit then stands.
   http::RouteOptions object_body;
   if (services.objects != nullptr) {
     object_body.max_body_bytes = services.objects->options().max_object_bytes;
   }
-  router.Add("PUT", "/v1/tenants/{id}/objects/{key...}", bind(&Api::PutObject), object_body);
-  router.Add("GET", "/v1/tenants/{id}/objects/{key...}", bind(&Api::GetObject));
-  router.Add("DELETE", "/v1/tenants/{id}/objects/{key...}", bind(&Api::DeleteObject));
+  router.Add("PUT", "/v1/tenants/{id}/objects/{key...}",
+             data({Op::kWrite, "data.write", &Api::CheckPut, &Api::PutObject}), object_body);
+  add_read("GET", "/v1/tenants/{id}/objects/{key...}",
+           {Op::kRead, "data.read", &Api::CheckObjectKey, &Api::GetObject});
+  router.Add("DELETE", "/v1/tenants/{id}/objects/{key...}",
+             data({Op::kDelete, "data.delete", &Api::CheckObjectKey, &Api::DeleteObject}));
   router.Add("GET", "/v1/tenants/{id}/access-log", bind(&Api::AccessLog));
   router.Add("GET", "/ledger/checkpoint", bind(&Api::Checkpoint));
   router.Add("GET", "/ledger/tile/{rest...}", bind(&Api::LedgerTile));

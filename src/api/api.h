@@ -31,6 +31,10 @@ struct Services {
   store::ControlStore* control = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
   jobs::JobRunner* jobs = nullptr;    // POST /v1/test/clock runs what became due
+  // Whether object reads (GET, list) run on the ledger's answer threads once their access is
+  // durable, instead of on a worker that waits for it. Only for cells whose reads are local
+  // page lookups (SQLite): a read that waits on the network would hold an answer thread.
+  bool answer_reads_on_ledger_threads = false;
 };
 
 // Registers every route on `router`. `services` must outlive the router.

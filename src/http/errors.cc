@@ -52,14 +52,14 @@ int HttpStatusOf(const absl::Status& status) {
   return m.status;
 }
 
+std::string ErrorCodeOf(const absl::Status& status) {
+  if (auto api = ApiCodeOf(status)) return std::string(*api);
+  return std::string(DefaultMapping(status.code()).code);
+}
+
 Response ErrorResponse(const absl::Status& status) {
-  Mapping m = DefaultMapping(status.code());
-  std::string code(m.code);
-  int http_status = m.status;
-  if (auto api = ApiCodeOf(status)) {
-    code = *api;
-    http_status = StatusForApiCode(code, m.status);
-  }
+  const std::string code = ErrorCodeOf(status);
+  const int http_status = HttpStatusOf(status);
   // Internal errors are bugs: their text may name internals, so it stays in the server log.
   std::string message = http_status == 500 ? "internal error" : std::string(status.message());
   boost::json::object error{{"code", code}, {"message", message}};

@@ -57,8 +57,23 @@ struct Response {
 Response ErrorResponse(const absl::Status& status);
 // The HTTP status ErrorResponse would use.
 int HttpStatusOf(const absl::Status& status);
+// The error code ErrorResponse would send ("not_found", "purpose_not_allowed", …).
+std::string ErrorCodeOf(const absl::Status& status);
 
 using Handler = std::function<Response(Request&)>;
+
+// How a handler that answers later finishes its request (Router::AddAsync): for instance from
+// the ledger's answer thread once the access is durable, with no worker thread blocked
+// meanwhile. Thread-safe. Dropped without an answer (a bug), it answers 500 itself.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // Answers the request. Exactly once per request; a second answer is dropped (and logged).
+  virtual void Reply(Response response) = 0;
+};
+
+// Runs on a worker thread; answers through `responder`, now or later from any thread.
+using AsyncHandler = std::function<void(std::shared_ptr<Request>, std::shared_ptr<Responder>)>;
 
 struct RouteOptions {
   size_t max_body_bytes = 1 << 20;
@@ -71,9 +86,11 @@ class Router {
  public:
   void Add(std::string_view method, std::string_view pattern, Handler handler,
            RouteOptions options = {});
+  void AddAsync(std::string_view method, std::string_view pattern, AsyncHandler handler,
+                RouteOptions options = {});
 
   struct Match {
-    const Handler* handler = nullptr;
+    const AsyncHandler* handler = nullptr;  // a Handler added with Add answers at once
     RouteOptions options;
     std::string route;
     std::map<std::string, std::string> params;
@@ -87,7 +104,7 @@ class Router {
     std::string method;
     std::string pattern;
     std::vector<std::string> segments;
-    Handler handler;
+    AsyncHandler handler;
     RouteOptions options;
   };
   std::vector<Route> routes_;

@@ -61,6 +61,17 @@ absl::StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view t
 
 void Router::Add(std::string_view method, std::string_view pattern, Handler handler,
                  RouteOptions options) {
+  AddAsync(
+      method, pattern,
+      [handler = std::move(handler)](const std::shared_ptr<Request>& req,
+                                     const std::shared_ptr<Responder>& responder) {
+        responder->Reply(handler(*req));
+      },
+      options);
+}
+
+void Router::AddAsync(std::string_view method, std::string_view pattern, AsyncHandler handler,
+                      RouteOptions options) {
   Route r{std::string(method), std::string(pattern), {}, std::move(handler), options};
   for (std::string_view s : SplitPath(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));

@@ -10,8 +10,8 @@
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/strings.h"
+#include "base/worker_pool.h"
 #include "http/http.h"
-#include "http/internal/worker_pool.h"
 #include "spdlog/spdlog.h"
 
 namespace custos::http {
@@ -36,13 +36,16 @@ struct Server::Impl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor{ioc};
   net::signal_set signals{ioc, SIGINT, SIGTERM};
-  std::unique_ptr<internal::WorkerPool> pool;
+  std::unique_ptr<WorkerPool> pool;
   std::vector<std::thread> io_threads;
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stop_requested = false;
   std::atomic<int64_t> in_flight{0};  // requests read but not yet answered
+  // Responders alive: an admitted request that a handler answers later (AddAsync) is still
+  // unanswered, and its answer will come from another thread.
+  std::atomic<int64_t> responders{0};
   std::atomic<bool> draining{false};  // shutting down: answer what was read, read no more
 
   Impl(ServerOptions o, const Router& r, Metrics& m)
@@ -165,10 +168,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     timer_.cancel();
-    server_.in_flight.fetch_add(1);  // answered in Respond → OnWrite
+    // Answered in Respond → OnWrite. Requests whose handler waits without a worker (on the
+    // ledger) hold neither a worker nor a queue slot, so admission is bounded here too.
+    const int64_t in_flight = server_.in_flight.fetch_add(1) + 1;
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
     if (!match_.ok()) return RespondError(match_.status(), kNoRouteLabel, /*close=*/false);
+    if (in_flight >
+        server_.options.worker_threads + static_cast<int64_t>(server_.options.max_queue)) {
+      return RespondError(absl::UnavailableError("server busy"), match_->route, /*close=*/false);
+    }
 
     auto req = std::make_shared<Request>();
     req->method = method_;
@@ -183,25 +192,71 @@ class Session : public std::enable_shared_from_this<Session> {
     auto query = ParseQuery(target_);
     if (!query.ok()) return RespondError(query.status(), match_->route, /*close=*/false);
     req->query = std::move(*query);
-    const Handler* handler = match_->handler;
+    const AsyncHandler* handler = match_->handler;
     bool queued = server_.pool->TrySubmit([self = shared_from_this(), req, handler] {
-      auto start = std::chrono::steady_clock::now();
-      Response r;
-      try {
-        r = (*handler)(*req);
-      } catch (const std::exception& e) {
-        spdlog::error("route={} unhandled exception: {}", req->route, e.what());
-        r = ErrorResponse(absl::InternalError(e.what()));
-      }
-      self->server_.metrics.Observe(req->route, req->method, r.status,
-                                    absl::FromChrono(std::chrono::steady_clock::now() - start));
-      net::post(self->stream_.get_executor(),
-                [self, r = std::move(r)]() mutable { self->Respond(std::move(r), false); });
+      auto responder = std::make_shared<SessionResponder>(self, req);
+      responder->Run([&] { (*handler)(req, responder); });
     });
     if (!queued) {
       RespondError(absl::UnavailableError("server busy"), match_->route, /*close=*/false);
     }
   }
+
+  // Answers the handler's response (from any thread).
+  void Answer(Response r) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
+      self->Respond(std::move(r), false);
+    });
+  }
+
+  // Finishes one admitted request: its handler's answer, now or later.
+  class SessionResponder final : public Responder {
+   public:
+    SessionResponder(std::shared_ptr<Session> session, std::shared_ptr<const Request> req)
+        : session_(std::move(session)),
+          req_(std::move(req)),
+          start_(std::chrono::steady_clock::now()) {
+      session_->server_.responders.fetch_add(1);
+    }
+    ~SessionResponder() override {
+      if (!replied_.load()) {
+        // A handler that never answered is a bug; the client still gets an answer.
+        try {
+          spdlog::error("route={} ended without an answer", req_->route);
+          Reply(ErrorResponse(absl::InternalError("the request was not answered")));
+        } catch (const std::exception&) {  // out of memory: the connection times out instead
+        }
+      }
+      session_->server_.responders.fetch_sub(1);
+    }
+
+    // Runs `fn` (the handler); an exception it lets out answers 500.
+    void Run(const std::function<void()>& fn) {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        spdlog::error("route={} unhandled exception: {}", req_->route, e.what());
+        Reply(ErrorResponse(absl::InternalError(e.what())));
+      }
+    }
+
+    void Reply(Response r) override {
+      if (replied_.exchange(true)) {
+        spdlog::error("route={} answered twice; the second answer is dropped", req_->route);
+        return;
+      }
+      session_->server_.metrics.Observe(
+          req_->route, req_->method, r.status,
+          absl::FromChrono(std::chrono::steady_clock::now() - start_));
+      session_->Answer(std::move(r));
+    }
+
+   private:
+    const std::shared_ptr<Session> session_;
+    const std::shared_ptr<const Request> req_;
+    const std::chrono::steady_clock::time_point start_;
+    std::atomic<bool> replied_{false};
+  };
 
   // Answers an error and closes the connection (the rest of the request is unread).
   void Fail(const absl::Status& status) {
@@ -303,7 +358,7 @@ absl::StatusOr<uint16_t> Server::Start() {
   if (!ec) s.acceptor.bind(endpoint, ec);
   if (!ec) s.acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) return absl::UnavailableError("cannot listen on " + s.options.host + ": " + ec.message());
-  s.pool = std::make_unique<internal::WorkerPool>(s.options.worker_threads, s.options.max_queue);
+  s.pool = std::make_unique<WorkerPool>(s.options.worker_threads, s.options.max_queue);
   s.work.emplace(s.ioc.get_executor());
   s.signals.async_wait([&s](beast::error_code e, int) {
     if (!e) s.RequestStop();
@@ -333,6 +388,14 @@ void Server::Wait() {
   });
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Work of an admitted request may still be waiting (e.g. on the ledger, which answers within
+  // its append deadline): the pool and the I/O objects that work refers to stay until it is done.
+  for (int waited_ms = 0; s.responders.load() > 0; waited_ms += 10) {
+    if (waited_ms % 10000 == 0 && waited_ms > 0) {
+      spdlog::warn("shutdown waits for {} requests still being answered", s.responders.load());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   s.work.reset();

@@ -569,3 +569,59 @@ def test_metrics_count_requests_refused_before_any_route(server):
         count(before, "(no route)", "DELETE", "405") + 1
     assert "BREW" not in text and "no-such-route" not in text and "coffee" not in text
     assert count(text, "(http)", "other", "400") == count(before, "(http)", "other", "400") + 1
+
+
+def test_concurrent_reads_each_get_their_own_answer_and_ledger_entry(server):
+    """Many reads at once, hits and misses: each answer is its own request's (right bytes, its
+    own ledger entry), and the log holds one data.read per request and one outcome per miss."""
+    import json
+    import threading
+
+    t = server.create_tenant()
+    tok = t["admin_token"]
+    bodies = {f"r/{i}": secrets.token_bytes(64 + i) for i in range(8)}  # r/8, r/9: missing
+    for k, b in bodies.items():
+        server.put_object(t["id"], k, b, tok)
+    results = []
+    lock = threading.Lock()
+
+    def reader(n: int) -> None:
+        with server.client() as c:
+            for j in range(25):
+                key = f"r/{(n + j) % 10}"
+                r = c.request("GET", key_path(t["id"], key), token=tok)
+                with lock:
+                    results.append((key, r))
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert len(results) == 16 * 25
+
+    hit_index = {}
+    misses = 0
+    for key, r in results:
+        if key in bodies:
+            assert r.status == 200, (key, r)
+            assert r.body == bodies[key], key
+            index = int(r.header("X-Custos-Ledger-Index"))
+            assert index not in hit_index, "two reads answered with one ledger entry"
+            hit_index[index] = key
+        else:
+            assert_error(r, 404, "not_found")
+            misses += 1
+
+    log = server.get(f"/v1/tenants/{t['id']}/access-log?limit=1000", token=tok).json()["events"]
+    records = {e["ledger_index"]: json.loads(e["record"]) for e in log}
+    reads = {i: r for i, r in records.items() if r["kind"] == "data.read"}
+    assert len(reads) == len(results)
+    for index, key in hit_index.items():
+        assert reads[index]["resource"] == key  # the answer's entry is this request's
+    outcomes = [r for r in records.values() if r["kind"] == "outcome"]
+    assert len(outcomes) == misses
+    for o in outcomes:
+        assert o["outcome"] == "not_found"
+        assert reads[o["of"]]["resource"] in ("r/8", "r/9")
+    assert server.healthy()

@@ -40,20 +40,22 @@ inline absl::StatusOr<access::Principal> AuthenticateBearer(const http::Request&
   return p;
 }
 
-// Wraps a handler returning absl::StatusOr<Response>: an error becomes the error shape, and a
-// 5xx (a bug or an outage) is logged with the route.
+// A handler's result as the answer: an error becomes the error shape, and a 5xx (a bug or an
+// outage) is logged with the route.
+inline http::Response ToResponse(const http::Request& req, absl::StatusOr<http::Response> r) {
+  if (r.ok()) return *std::move(r);
+  int status = http::HttpStatusOf(r.status());
+  if (status >= 500) {
+    spdlog::error("route={} status={} error={}", req.route, status, r.status().ToString());
+  }
+  return http::ErrorResponse(r.status());
+}
+
+// Wraps a handler returning absl::StatusOr<Response> (see ToResponse).
 template <typename Fn>
 http::Handler Handle(Fn fn) {
   return [fn = std::move(fn)](http::Request& req) -> http::Response {
-    absl::StatusOr<http::Response> r = fn(req);
-    if (!r.ok()) {
-      int status = http::HttpStatusOf(r.status());
-      if (status >= 500) {
-        spdlog::error("route={} status={} error={}", req.route, status, r.status().ToString());
-      }
-      return http::ErrorResponse(r.status());
-    }
-    return *std::move(r);
+    return ToResponse(req, fn(req));
   };
 }
 

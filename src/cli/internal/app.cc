@@ -198,6 +198,7 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
   auto config = ReadConfig(data_dir);
   if (!config.ok()) return config.status();
   auto app = std::make_unique<App>();
+  app->local_cells = config->backend == "sqlite";
   if (o.fake_clock) {
     auto fake = std::make_unique<OffsetClock>();
     app->fake_clock = fake.get();
@@ -295,6 +296,7 @@ absl::Status ServeApi(App& app, const http::ServerOptions& options) {
   services.requests = app.requests.get();
   services.mfa = app.mfa.get();
   services.control = app.control.get();
+  services.answer_reads_on_ledger_threads = app.local_cells;
   http::Router router;
   api::RegisterRoutes(router, services);
 

@@ -63,6 +63,7 @@ struct App {
   std::unique_ptr<store::ControlStore> control;  // before keys: the keyring may live in it
   std::unique_ptr<crypto::KeyProvider> keys;
   std::map<std::string, std::unique_ptr<store::CellStore>> cells;
+  bool local_cells = false;  // SQLite cells: a read is a local page lookup, not a round trip
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<ledger::EventLog> events;
   std::unique_ptr<data::ObjectService> objects;
