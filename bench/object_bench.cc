@@ -26,6 +26,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
+#include "base/process.h"
 #include "bench.h"
 #include "boost/json.hpp"
 #include "cli/internal/app.h"
@@ -284,6 +285,7 @@ int InprocGet(const Flags& f) {
 
 int main(int argc, char** argv) {
   using namespace custos::bench;
+  custos::ConfigureProcess();  // as custos does: the raw baselines run under it too
   CLI::App app{"custos_bench: one benchmark measurement per run (see bench/run)"};
   app.require_subcommand(1);
   Flags f;

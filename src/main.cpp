@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "base/process.h"
 #include "cli/cli.h"
 
 #ifndef CUSTOS_DEFAULT_REGIONS
@@ -141,6 +142,7 @@ int Run(int argc, char** argv) {
 // Expected failures are absl::Status and exit codes; an exception reaching here is a bug (or
 // std::bad_alloc): say so on stderr and exit non-zero rather than let it terminate the process.
 int main(int argc, char** argv) {
+  custos::ConfigureProcess();
   try {
     return Run(argc, argv);
   } catch (const std::exception& e) {
