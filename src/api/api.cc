@@ -286,14 +286,19 @@ class Api {
                          std::move(event)};
   }
 
+  // How an act that answers later hands over its result (from any thread; quick work only).
+  using Finish = absl::AnyInvocable<void(absl::StatusOr<Response>) &&>;
+
   // A data route: `check` validates the request and names the resource it touches, `act` does
   // the access once its ledger entry is durable (a failure of the act is recorded as its
-  // outcome by whoever runs it).
+  // outcome by whoever runs it). `act_async`, if set, is the same act without a thread waiting
+  // for it (a put waits on the cells' group commit).
   struct DataRoute {
     access::DataOperation op;
     std::string_view kind;  // of the access event: data.read, data.write, …
     absl::StatusOr<std::string> (Api::*check)(Request&) const;
     absl::StatusOr<Response> (Api::*act)(const DataAccess&, Request&) const;
+    void (Api::*act_async)(const DataAccess&, Request&, Finish) const = nullptr;
   };
 
   // Serves `route` on the calling worker: checks, plans (a refusal is recorded and answered),
@@ -315,39 +320,44 @@ class Api {
     return r;
   }
 
-  // The same for a route whose act only reads a local store (Services::
-  // answer_reads_on_ledger_threads): the worker returns once the access is queued on the ledger,
-  // and the act runs on the ledger's answer thread once the access is durable. No worker waits
-  // for the batch and none is woken to act: per request, that wait and wake-up were most of
-  // what the ledger cost a read.
-  void ServeReadAsync(const DataRoute& route, const std::shared_ptr<Request>& req,
-                      const std::shared_ptr<http::Responder>& responder) const {
+  // The same with no thread waiting, for cells that are local files (Services::local_cells):
+  // the worker returns once the access is queued on the ledger; once it is durable, the
+  // ledger's answer thread acts — a read reads the cell and answers, a put queues its writes
+  // and the last cell writer to commit answers. Fail closed as ServeData. Per request, a
+  // worker's sleep and wake-up for each wait were most of what the ledger cost.
+  void ServeAsync(const DataRoute& route, const std::shared_ptr<Request>& req,
+                  const std::shared_ptr<http::Responder>& responder) const {
     auto resource = (this->*route.check)(*req);
     if (!resource.ok()) return responder->Reply(internal::ToResponse(*req, resource.status()));
     auto planned = PlanDataAccess(*req, route.op, route.kind, *resource);
     if (!planned.ok()) return responder->Reply(internal::ToResponse(*req, planned.status()));
     s_.events->RecordAsync(
-        planned->event, [this, act = route.act, access = std::move(planned->access), req,
+        planned->event, [this, route, access = std::move(planned->access), req,
                          responder](absl::StatusOr<ledger::LoggedEvent> logged) mutable {
           if (!logged.ok()) return responder->Reply(internal::ToResponse(*req, logged.status()));
           access.ledger_index = logged->ledger_index;
-          absl::StatusOr<Response> r = absl::UnknownError("unset");
-          try {
-            r = (this->*act)(access, *req);
-          } catch (const std::exception& e) {  // not on a worker: nothing else would catch it
-            r = absl::InternalError(StrCat("unhandled exception: ", e.what()));
+          Finish finish = [this, access, req, responder](absl::StatusOr<Response> r) {
+            if (r.ok()) return responder->Reply(*std::move(r));
+            // The failure's outcome, recorded the same way: no thread waits for it.
+            s_.events->RecordAsync(
+                OutcomeEvent(access, r.status()),
+                [req, responder,
+                 failed = r.status()](const absl::StatusOr<ledger::LoggedEvent>& outcome) {
+                  if (!outcome.ok()) {
+                    spdlog::error("outcome not recorded: {}", outcome.status().ToString());
+                  }
+                  responder->Reply(internal::ToResponse(*req, failed));
+                });
+          };
+          try {  // not on a worker: nothing else would catch it
+            if (route.act_async != nullptr) {
+              return (this->*route.act_async)(access, *req, std::move(finish));
+            }
+            std::move(finish)((this->*route.act)(access, *req));
+          } catch (const std::exception& e) {
+            responder->Reply(internal::ToResponse(
+                *req, absl::InternalError(StrCat("unhandled exception: ", e.what()))));
           }
-          if (r.ok()) return responder->Reply(*std::move(r));
-          // The failure's outcome, recorded the same way: this thread does not wait for it.
-          s_.events->RecordAsync(
-              OutcomeEvent(access, r.status()),
-              [req, responder,
-               failed = r.status()](const absl::StatusOr<ledger::LoggedEvent>& outcome) {
-                if (!outcome.ok()) {
-                  spdlog::error("outcome not recorded: {}", outcome.status().ToString());
-                }
-                responder->Reply(internal::ToResponse(*req, failed));
-              });
         });
   }
 
@@ -406,14 +416,28 @@ class Api {
     return q->prefix;
   }
 
+  static Response PutAnswer(const std::string& key, const data::PutResult& r) {
+    return JsonResponse(
+        r.created ? 201 : 200,
+        json::object{
+            {"key", key}, {"size", r.size}, {"sha256", r.sha256_hex}, {"version", r.version}});
+  }
+
   absl::StatusOr<Response> PutObject(const DataAccess& a, Request& req) const {
     const std::string& key = req.params["key"];
     auto r = s_.objects->Put(a.tenant.cells(), key, req.body, req.Header("content-type"));
     if (!r.ok()) return r.status();
-    return JsonResponse(
-        r->created ? 201 : 200,
-        json::object{
-            {"key", key}, {"size", r->size}, {"sha256", r->sha256_hex}, {"version", r->version}});
+    return PutAnswer(key, *r);
+  }
+
+  void PutObjectAsync(const DataAccess& a, Request& req, Finish finish) const {
+    const std::string& key = req.params["key"];
+    s_.objects->PutAsync(
+        a.tenant.cells(), key, req.body, req.Header("content-type"),
+        [key, finish = std::move(finish)](absl::StatusOr<data::PutResult> r) mutable {
+          if (!r.ok()) return std::move(finish)(r.status());
+          std::move(finish)(PutAnswer(key, *r));
+        });
   }
 
   absl::StatusOr<Response> GetObject(const DataAccess& a, Request& req) const {
@@ -590,16 +614,18 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   auto data = [api](Api::DataRoute route) {
     return Handle([api, route](Request& req) { return api->ServeData(route, req); });
   };
-  auto add_read = [&](std::string_view method, std::string_view pattern, Api::DataRoute route) {
-    if (!services.answer_reads_on_ledger_threads) return router.Add(method, pattern, data(route));
-    router.AddAsync(method, pattern,
-                    [api, route](const std::shared_ptr<Request>& req,
-                                 const std::shared_ptr<http::Responder>& r) {
-                      api->ServeReadAsync(route, req, r);
-                    });
+  // Reads and puts: with no thread waiting on local cells (Api::ServeAsync).
+  auto add_data = [&](std::string_view method, std::string_view pattern, Api::DataRoute route,
+                      http::RouteOptions options = {}) {
+    if (!services.local_cells) return router.Add(method, pattern, data(route), options);
+    router.AddAsync(
+        method, pattern,
+        [api, route](const std::shared_ptr<Request>& req,
+                     const std::shared_ptr<http::Responder>& r) { api->ServeAsync(route, req, r); },
+        options);
   };
   using Op = access::DataOperation;
-  add_read("GET", "/v1/tenants/{id}/objects",
+  add_data("GET", "/v1/tenants/{id}/objects",
            {Op::kList, "data.list", &Api::CheckList, &Api::ListObjects});
   // services.objects is null only where routes are matched and never called (the fuzz target
   // tests/fuzz/http_request.cc); the default limit then stands.
@@ -607,9 +633,10 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   if (services.objects != nullptr) {
     object_body.max_body_bytes = services.objects->options().max_object_bytes;
   }
-  router.Add("PUT", "/v1/tenants/{id}/objects/{key...}",
-             data({Op::kWrite, "data.write", &Api::CheckPut, &Api::PutObject}), object_body);
-  add_read("GET", "/v1/tenants/{id}/objects/{key...}",
+  add_data("PUT", "/v1/tenants/{id}/objects/{key...}",
+           {Op::kWrite, "data.write", &Api::CheckPut, &Api::PutObject, &Api::PutObjectAsync},
+           object_body);
+  add_data("GET", "/v1/tenants/{id}/objects/{key...}",
            {Op::kRead, "data.read", &Api::CheckObjectKey, &Api::GetObject});
   router.Add("DELETE", "/v1/tenants/{id}/objects/{key...}",
              data({Op::kDelete, "data.delete", &Api::CheckObjectKey, &Api::DeleteObject}));

@@ -31,10 +31,11 @@ struct Services {
   store::ControlStore* control = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
   jobs::JobRunner* jobs = nullptr;    // POST /v1/test/clock runs what became due
-  // Whether object reads (GET, list) run on the ledger's answer threads once their access is
-  // durable, instead of on a worker that waits for it. Only for cells whose reads are local
-  // page lookups (SQLite): a read that waits on the network would hold an answer thread.
-  bool answer_reads_on_ledger_threads = false;
+  // Cells are local files (SQLite): a read is a page lookup and a write is group-committed by a
+  // local writer thread, so object reads and puts are served with no thread waiting (on the
+  // ledger's answer threads and the cell writers; api.cc ServeAsync). On PostgreSQL they wait
+  // on their worker: a read there is a network round trip, which would hold an answer thread.
+  bool local_cells = false;
 };
 
 // Registers every route on `router`. `services` must outlive the router.

@@ -4,6 +4,9 @@
 
 namespace custos {
 
-bool ConfigureProcess() { return mallopt(M_TRIM_THRESHOLD, kRetainedHeapBytes) == 1; }
+bool ConfigureProcess() {
+  // Called first thing in main, before any other thread exists.
+  return mallopt(M_TRIM_THRESHOLD, kRetainedHeapBytes) == 1;  // NOLINT(concurrency-mt-unsafe)
+}
 
 }  // namespace custos

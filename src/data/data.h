@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
@@ -98,6 +99,13 @@ class ObjectService {
 
   absl::StatusOr<PutResult> Put(const TenantCells& tenant, std::string_view key,
                                 std::string_view bytes, std::string_view content_type);
+  // The same without a thread waiting for the cells' group commit: `done` runs on the thread of
+  // the last cell to commit (so it must be quick), or on the caller's when the put is refused
+  // before any cell has it. No write deadline: a cell answers once its transaction returns
+  // (bounded by the store's lock wait).
+  using PutCallback = absl::AnyInvocable<void(absl::StatusOr<PutResult>) &&>;
+  void PutAsync(const TenantCells& tenant, std::string_view key, std::string_view bytes,
+                std::string_view content_type, PutCallback done);
   absl::StatusOr<ObjectContent> Get(const TenantCells& tenant, std::string_view key);
   // kNotFound if the object does not exist.
   absl::Status Delete(const TenantCells& tenant, std::string_view key);
@@ -110,6 +118,10 @@ class ObjectService {
   const ObjectServiceOptions& options() const { return options_; }
 
  private:
+  // Validates and seals a put of `bytes` as the write both cells apply.
+  absl::StatusOr<store::CellWrite> SealedPut(const TenantCells& tenant, std::string_view key,
+                                             std::string_view bytes, std::string_view content_type);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   ObjectServiceOptions options_;

@@ -238,9 +238,9 @@ absl::Status ObjectService::InitTenant(const TenantCells& tenant) {
   return impl_->RotateKey(tenant, k);
 }
 
-absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::string_view key,
-                                             std::string_view bytes,
-                                             std::string_view content_type) {
+absl::StatusOr<CellWrite> ObjectService::SealedPut(const TenantCells& tenant, std::string_view key,
+                                                   std::string_view bytes,
+                                                   std::string_view content_type) {
   if (auto s = ValidateObjectKey(key); !s.ok()) return s;
   if (bytes.size() > options_.max_object_bytes) {
     return TooLarge(
@@ -263,9 +263,59 @@ absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::str
       dek, bytes, ObjectAad(tenant.tenant_id, key, dek_version, o.sha256_hex), impl_->random);
   if (!sealed.ok()) return sealed.status();
   o.sealed = std::move(*sealed);
-  auto r = impl_->WriteEverywhere(tenant, w);
+  return w;
+}
+
+absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::string_view key,
+                                             std::string_view bytes,
+                                             std::string_view content_type) {
+  auto w = SealedPut(tenant, key, bytes, content_type);
+  if (!w.ok()) return w.status();
+  auto r = impl_->WriteEverywhere(tenant, *w);
   if (!r.ok()) return r.status();
-  return PutResult{o.size, o.sha256_hex, r->version, !r->existed};
+  return PutResult{w->object.size, w->object.sha256_hex, r->version, !r->existed};
+}
+
+void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
+                             std::string_view bytes, std::string_view content_type,
+                             PutCallback done) {
+  auto w = SealedPut(tenant, key, bytes, content_type);
+  if (!w.ok()) return std::move(done)(w.status());
+  // Answered once every cell has: with the home cell's result, or the first error.
+  struct Join {
+    std::mutex mu;
+    size_t left = 0;
+    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
+    absl::Status error;
+    PutResult result;
+    PutCallback done;
+  };
+  std::vector<internal::CellWriter*> cells;  // home first
+  for (const std::string& region : impl_->Regions(tenant)) {
+    auto it = impl_->writers.find(region);
+    if (it == impl_->writers.end()) {
+      return std::move(done)(absl::InternalError(StrCat("no cell for ", region)));
+    }
+    cells.push_back(it->second.get());
+  }
+  auto join = std::make_shared<Join>();
+  join->left = cells.size();
+  join->result = {w->object.size, w->object.sha256_hex, 0, false};
+  join->done = std::move(done);
+  std::lock_guard submit(impl_->submit_mu);  // the same order in every cell
+  for (internal::CellWriter* cell : cells) {
+    cell->EnqueueAsync(*w, [join, home = cell == cells.front()](absl::StatusOr<CellWriteResult> r) {
+      std::unique_lock lock(join->mu);
+      if (!r.ok() && join->error.ok()) join->error = r.status();
+      if (home) join->home = std::move(r);
+      if (--join->left > 0) return;
+      lock.unlock();
+      if (!join->error.ok()) return std::move(join->done)(join->error);
+      join->result.version = join->home->version;
+      join->result.created = !join->home->existed;
+      std::move(join->done)(std::move(join->result));
+    });
+  }
 }
 
 absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std::string_view key) {

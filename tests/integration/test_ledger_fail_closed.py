@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 
-from conftest import assert_error, key_path, requires_sqlite_files
+from conftest import assert_error, key_path, requires_sqlite_files, sha256_hex
 
 
 def test_accesses_are_refused_with_503_while_the_ledger_cannot_write(server_factory):
@@ -61,4 +61,39 @@ def test_accesses_are_refused_with_503_while_the_ledger_cannot_write(server_fact
     deletes = [r for r in records if r["kind"] == "data.delete"]
     assert writes == ["before"]
     assert deletes == []
+    assert server.healthy()
+
+
+def test_a_put_a_cell_cannot_take_is_answered_503_and_its_outcome_recorded(server_factory):
+    """The act fails after its access was logged: the client gets 503, the log says so (an
+    outcome record pointing at the write), and the server goes on serving."""
+    requires_sqlite_files()
+    server = server_factory()
+    t = server.create_tenant()
+    tok = t["admin_token"]
+    locker = sqlite3.connect(server.cell_path(t["replica_region"]), isolation_level=None,
+                             timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the replica cell's write lock
+    try:
+        r = server.put(key_path(t["id"], "blocked"), b"x", token=tok)
+        get = server.get(key_path(t["id"], "missing"), token=tok)  # reads still answered
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert_error(r, 503, "unavailable")
+    assert_error(get, 404, "not_found")
+
+    log = server.get(f"/v1/tenants/{t['id']}/access-log?limit=1000", token=tok).json()["events"]
+    records = {e["ledger_index"]: json.loads(e["record"]) for e in log}
+    writes = [i for i, rec in records.items() if rec["kind"] == "data.write"]
+    assert len(writes) == 1
+    outcomes = [rec for rec in records.values() if rec["kind"] == "outcome"]
+    assert {o["of"] for o in outcomes if o["outcome"] == "unavailable"} == {writes[0]}
+
+    # The lock gone, the same put succeeds and both cells agree.
+    server.put_object(t["id"], "blocked", b"y", tok)
+    for region in (t["home_region"], t["replica_region"]):
+        rows = server.query_cell(region, "SELECT sha256 FROM objects WHERE tenant_id = ? AND "
+                                 "key = ?", (t["id"], "blocked"))
+        assert rows == [(sha256_hex(b"y"),)], region
     assert server.healthy()

@@ -296,7 +296,7 @@ absl::Status ServeApi(App& app, const http::ServerOptions& options) {
   services.requests = app.requests.get();
   services.mfa = app.mfa.get();
   services.control = app.control.get();
-  services.answer_reads_on_ledger_threads = app.local_cells;
+  services.local_cells = app.local_cells;
   http::Router router;
   api::RegisterRoutes(router, services);
 

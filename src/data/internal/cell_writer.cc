@@ -16,15 +16,23 @@ CellWriter::~CellWriter() {
   thread_.join();
 }
 
-std::future<absl::StatusOr<store::CellWriteResult>> CellWriter::Enqueue(store::CellWrite write) {
-  Pending p{std::move(write), {}};
-  auto future = p.done.get_future();
+void CellWriter::Push(Pending p) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(std::move(p));
   }
   cv_.notify_one();
+}
+
+std::future<CellWriter::Result> CellWriter::Enqueue(store::CellWrite write) {
+  Pending p{std::move(write), {}};
+  auto future = std::get<std::promise<Result>>(p.done).get_future();
+  Push(std::move(p));
   return future;
+}
+
+void CellWriter::EnqueueAsync(store::CellWrite write, Callback done) {
+  Push({std::move(write), std::move(done)});
 }
 
 void CellWriter::Run() {
@@ -44,10 +52,11 @@ void CellWriter::Run() {
     for (Pending& p : batch) writes.push_back(std::move(p.write));
     absl::StatusOr<std::vector<store::CellWriteResult>> results = cell_.Apply(writes);
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (results.ok()) {
-        batch[i].done.set_value((*results)[i]);
+      Result r = results.ok() ? Result((*results)[i]) : Result(results.status());
+      if (auto* waiter = std::get_if<std::promise<Result>>(&batch[i].done)) {
+        waiter->set_value(std::move(r));
       } else {
-        batch[i].done.set_value(results.status());
+        std::move(std::get<Callback>(batch[i].done))(std::move(r));
       }
     }
     batch.clear();

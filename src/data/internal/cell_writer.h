@@ -1,6 +1,6 @@
 // Group commit for one cell: callers enqueue writes; one thread applies whatever has queued (up
-// to max_batch) in a single transaction and completes each caller's future. Writes are applied in
-// enqueue order.
+// to max_batch) in a single transaction and completes each caller's future, or calls its
+// callback. Writes are applied in enqueue order.
 #pragma once
 
 #include <condition_variable>
@@ -8,7 +8,9 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <variant>
 
+#include "absl/functional/any_invocable.h"
 #include "store/store.h"
 
 namespace custos::data::internal {
@@ -20,13 +22,20 @@ class CellWriter {
   CellWriter(const CellWriter&) = delete;
   CellWriter& operator=(const CellWriter&) = delete;
 
-  std::future<absl::StatusOr<store::CellWriteResult>> Enqueue(store::CellWrite write);
+  using Result = absl::StatusOr<store::CellWriteResult>;
+  using Callback = absl::AnyInvocable<void(Result) &&>;
+
+  std::future<Result> Enqueue(store::CellWrite write);
+  // The same without a thread waiting: `done` runs on the writer's thread once the write's batch
+  // committed (or failed), before the next batch starts, so it must be quick.
+  void EnqueueAsync(store::CellWrite write, Callback done);
 
  private:
   struct Pending {
     store::CellWrite write;
-    std::promise<absl::StatusOr<store::CellWriteResult>> done;
+    std::variant<std::promise<Result>, Callback> done;
   };
+  void Push(Pending p);
   void Run();
 
   store::CellStore& cell_;

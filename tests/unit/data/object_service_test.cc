@@ -1,6 +1,12 @@
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "base/clock.h"
+#include "base/strings.h"
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "gtest/gtest.h"
@@ -179,6 +185,76 @@ TEST_F(ObjectServiceTest, RefusesOversizeObjectsAndBadKeysWithoutWriting) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
   EXPECT_EQ(service_->Delete(tenant_, "nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ObjectServiceTest, AsyncPutsAnswerOnceBothCellsCommittedInTheSameOrder) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  constexpr int kPuts = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0;
+  std::vector<absl::Status> errors;
+  for (int i = 0; i < kPuts; ++i) {
+    // Half to one key (its versions must agree across cells), half to keys of their own.
+    std::string key = i % 2 ? "same" : "k" + std::to_string(i);
+    service_->PutAsync(tenant_, key, "v" + std::to_string(i), "",
+                       [&, key](absl::StatusOr<PutResult> r) {
+                         // Answered only once both cells hold the write.
+                         if (r.ok()) {
+                           for (const char* region : {"home", "replica"}) {
+                             auto o = cells_[region]->GetObject("t1", key);
+                             if (!o.ok() || o->version < r->version) {
+                               r = absl::InternalError(StrCat("not yet in ", region));
+                             }
+                           }
+                         }
+                         std::lock_guard lock(mu);
+                         if (!r.ok()) errors.push_back(r.status());
+                         ++answered;
+                         cv.notify_all();
+                       });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered == kPuts; }));
+  }
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  auto home = *cells_["home"]->GetObject("t1", "same");
+  auto replica = *cells_["replica"]->GetObject("t1", "same");
+  EXPECT_EQ(home.version, kPuts / 2);
+  EXPECT_EQ(home.sha256_hex, replica.sha256_hex);
+  EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 1 + kPuts / 2);
+  EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, 1 + kPuts / 2);
+}
+
+TEST_F(ObjectServiceTest, AsyncPutsAreRefusedWithoutWritingOrWhenACellRefuses) {
+  Open({.max_object_bytes = 10});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  // Refused before any cell has it: answered on the caller, nothing written.
+  std::promise<absl::Status> too_large;
+  service_->PutAsync(tenant_, "k", std::string(11, 'x'), "",
+                     [&](const absl::StatusOr<PutResult>& r) { too_large.set_value(r.status()); });
+  auto f = too_large.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(f.get().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
+
+  // The replica refuses (a trigger): the put is answered with its error, not as written.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("replica.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER refuse BEFORE INSERT ON objects "
+                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::promise<absl::Status> refused;
+  service_->PutAsync(tenant_, "k", "x", "",
+                     [&](const absl::StatusOr<PutResult>& r) { refused.set_value(r.status()); });
+  auto g = refused.get_future();
+  ASSERT_EQ(g.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(g.get().ok());
+  EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, 0);
 }
 
 }  // namespace
