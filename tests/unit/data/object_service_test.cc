@@ -1,5 +1,3 @@
-#include <sqlite3.h>
-
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -10,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "gtest/gtest.h"
+#include "testing/sqlite_fault.h"
 #include "testing/temp_dir.h"
 
 namespace custos::data {
@@ -240,14 +239,7 @@ TEST_F(ObjectServiceTest, AsyncPutsAreRefusedWithoutWritingOrWhenACellRefuses) {
   EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
 
   // The replica refuses (a trigger): the put is answered with its error, not as written.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("replica.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TRIGGER refuse BEFORE INSERT ON objects "
-                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "objects", "INSERT"));
   std::promise<absl::Status> refused;
   service_->PutAsync(tenant_, "k", "x", "",
                      [&](const absl::StatusOr<PutResult>& r) { refused.set_value(r.status()); });

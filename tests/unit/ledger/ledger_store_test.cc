@@ -1,7 +1,5 @@
 // The ledger over a real SQLite control store: tiles, entries, proofs and checkpoints at the
 // sizes where tiles fill and levels appear, across restarts.
-#include <sqlite3.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -18,6 +16,7 @@
 #include "ledger/note.h"
 #include "ledger/tiles.h"
 #include "store/store.h"
+#include "testing/sqlite_fault.h"
 #include "testing/temp_dir.h"
 
 namespace custos::ledger {
@@ -256,13 +255,7 @@ TEST_F(LedgerStoreTest, AsyncCallbacksMayAppendAgainWithoutDeadlock) {
 TEST_F(LedgerStoreTest, AsyncAppendsTheStoreRefusesAreAnsweredUnavailableAndNotStored) {
   GrowTo(3);
   // A real refusal from the store: a trigger aborts every update of the ledger's state row.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("control.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TRIGGER refuse BEFORE UPDATE ON ledger_state "
-                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("control.db"), "ledger_state", "UPDATE"));
   AsyncOutcomes out;
   for (int i = 0; i < 20; ++i) {
     ledger_->AppendAsync({EntryText(100 + i), "", ""}, [&](absl::StatusOr<uint64_t> index) {
@@ -277,8 +270,8 @@ TEST_F(LedgerStoreTest, AsyncAppendsTheStoreRefusesAreAnsweredUnavailableAndNotS
   EXPECT_TRUE(out.committed.empty());
   ASSERT_EQ(out.errors.size(), 20u);
   for (const absl::Status& s : out.errors) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_TRUE(
+      custos::testing::RefuseWrites(dir_.File("control.db"), "ledger_state", "UPDATE", false));
   EXPECT_EQ(store_->LoadLedgerState()->size, 3u);
   EXPECT_EQ(*ledger_->Append({"after", "", ""}), 3u);  // the log goes on where it was
 }
