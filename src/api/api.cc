@@ -336,19 +336,7 @@ class Api {
                          responder](absl::StatusOr<ledger::LoggedEvent> logged) mutable {
           if (!logged.ok()) return responder->Reply(internal::ToResponse(*req, logged.status()));
           access.ledger_index = logged->ledger_index;
-          Finish finish = [this, access, req, responder](absl::StatusOr<Response> r) {
-            if (r.ok()) return responder->Reply(*std::move(r));
-            // The failure's outcome, recorded the same way: no thread waits for it.
-            s_.events->RecordAsync(
-                OutcomeEvent(access, r.status()),
-                [req, responder,
-                 failed = r.status()](const absl::StatusOr<ledger::LoggedEvent>& outcome) {
-                  if (!outcome.ok()) {
-                    spdlog::error("outcome not recorded: {}", outcome.status().ToString());
-                  }
-                  responder->Reply(internal::ToResponse(*req, failed));
-                });
-          };
+          Finish finish = AnswerAct(access, req, responder);
           try {  // not on a worker: nothing else would catch it
             if (route.act_async != nullptr) {
               return (this->*route.act_async)(access, *req, std::move(finish));
@@ -359,6 +347,21 @@ class Api {
                 *req, absl::InternalError(StrCat("unhandled exception: ", e.what()))));
           }
         });
+  }
+
+  // How ServeAsync answers an act's result: a failure has its outcome recorded first, as
+  // ServeData does, without a thread waiting for that either.
+  Finish AnswerAct(const DataAccess& access, const std::shared_ptr<Request>& req,
+                   const std::shared_ptr<http::Responder>& responder) const {
+    return [this, access, req, responder](absl::StatusOr<Response> r) {
+      if (r.ok()) return responder->Reply(*std::move(r));
+      s_.events->RecordAsync(
+          OutcomeEvent(access, r.status()),
+          [req, responder, failed = r.status()](const absl::StatusOr<ledger::LoggedEvent>& logged) {
+            if (!logged.ok()) spdlog::error("outcome not recorded: {}", logged.status().ToString());
+            responder->Reply(internal::ToResponse(*req, failed));
+          });
+    };
   }
 
   // The event saying that the act logged at `access` failed with `status`. Recorded before the

@@ -1,7 +1,5 @@
 #include "base/worker_pool.h"
 
-#include <algorithm>
-
 namespace custos {
 
 WorkerPool::WorkerPool(int threads, size_t max_queue) : max_queue_(max_queue) {

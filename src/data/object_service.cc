@@ -185,15 +185,24 @@ struct ObjectService::Impl {
   }
 
   // Enqueues `w` on every cell of the tenant (same order everywhere) and waits for all.
+  // The writers of the tenant's cells, home first; all found before any write is queued.
+  absl::StatusOr<std::vector<internal::CellWriter*>> WritersOf(const TenantCells& t) {
+    std::vector<internal::CellWriter*> out;
+    for (const std::string& region : Regions(t)) {
+      auto it = writers.find(region);
+      if (it == writers.end()) return absl::InternalError(StrCat("no cell for ", region));
+      out.push_back(it->second.get());
+    }
+    return out;
+  }
+
   absl::StatusOr<CellWriteResult> WriteEverywhere(const TenantCells& t, const CellWrite& w) {
+    auto cells = WritersOf(t);
+    if (!cells.ok()) return cells.status();
     std::vector<WriteFuture> futures;
     {
       std::lock_guard lock(submit_mu);
-      for (const std::string& region : Regions(t)) {
-        auto it = writers.find(region);
-        if (it == writers.end()) return absl::InternalError(StrCat("no cell for ", region));
-        futures.push_back(it->second->Enqueue(w));
-      }
+      for (internal::CellWriter* cell : *cells) futures.push_back(cell->Enqueue(w));
     }
     auto deadline =
         std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.write_deadline);
@@ -290,31 +299,26 @@ void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
     PutResult result;
     PutCallback done;
   };
-  std::vector<internal::CellWriter*> cells;  // home first
-  for (const std::string& region : impl_->Regions(tenant)) {
-    auto it = impl_->writers.find(region);
-    if (it == impl_->writers.end()) {
-      return std::move(done)(absl::InternalError(StrCat("no cell for ", region)));
-    }
-    cells.push_back(it->second.get());
-  }
+  auto cells = impl_->WritersOf(tenant);
+  if (!cells.ok()) return std::move(done)(cells.status());
   auto join = std::make_shared<Join>();
-  join->left = cells.size();
+  join->left = cells->size();
   join->result = {w->object.size, w->object.sha256_hex, 0, false};
   join->done = std::move(done);
   std::lock_guard submit(impl_->submit_mu);  // the same order in every cell
-  for (internal::CellWriter* cell : cells) {
-    cell->EnqueueAsync(*w, [join, home = cell == cells.front()](absl::StatusOr<CellWriteResult> r) {
-      std::unique_lock lock(join->mu);
-      if (!r.ok() && join->error.ok()) join->error = r.status();
-      if (home) join->home = std::move(r);
-      if (--join->left > 0) return;
-      lock.unlock();
-      if (!join->error.ok()) return std::move(join->done)(join->error);
-      join->result.version = join->home->version;
-      join->result.created = !join->home->existed;
-      std::move(join->done)(std::move(join->result));
-    });
+  for (internal::CellWriter* cell : *cells) {
+    cell->EnqueueAsync(*w,
+                       [join, home = cell == cells->front()](absl::StatusOr<CellWriteResult> r) {
+                         std::unique_lock lock(join->mu);
+                         if (!r.ok() && join->error.ok()) join->error = r.status();
+                         if (home) join->home = std::move(r);
+                         if (--join->left > 0) return;
+                         lock.unlock();
+                         if (!join->error.ok()) return std::move(join->done)(join->error);
+                         join->result.version = join->home->version;
+                         join->result.created = !join->home->existed;
+                         std::move(join->done)(std::move(join->result));
+                       });
   }
 }
 

@@ -1,6 +1,7 @@
 #include "base/worker_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 #include <set>
@@ -34,24 +35,28 @@ TEST(WorkerPool, SubmitAllRunsEveryJobOnThePoolsThreads) {
 }
 
 TEST(WorkerPool, SubmitAllWakesEnoughThreadsForFewerJobsThanThreads) {
-  // Two jobs that each wait for the other: they finish only if two threads were woken.
+  // Two jobs that each wait (up to 30 s) for the other to start: both see the other only if
+  // two threads were woken for them.
   WorkerPool pool(4);
-  std::promise<void> a, b;
-  std::promise<void> done_a, done_b;
+  std::atomic<int> started{0};
+  std::atomic<int> met{0};
   std::vector<WorkerPool::Job> jobs;
-  jobs.push_back([&] {
-    a.set_value();
-    b.get_future().wait();
-    done_a.set_value();
-  });
-  jobs.push_back([&] {
-    b.set_value();
-    a.get_future().wait();
-    done_b.set_value();
-  });
+  for (int i = 0; i < 2; ++i) {
+    jobs.emplace_back([&] {
+      started.fetch_add(1);
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (started.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (started.load() == 2) met.fetch_add(1);
+    });
+  }
   pool.SubmitAll(std::move(jobs));
-  EXPECT_EQ(done_a.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_EQ(done_b.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(65);
+  while (started.load() + met.load() < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(met.load(), 2);
 }
 
 TEST(WorkerPool, TrySubmitRefusesWhenTheQueueIsFull) {
