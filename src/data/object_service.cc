@@ -15,7 +15,7 @@ namespace {
 using store::CellStore;
 using store::CellWrite;
 using store::CellWriteResult;
-using WriteFuture = std::future<absl::StatusOr<CellWriteResult>>;
+using WriteCallback = absl::AnyInvocable<void(absl::StatusOr<CellWriteResult>) &&>;
 
 // Binds tenant, key, data-key version and the plaintext's SHA-256 (the ETag): sealed bytes moved
 // to another tenant or key, or rolled back under newer metadata, fail to open.
@@ -184,7 +184,6 @@ struct ObjectService::Impl {
     return it->second;
   }
 
-  // Enqueues `w` on every cell of the tenant (same order everywhere) and waits for all.
   // The writers of the tenant's cells, home first; all found before any write is queued.
   absl::StatusOr<std::vector<internal::CellWriter*>> WritersOf(const TenantCells& t) {
     std::vector<internal::CellWriter*> out;
@@ -196,26 +195,51 @@ struct ObjectService::Impl {
     return out;
   }
 
-  absl::StatusOr<CellWriteResult> WriteEverywhere(const TenantCells& t, const CellWrite& w) {
+  // Enqueues `w` on every cell of the tenant (the same order in every cell); `done` runs once,
+  // on the writer thread of the last cell to finish, with the home cell's result or the first
+  // error. One completion per write, however many cells: a waiting caller is woken once.
+  void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done) {
     auto cells = WritersOf(t);
-    if (!cells.ok()) return cells.status();
-    std::vector<WriteFuture> futures;
-    {
-      std::lock_guard lock(submit_mu);
-      for (internal::CellWriter* cell : *cells) futures.push_back(cell->Enqueue(w));
+    if (!cells.ok()) return std::move(done)(cells.status());
+    struct Join {
+      std::mutex mu;
+      size_t left = 0;
+      absl::Status error;  // the first
+      absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
+      WriteCallback done;
+    };
+    auto join = std::make_shared<Join>();
+    join->left = cells->size();
+    join->done = std::move(done);
+    auto answer = [&join](bool home) {
+      return [join, home](absl::StatusOr<CellWriteResult> r) {
+        std::unique_lock lock(join->mu);
+        if (!r.ok() && join->error.ok()) join->error = r.status();
+        if (home) join->home = std::move(r);
+        if (--join->left > 0) return;
+        lock.unlock();
+        if (!join->error.ok()) return std::move(join->done)(join->error);
+        std::move(join->done)(std::move(join->home));
+      };
+    };
+    std::lock_guard submit(submit_mu);
+    for (size_t i = 0; i + 1 < cells->size(); ++i) (*cells)[i]->EnqueueAsync(w, answer(i == 0));
+    cells->back()->EnqueueAsync(std::move(w), answer(cells->size() == 1));  // the last takes it
+  }
+
+  // The same, waiting up to the write deadline.
+  absl::StatusOr<CellWriteResult> WriteEverywhere(const TenantCells& t, CellWrite w) {
+    // Shared with the callback, which outlives this frame when the deadline passes first.
+    auto promise = std::make_shared<std::promise<absl::StatusOr<CellWriteResult>>>();
+    auto future = promise->get_future();
+    WriteEverywhereAsync(t, std::move(w), [promise](absl::StatusOr<CellWriteResult> r) {
+      promise->set_value(std::move(r));
+    });
+    if (future.wait_for(absl::ToChronoNanoseconds(options.write_deadline)) !=
+        std::future_status::ready) {
+      return absl::UnavailableError("a cell did not commit the write in time");
     }
-    auto deadline =
-        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.write_deadline);
-    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
-    for (size_t i = 0; i < futures.size(); ++i) {
-      if (futures[i].wait_until(deadline) != std::future_status::ready) {
-        return absl::UnavailableError("a cell did not commit the write in time");
-      }
-      absl::StatusOr<CellWriteResult> r = futures[i].get();
-      if (!r.ok()) return r.status();
-      if (i == 0) home = *r;
-    }
-    return home;
+    return future.get();
   }
 
   // Reads from home, falling back to the replica when home is unavailable.
@@ -280,9 +304,12 @@ absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::str
                                              std::string_view content_type) {
   auto w = SealedPut(tenant, key, bytes, content_type);
   if (!w.ok()) return w.status();
-  auto r = impl_->WriteEverywhere(tenant, *w);
+  PutResult result{w->object.size, w->object.sha256_hex, 0, false};
+  auto r = impl_->WriteEverywhere(tenant, std::move(*w));
   if (!r.ok()) return r.status();
-  return PutResult{w->object.size, w->object.sha256_hex, r->version, !r->existed};
+  result.version = r->version;
+  result.created = !r->existed;
+  return result;
 }
 
 void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
@@ -290,36 +317,15 @@ void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
                              PutCallback done) {
   auto w = SealedPut(tenant, key, bytes, content_type);
   if (!w.ok()) return std::move(done)(w.status());
-  // Answered once every cell has: with the home cell's result, or the first error.
-  struct Join {
-    std::mutex mu;
-    size_t left = 0;
-    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
-    absl::Status error;
-    PutResult result;
-    PutCallback done;
-  };
-  auto cells = impl_->WritersOf(tenant);
-  if (!cells.ok()) return std::move(done)(cells.status());
-  auto join = std::make_shared<Join>();
-  join->left = cells->size();
-  join->result = {w->object.size, w->object.sha256_hex, 0, false};
-  join->done = std::move(done);
-  std::lock_guard submit(impl_->submit_mu);  // the same order in every cell
-  for (internal::CellWriter* cell : *cells) {
-    cell->EnqueueAsync(*w,
-                       [join, home = cell == cells->front()](absl::StatusOr<CellWriteResult> r) {
-                         std::unique_lock lock(join->mu);
-                         if (!r.ok() && join->error.ok()) join->error = r.status();
-                         if (home) join->home = std::move(r);
-                         if (--join->left > 0) return;
-                         lock.unlock();
-                         if (!join->error.ok()) return std::move(join->done)(join->error);
-                         join->result.version = join->home->version;
-                         join->result.created = !join->home->existed;
-                         std::move(join->done)(std::move(join->result));
-                       });
-  }
+  PutResult result{w->object.size, w->object.sha256_hex, 0, false};
+  impl_->WriteEverywhereAsync(tenant, std::move(*w),
+                              [result = std::move(result),
+                               done = std::move(done)](absl::StatusOr<CellWriteResult> r) mutable {
+                                if (!r.ok()) return std::move(done)(r.status());
+                                result.version = r->version;
+                                result.created = !r->existed;
+                                std::move(done)(std::move(result));
+                              });
 }
 
 absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std::string_view key) {
@@ -342,7 +348,7 @@ absl::Status ObjectService::Delete(const TenantCells& tenant, std::string_view k
   w.op = CellWrite::Op::kDelete;
   w.object.tenant_id = tenant.tenant_id;
   w.object.key = std::string(key);
-  auto r = impl_->WriteEverywhere(tenant, w);
+  auto r = impl_->WriteEverywhere(tenant, std::move(w));
   if (!r.ok()) return r.status();
   if (!r->existed) return absl::NotFoundError("no such object");
   return absl::OkStatus();

@@ -16,23 +16,12 @@ CellWriter::~CellWriter() {
   thread_.join();
 }
 
-void CellWriter::Push(Pending p) {
+void CellWriter::EnqueueAsync(store::CellWrite write, Callback done) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(std::move(p));
+    queue_.push_back({std::move(write), std::move(done)});
   }
   cv_.notify_one();
-}
-
-std::future<CellWriter::Result> CellWriter::Enqueue(store::CellWrite write) {
-  Pending p{std::move(write), {}};
-  auto future = std::get<std::promise<Result>>(p.done).get_future();
-  Push(std::move(p));
-  return future;
-}
-
-void CellWriter::EnqueueAsync(store::CellWrite write, Callback done) {
-  Push({std::move(write), std::move(done)});
 }
 
 void CellWriter::Run() {
@@ -53,11 +42,7 @@ void CellWriter::Run() {
     absl::StatusOr<std::vector<store::CellWriteResult>> results = cell_.Apply(writes);
     for (size_t i = 0; i < batch.size(); ++i) {
       Result r = results.ok() ? Result((*results)[i]) : Result(results.status());
-      if (auto* waiter = std::get_if<std::promise<Result>>(&batch[i].done)) {
-        waiter->set_value(std::move(r));
-      } else {
-        std::move(std::get<Callback>(batch[i].done))(std::move(r));
-      }
+      std::move(batch[i].done)(std::move(r));
     }
     batch.clear();
   }

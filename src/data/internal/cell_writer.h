@@ -1,14 +1,12 @@
 // Group commit for one cell: callers enqueue writes; one thread applies whatever has queued (up
-// to max_batch) in a single transaction and completes each caller's future, or calls its
-// callback. Writes are applied in enqueue order.
+// to max_batch) in a single transaction and calls each write's callback. Writes are applied in
+// enqueue order.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <thread>
-#include <variant>
 
 #include "absl/functional/any_invocable.h"
 #include "store/store.h"
@@ -25,17 +23,15 @@ class CellWriter {
   using Result = absl::StatusOr<store::CellWriteResult>;
   using Callback = absl::AnyInvocable<void(Result) &&>;
 
-  std::future<Result> Enqueue(store::CellWrite write);
-  // The same without a thread waiting: `done` runs on the writer's thread once the write's batch
-  // committed (or failed), before the next batch starts, so it must be quick.
+  // `done` runs on the writer's thread once the write's batch committed (or failed), before the
+  // next batch starts, so it must be quick.
   void EnqueueAsync(store::CellWrite write, Callback done);
 
  private:
   struct Pending {
     store::CellWrite write;
-    std::variant<std::promise<Result>, Callback> done;
+    Callback done;
   };
-  void Push(Pending p);
   void Run();
 
   store::CellStore& cell_;

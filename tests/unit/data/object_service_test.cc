@@ -249,5 +249,30 @@ TEST_F(ObjectServiceTest, AsyncPutsAreRefusedWithoutWritingOrWhenACellRefuses) {
   EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, 0);
 }
 
+TEST_F(ObjectServiceTest, PutsAreRefusedWhenACellRefusesOrIsLate) {
+  Open({.write_deadline = absl::Milliseconds(200)});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "before", "x", "").ok());
+
+  // The replica refuses: the put fails although home committed it.
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "objects", "INSERT"));
+  EXPECT_FALSE(service_->Put(tenant_, "refused", "x", "").ok());
+  EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, 1);
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "objects", "INSERT", false));
+
+  // Another connection holds the replica's write lock past the deadline: the caller is answered
+  // kUnavailable, and the write that commits once the lock is released finds nobody waiting.
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("replica.db").c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto late = service_->Put(tenant_, "late", "x", "");
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
+  ASSERT_EQ(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(holder);
+  // The cells stay in step: the next put commits after the late one in both.
+  ASSERT_TRUE(service_->Put(tenant_, "after", "x", "").ok());
+  EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, cells_["home"]->Usage("t1")->objects - 1);
+}
+
 }  // namespace
 }  // namespace custos::data
