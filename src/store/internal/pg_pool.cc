@@ -100,6 +100,13 @@ std::string DsnWithDefaults(const std::string& dsn) {
     out += StrCat(key, "=", value);
   };
   add("connect_timeout", "5");
+  // A server that vanished without closing its connections (a network partition, a host that
+  // lost power) is noticed within seconds, not after minutes of TCP retransmissions: a request
+  // waiting on it is answered 503 instead of hanging (puts wait on a cell writer's connection).
+  add("tcp_user_timeout", "10000");  // ms an unacknowledged send may wait
+  add("keepalives_idle", "10");      // s of silence before probing an idle connection
+  add("keepalives_interval", "5");
+  add("keepalives_count", "2");
   add("application_name", "custos");
   return out;
 }

@@ -63,8 +63,9 @@ struct PgMigration {
   const char* sql;
 };
 
-// Appends libpq defaults that Custos needs unless the DSN sets them: connect_timeout (5 s) and
-// application_name. Works for URIs (postgresql://…) and key=value strings.
+// Appends libpq defaults that Custos needs unless the DSN sets them: connect_timeout (5 s), TCP
+// timeouts that notice a vanished server within about 20 s (tcp_user_timeout, keepalives_*),
+// and application_name. Works for URIs (postgresql://…) and key=value strings.
 std::string DsnWithDefaults(const std::string& dsn);
 
 // Quotes a PostgreSQL identifier ("…" with embedded quotes doubled).

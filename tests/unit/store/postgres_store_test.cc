@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/strings.h"
 #include "gtest/gtest.h"
 #include "store/internal/pg_pool.h"
 #include "store/internal/pg_values.h"
@@ -252,12 +253,16 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
 
 TEST(PgDsn, DefaultsAreAddedUnlessGiven) {
   using internal::DsnWithDefaults;
+  constexpr std::string_view kTcp =
+      "tcp_user_timeout=10000&keepalives_idle=10&keepalives_interval=5&keepalives_count=2";
   EXPECT_EQ(DsnWithDefaults("postgresql://u@h:5/db"),
-            "postgresql://u@h:5/db?connect_timeout=5&application_name=custos");
+            StrCat("postgresql://u@h:5/db?connect_timeout=5&", kTcp, "&application_name=custos"));
   EXPECT_EQ(DsnWithDefaults("postgresql://u@h/db?sslmode=disable&connect_timeout=2"),
-            "postgresql://u@h/db?sslmode=disable&connect_timeout=2&application_name=custos");
-  EXPECT_EQ(DsnWithDefaults("host=h dbname=db"),
-            "host=h dbname=db connect_timeout=5 application_name=custos");
+            StrCat("postgresql://u@h/db?sslmode=disable&connect_timeout=2&", kTcp,
+                   "&application_name=custos"));
+  EXPECT_EQ(DsnWithDefaults("host=h dbname=db keepalives_idle=60"),
+            "host=h dbname=db keepalives_idle=60 connect_timeout=5 tcp_user_timeout=10000 "
+            "keepalives_interval=5 keepalives_count=2 application_name=custos");
   EXPECT_EQ(internal::QuoteIdentifier("a\"b"), "\"a\"\"b\"");
 }
 
