@@ -320,11 +320,11 @@ class Api {
     return r;
   }
 
-  // The same with no thread waiting, for cells that are local files (Services::local_cells):
-  // the worker returns once the access is queued on the ledger; once it is durable, the
-  // ledger's answer thread acts — a read reads the cell and answers, a put queues its writes
-  // and the last cell writer to commit answers. Fail closed as ServeData. Per request, a
-  // worker's sleep and wake-up for each wait were most of what the ledger cost.
+  // The same with no thread waiting, for puts and for reads of cells that are local files
+  // (Services::local_cells): the worker returns once the access is queued on the ledger; once
+  // it is durable, the ledger's answer thread acts — a read reads the cell and answers, a put
+  // queues its writes and the last cell writer to commit answers. Fail closed as ServeData.
+  // Per request, a worker's sleep and wake-up for each wait were most of what the ledger cost.
   void ServeAsync(const DataRoute& route, const std::shared_ptr<Request>& req,
                   const std::shared_ptr<http::Responder>& responder) const {
     auto resource = (this->*route.check)(*req);
@@ -617,10 +617,13 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   auto data = [api](Api::DataRoute route) {
     return Handle([api, route](Request& req) { return api->ServeData(route, req); });
   };
-  // Reads and puts: with no thread waiting on local cells (Api::ServeAsync).
+  // With no thread waiting (Api::ServeAsync): puts everywhere (their act only queues writes for
+  // the cell writers), reads on local cells only (Services::local_cells).
   auto add_data = [&](std::string_view method, std::string_view pattern, Api::DataRoute route,
                       http::RouteOptions options = {}) {
-    if (!services.local_cells) return router.Add(method, pattern, data(route), options);
+    if (!services.local_cells && route.act_async == nullptr) {
+      return router.Add(method, pattern, data(route), options);
+    }
     router.AddAsync(
         method, pattern,
         [api, route](const std::shared_ptr<Request>& req,

@@ -31,10 +31,10 @@ struct Services {
   store::ControlStore* control = nullptr;
   OffsetClock* fake_clock = nullptr;  // set only with `serve --fake-clock`: adds /v1/test/clock
   jobs::JobRunner* jobs = nullptr;    // POST /v1/test/clock runs what became due
-  // Cells are local files (SQLite): a read is a page lookup and a write is group-committed by a
-  // local writer thread, so object reads and puts are served with no thread waiting (on the
-  // ledger's answer threads and the cell writers; api.cc ServeAsync). On PostgreSQL they wait
-  // on their worker: a read there is a network round trip, which would hold an answer thread.
+  // Cells are local files (SQLite): a read is a page lookup, so object reads are served with no
+  // thread waiting, like puts on every backend (on the ledger's answer threads and the cell
+  // writers; api.cc ServeAsync). On PostgreSQL a read waits on its worker: it is a network round
+  // trip, which would hold an answer thread.
   bool local_cells = false;
 };
 
