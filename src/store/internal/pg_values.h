@@ -26,8 +26,11 @@ inline std::string ReadBytes(const pqxx::field& f) { return pqxx::binarystring(f
 // variable number of parameters as one dynamic list per column: `rows` tuples of `columns`
 // parameters numbered from `first` ($first..$first+rows-1 the first column, and so on), each
 // tuple ending with `row_suffix` (e.g. ",1" for a constant column). "($1,$3),($2,$4)" for 2x2.
+// `casts`, if given, has one entry per column appended to its parameters (e.g. "::bigint"): a
+// VALUES list that is not an INSERT's own has no target columns to type its parameters.
 inline std::string ColumnMajorValues(size_t rows, size_t columns, size_t first,
-                                     std::string_view row_suffix = "") {
+                                     std::string_view row_suffix = "",
+                                     std::initializer_list<std::string_view> casts = {}) {
   std::string out;
   for (size_t r = 0; r < rows; ++r) {
     out += r == 0 ? "(" : ",(";
@@ -35,6 +38,7 @@ inline std::string ColumnMajorValues(size_t rows, size_t columns, size_t first,
       if (c > 0) out += ',';
       out += '$';
       out += std::to_string(first + c * rows + r);
+      if (c < casts.size()) out += casts.begin()[c];
     }
     out += row_suffix;
     out += ')';

@@ -29,6 +29,8 @@ TEST(ColumnMajorValues, NumbersParametersDownEachColumn) {
   EXPECT_EQ(internal::ColumnMajorValues(1, 3, 5, ",1"), "($5,$6,$7,1)");
   EXPECT_EQ(internal::ColumnMajorValues(3, 1, 2), "($2),($3),($4)");
   EXPECT_EQ(internal::ColumnMajorValues(0, 4, 1), "");
+  EXPECT_EQ(internal::ColumnMajorValues(2, 2, 1, "", {"::int", "::bytea"}),
+            "($1::int,$3::bytea),($2::int,$4::bytea)");
 }
 
 using custos::testing::PgDsnWithParam;

@@ -395,6 +395,53 @@ TEST_P(StoreContract, LedgerBatchesExtendTheStoredSizeOnly) {
   EXPECT_TRUE((*s)->ReadRecordGroups("tenant-c", 0, 10)->empty());
 }
 
+// Two processes' sequencers on one store: each batch is built on the state as committed, never
+// on one another instance moved past (PostgreSQL: a sequencer that appends alone skips the row
+// lock; its batch built on a stale state must write nothing and be built again).
+TEST_P(StoreContract, SequencersSharingAStoreNeverFork) {
+  auto a = OpenControl();
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = OpenControl(/*create=*/false);
+  ASSERT_TRUE(b.ok()) << b.status();
+  std::vector<uint64_t> built_on;
+  auto append_one = [&](ControlStore& store, const std::string& tenant) {
+    return store.SequenceLedgerBatch([&](const LedgerState& state) -> absl::StatusOr<LedgerBatch> {
+      built_on.push_back(state.size);
+      LedgerBatch batch = Batch(state.size, state.size + 1);
+      batch.records.push_back({tenant, state.size, state.size, tenant});
+      return batch;
+    });
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(append_one(**a, "a").ok());  // `a` alone: 0..3
+  ASSERT_TRUE(append_one(**b, "b").ok());                              // 4, behind a's back
+  built_on.clear();
+  ASSERT_TRUE(append_one(**a, "a").ok());  // 5, built on the state `b` left
+  if (GetParam() == Backend::kPostgres) {
+    // Tried without the lock on the state `a` knew, refused, built again under the lock.
+    EXPECT_EQ(built_on, (std::vector<uint64_t>{4, 5}));
+  }
+  EXPECT_EQ(built_on.back(), 5u);
+  ASSERT_TRUE(append_one(**a, "a").ok());  // 6
+  EXPECT_EQ(built_on.back(), 6u);
+  ASSERT_TRUE(append_one(**b, "b").ok());  // 7
+  // A batch that fits only the stored state (not the one `a` last wrote) still lands.
+  ASSERT_TRUE((*a)->CommitLedgerBatch(Batch(8, 9)).ok());
+
+  auto state = (*a)->LoadLedgerState();
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->size, 9u);
+  EXPECT_EQ(state->frontier, "frontier@9");
+  // One bundle part per index, in order: nothing of an attempt built on a stale state landed.
+  EXPECT_EQ(*(*a)->ReadLedgerTile(-1, 0),
+            "bundle@1bundle@2bundle@3bundle@4bundle@5bundle@6bundle@7bundle@8bundle@9");
+  EXPECT_EQ((*a)->ReadLedgerTile(0, 0)->size(), 9 * 32u);
+  auto of_a = (*b)->ReadRecordGroups("a", 0, 10);
+  ASSERT_TRUE(of_a.ok()) << of_a.status();
+  ASSERT_EQ(of_a->size(), 6u);
+  EXPECT_EQ((*of_a)[4].first_index, 5u);
+  EXPECT_EQ((*b)->ReadRecordGroups("b", 0, 10)->at(0).first_index, 4u);
+}
+
 // Batches of every shape land whole: no tenant records, a tile filled beside parts, and more
 // record groups and tile parts than PostgreSQL writes in one statement.
 TEST_P(StoreContract, LedgerBatchesOfEveryShapeLandWhole) {
