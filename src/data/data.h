@@ -102,7 +102,8 @@ class ObjectService {
   // The same without a thread waiting for the cells' group commit: `done` runs on the thread of
   // the last cell to commit (so it must be quick), or on the caller's when the put is refused
   // before any cell has it. No write deadline: a cell answers once its transaction returns
-  // (bounded by the store's lock wait).
+  // (bounded by the store's lock wait; on PostgreSQL also by its statement timeout and, for a
+  // vanished server, the connection's TCP timeouts).
   using PutCallback = absl::AnyInvocable<void(absl::StatusOr<PutResult>) &&>;
   void PutAsync(const TenantCells& tenant, std::string_view key, std::string_view bytes,
                 std::string_view content_type, PutCallback done);

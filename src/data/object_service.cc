@@ -3,6 +3,7 @@
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "base/errors.h"
 #include "base/strings.h"
 #include "crypto/crypto.h"
@@ -227,14 +228,15 @@ struct ObjectService::Impl {
     cells->back()->EnqueueAsync(std::move(w), answer(cells->size() == 1));  // the last takes it
   }
 
-  // The same, waiting up to the write deadline.
-  absl::StatusOr<CellWriteResult> WriteEverywhere(const TenantCells& t, CellWrite w) {
+  // Runs an asynchronous operation (`start` is handed its callback) and waits for its result
+  // up to the write deadline.
+  template <typename T>
+  absl::StatusOr<T> AwaitWrite(
+      absl::FunctionRef<void(absl::AnyInvocable<void(absl::StatusOr<T>) &&>)> start) {
     // Shared with the callback, which outlives this frame when the deadline passes first.
-    auto promise = std::make_shared<std::promise<absl::StatusOr<CellWriteResult>>>();
+    auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
     auto future = promise->get_future();
-    WriteEverywhereAsync(t, std::move(w), [promise](absl::StatusOr<CellWriteResult> r) {
-      promise->set_value(std::move(r));
-    });
+    start([promise](absl::StatusOr<T> r) { promise->set_value(std::move(r)); });
     if (future.wait_for(absl::ToChronoNanoseconds(options.write_deadline)) !=
         std::future_status::ready) {
       return absl::UnavailableError("a cell did not commit the write in time");
@@ -302,14 +304,8 @@ absl::StatusOr<CellWrite> ObjectService::SealedPut(const TenantCells& tenant, st
 absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::string_view key,
                                              std::string_view bytes,
                                              std::string_view content_type) {
-  auto w = SealedPut(tenant, key, bytes, content_type);
-  if (!w.ok()) return w.status();
-  PutResult result{w->object.size, w->object.sha256_hex, 0, false};
-  auto r = impl_->WriteEverywhere(tenant, std::move(*w));
-  if (!r.ok()) return r.status();
-  result.version = r->version;
-  result.created = !r->existed;
-  return result;
+  return impl_->AwaitWrite<PutResult>(
+      [&](PutCallback done) { PutAsync(tenant, key, bytes, content_type, std::move(done)); });
 }
 
 void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
@@ -348,7 +344,9 @@ absl::Status ObjectService::Delete(const TenantCells& tenant, std::string_view k
   w.op = CellWrite::Op::kDelete;
   w.object.tenant_id = tenant.tenant_id;
   w.object.key = std::string(key);
-  auto r = impl_->WriteEverywhere(tenant, std::move(w));
+  auto r = impl_->AwaitWrite<CellWriteResult>([&](WriteCallback done) {
+    impl_->WriteEverywhereAsync(tenant, std::move(w), std::move(done));
+  });
   if (!r.ok()) return r.status();
   if (!r->existed) return absl::NotFoundError("no such object");
   return absl::OkStatus();
