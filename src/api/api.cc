@@ -407,7 +407,9 @@ class Api {
 
   absl::StatusOr<std::string> CheckPut(Request& req) const {
     auto key = CheckObjectKey(req);
-    if (key.ok() && req.body.size() > s_.objects->options().max_object_bytes) {
+    if (!key.ok()) return key;
+    if (auto s = data::ValidateContentType(req.Header("content-type")); !s.ok()) return s;
+    if (req.body.size() > s_.objects->options().max_object_bytes) {
       return TooLarge("object is over the size limit");
     }
     return key;

@@ -36,6 +36,14 @@ inline constexpr size_t kMaxKeyBytes = 1024;
 // '/'-separated segments are none of "", "." and "..". kInvalidArgument naming the problem.
 absl::Status ValidateObjectKey(std::string_view key);
 
+inline constexpr size_t kMaxContentTypeBytes = 255;
+
+// OK iff `content_type` (a PUT's Content-Type, stored with the object and sent back with it) is
+// at most 255 bytes of printable ASCII, spaces and tabs included; empty means the default. A
+// media type needs nothing else, and bytes a store cannot hold as text (PostgreSQL refuses
+// invalid UTF-8) must never reach a cell's write batch. kInvalidArgument naming the problem.
+absl::Status ValidateContentType(std::string_view content_type);
+
 // Where a tenant's objects live.
 struct TenantCells {
   std::string tenant_id;

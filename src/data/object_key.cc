@@ -60,4 +60,18 @@ absl::Status ValidateObjectKey(std::string_view key) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateContentType(std::string_view content_type) {
+  if (content_type.size() > kMaxContentTypeBytes) {
+    return absl::InvalidArgumentError(StrCat("Content-Type is ", content_type.size(),
+                                             " bytes; the limit is ", kMaxContentTypeBytes));
+  }
+  for (char ch : content_type) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c > 0x7e) {
+      return absl::InvalidArgumentError("Content-Type must be printable ASCII");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace custos::data

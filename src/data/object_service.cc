@@ -277,6 +277,7 @@ absl::StatusOr<CellWrite> ObjectService::SealedPut(const TenantCells& tenant, st
                                                    std::string_view bytes,
                                                    std::string_view content_type) {
   if (auto s = ValidateObjectKey(key); !s.ok()) return s;
+  if (auto s = ValidateContentType(content_type); !s.ok()) return s;
   if (bytes.size() > options_.max_object_bytes) {
     return TooLarge(
         StrCat("object is ", bytes.size(), " bytes; the limit is ", options_.max_object_bytes));

@@ -386,7 +386,8 @@ class PostgresCellStore final : public CellStore {
     }
     for (size_t k = 0; k < writes.size(); ++k) {
       auto it = version_of.find({writes[k].object.tenant_id, writes[k].object.key});
-      if (it == version_of.end()) return absl::InternalError("a put returned no version");
+      // Possibly after the statement committed: an unknown outcome (store.h, Apply).
+      if (it == version_of.end()) return absl::DataLossError("a put returned no version");
       results[k] = {it->second, it->second > 1};
     }
     return absl::OkStatus();

@@ -286,7 +286,9 @@ class CellStore {
   virtual const std::string& region() const = 0;
 
   // Applies `writes` in order in one durable transaction (all or nothing) and counts each put
-  // against its data key's `seals`. Returns one result per write.
+  // against its data key's `seals`. Returns one result per write. An error means nothing was
+  // applied, except kUnavailable and kDeadlineExceeded (the connection was lost while
+  // committing) and kDataLoss (the store answered what it cannot have): the outcome is unknown.
   virtual absl::StatusOr<std::vector<CellWriteResult>> Apply(std::span<const CellWrite> writes) = 0;
 
   // kNotFound if absent.

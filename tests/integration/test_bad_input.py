@@ -8,6 +8,7 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -230,6 +231,13 @@ CASES = [
           ("surrogate-utf8", "%ED%A0%80"), ("truncated-utf8", "a%E6%97"),
           ("bad-escape", "a%zz"), ("truncated-escape", "a%4"), ("lone-percent", "a%")]
       for m in ("PUT", "GET", "DELETE")],
+    # --- Content-Type, stored with the object: printable ASCII, at most 255 bytes --------------
+    *[(f"content-type-{name}-{what}", "PUT", P + key, b"typed", {"Content-Type": ctype}, "A", 400,
+       "invalid_argument")
+      for name, ctype in [("invalid-utf8", "text/\xff"), ("latin1", "text/plain; x=caf\xe9"),
+                          ("control-char", "text/\x01plain"), ("del", "text/plain\x7f"),
+                          ("256-bytes", "a/" + "b" * 254)]
+      for what, key in [("new", "ct-new"), ("existing", "a.txt")]],
     # --- listing queries -----------------------------------------------------------------------
     *[(f"list-{name}", "GET", "/v1/tenants/{A}/objects?" + q, None, {}, "A", 400,
        "invalid_argument")
@@ -328,6 +336,34 @@ def test_malformed_requests_are_400(env, data):
     assert r.elapsed < 2, "a malformed request must be answered at once"
     assert env.server.healthy()
     assert snapshot(env) == before
+
+
+def test_a_refused_content_type_fails_alone(server):
+    """Another tenant's PUTs with a Content-Type no store can hold as text (PostgreSQL refuses
+    invalid UTF-8), sent while this tenant writes, are refused alone: every write they could
+    have been batched with succeeds and reads back."""
+    good = server.create_tenant(geography="US")
+    bad = server.create_tenant(geography="US")  # same geography: the same cells
+    keys = [f"concurrent/{i}" for i in range(40)]
+
+    def put_good(key):
+        return server.put(key_path(good["id"], key), key.encode(), token=good["admin_token"])
+
+    def put_bad(i):
+        return server.put(key_path(bad["id"], f"bad/{i}"), b"x", token=bad["admin_token"],
+                          headers={"Content-Type": "text/\xff"})
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        bad_answers = [pool.submit(put_bad, i) for i in range(40)]
+        good_answers = [pool.submit(put_good, k) for k in keys]
+        for f in bad_answers:
+            assert_error(f.result(), 400, "invalid_argument")
+        for k, f in zip(keys, good_answers):
+            assert f.result().status == 201, f"PUT {k}: {f.result()}"
+    for k in keys:
+        r = server.get(key_path(good["id"], k), token=good["admin_token"])
+        assert r.status == 200 and r.body == k.encode(), r
+    assert server.list_all(bad["id"], bad["admin_token"]) == []
 
 
 def test_headers_over_8_kib_are_431(env):

@@ -1,6 +1,8 @@
 // Group commit for one cell: callers enqueue writes; one thread applies whatever has queued (up
 // to max_batch) in a single transaction and calls each write's callback. Writes are applied in
-// enqueue order.
+// enqueue order. A batch that failed with nothing applied (store::CellStore::Apply: any error
+// but an unknown outcome) is applied again one write at a time, so that a write the cell
+// refuses — possibly another tenant's — fails alone instead of failing its whole batch.
 #pragma once
 
 #include <condition_variable>

@@ -1,5 +1,6 @@
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -184,6 +185,70 @@ TEST_F(ObjectServiceTest, RefusesOversizeObjectsAndBadKeysWithoutWriting) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
   EXPECT_EQ(service_->Delete(tenant_, "nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ObjectServiceTest, RefusesContentTypesThatAreNotPrintableAsciiWithoutWriting) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  for (std::string bad : {std::string("text/\xff"), std::string("text/plain; charset=\xc3\xa9"),
+                          std::string("text/\x01plain"), std::string("a\0b", 3),
+                          std::string("text/x\x7f"), std::string(kMaxContentTypeBytes + 1, 'a')}) {
+    auto r = service_->Put(tenant_, "k", "x", bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  }
+  EXPECT_EQ(cells_["home"]->Usage("t1")->objects, 0);
+  EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, 0);
+
+  ASSERT_TRUE(service_->Put(tenant_, "typed", "x", "text/plain;\tcharset=utf-8").ok());
+  EXPECT_EQ(service_->Get(tenant_, "typed")->content_type, "text/plain;\tcharset=utf-8");
+  ASSERT_TRUE(service_->Put(tenant_, "max", "x", std::string(kMaxContentTypeBytes, 'a')).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "untyped", "x", "").ok());
+  EXPECT_EQ(service_->Get(tenant_, "untyped")->content_type, "application/octet-stream");
+}
+
+// One tenant's write that a cell refuses must not take down the writes batched with it (other
+// tenants' among them): the cell writer applies a refused batch again one write at a time.
+TEST_F(ObjectServiceTest, AWriteACellRefusesFailsAloneNotItsWholeBatch) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "warm", "x", "").ok());  // keys loaded, cells open
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "objects", "INSERT", true,
+                                            "NEW.key = 'poison'"));
+  // Another connection holds the replica's write lock, so everything below queues behind the
+  // write the cell writer is blocked on and is applied in one or two batches with the poison.
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("replica.db").c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, absl::Status> answers;
+  auto put = [&](const std::string& key) {
+    service_->PutAsync(tenant_, key, "v-" + key, "", [&, key](absl::StatusOr<PutResult> r) {
+      std::lock_guard lock(mu);
+      answers[key] = r.status();
+      cv.notify_all();
+    });
+  };
+  std::vector<std::string> good;
+  for (int i = 0; i < 20; ++i) {
+    good.push_back("good" + std::to_string(i));
+    put(good.back());
+    if (i == 9) put("poison");
+  }
+  ASSERT_EQ(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(holder);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answers.size() == 21; }));
+  }
+  EXPECT_FALSE(answers["poison"].ok());
+  for (const std::string& key : good) {
+    EXPECT_TRUE(answers[key].ok()) << key << ": " << answers[key];
+    for (const char* region : {"home", "replica"}) {
+      auto o = cells_[region]->GetObject("t1", key);
+      EXPECT_TRUE(o.ok() && o->version == 1) << key << " in " << region;
+    }
+  }
+  EXPECT_EQ(cells_["replica"]->GetObject("t1", "poison").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(ObjectServiceTest, AsyncPutsAnswerOnceBothCellsCommittedInTheSameOrder) {

@@ -9,13 +9,16 @@
 namespace custos::testing {
 
 // Every `event` (INSERT, UPDATE or DELETE) on `table` in the database file `path` fails from
-// now on; true if the trigger was added. RefuseWrites(path, table, event, false) removes it.
+// now on — only rows for which the SQL condition `when` holds (e.g. "NEW.key = 'x'"), if given;
+// true if the trigger was added. RefuseWrites(path, table, event, false) removes it.
 inline bool RefuseWrites(const std::string& path, const std::string& table,
-                         const std::string& event, bool refuse = true) {
+                         const std::string& event, bool refuse = true,
+                         const std::string& when = "") {
   sqlite3* db = nullptr;
   bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK;
   const std::string name = "refuse_" + table + "_" + event;
   const std::string sql = refuse ? "CREATE TRIGGER " + name + " BEFORE " + event + " ON " + table +
+                                       (when.empty() ? "" : " WHEN " + when) +
                                        " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
                                  : "DROP TRIGGER " + name;
   ok = ok && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
