@@ -4,6 +4,7 @@
 #include "base/ids.h"
 #include "base/strings.h"
 #include "boost/json.hpp"
+#include "spdlog/spdlog.h"
 
 namespace custos::access {
 namespace {
@@ -103,18 +104,19 @@ int64_t AccessRequestService::Now() const { return absl::ToUnixSeconds(clock_.No
 
 absl::Status AccessRequestService::Commit(const AccessRequest& r, int64_t version,
                                           std::string_view kind, const Principal& actor) {
-  json::object fields{
-      {"actor", actor.id.empty() ? std::string(kSystemActor) : actor.id},
-      {"role", actor.id.empty() ? std::string_view("system") : RoleName(actor.role)},
-      {"request", r.id},
-      {"requester", r.requester},
-      {"operations", Strings(r.operations)},
-      {"resource", r.prefix},
-      {"justification", r.justification},
-      {"ticket", r.ticket},
-      {"purpose", r.purpose},
-      {"duration_minutes", r.duration_minutes},
-      {"state", StateName(r.state)}};
+  const std::string actor_id = actor.id.empty() ? std::string(kSystemActor) : actor.id;
+  const std::string_view actor_role = actor.id.empty() ? "system" : RoleName(actor.role);
+  json::object fields{{"actor", actor_id},
+                      {"role", actor_role},
+                      {"request", r.id},
+                      {"requester", r.requester},
+                      {"operations", Strings(r.operations)},
+                      {"resource", r.prefix},
+                      {"justification", r.justification},
+                      {"ticket", r.ticket},
+                      {"purpose", r.purpose},
+                      {"duration_minutes", r.duration_minutes},
+                      {"state", StateName(r.state)}};
   if (!r.grant_id.empty()) fields["grant"] = r.grant_id;
   if (r.expires_at && IsLive(r.state)) fields["expires_at"] = *r.expires_at;
   // The event first: a transition that cannot be recorded does not happen.
@@ -123,10 +125,19 @@ absl::Status AccessRequestService::Commit(const AccessRequest& r, int64_t versio
   store::AccessRequestRecord rec = ToRecord(r, version);
   absl::Status stored =
       version == 1 ? store_.InsertAccessRequest(rec) : store_.UpdateAccessRequest(rec);
-  // A revoke, close or expiry made here counts at once for this instance's grant checks.
-  if (stored.ok() && !r.grant_id.empty()) {
-    CacheGrant(std::make_shared<const AccessRequest>(r), version);
+  if (!stored.ok()) {
+    // Recorded but not done (most often another change won the race: kAborted). The log must
+    // not claim it happened, so its outcome follows it, as for a data access that failed.
+    auto outcome = events_.Record({"outcome", r.tenant_id,
+                                   json::object{{"actor", actor_id},
+                                                {"role", actor_role},
+                                                {"of", logged->ledger_index},
+                                                {"outcome", ErrorCodeOf(stored)}}});
+    if (!outcome.ok()) spdlog::error("outcome not recorded: {}", outcome.status().ToString());
+    return stored;
   }
+  // A revoke, close or expiry made here counts at once for this instance's grant checks.
+  if (!r.grant_id.empty()) CacheGrant(std::make_shared<const AccessRequest>(r), version);
   return stored;
 }
 
@@ -166,7 +177,8 @@ absl::StatusOr<AccessRequest> AccessRequestService::Get(std::string_view id) {
 }
 
 absl::StatusOr<AccessRequest> AccessRequestService::Act(const Principal& who, std::string_view id,
-                                                        RequestAction action) {
+                                                        RequestAction action,
+                                                        absl::FunctionRef<absl::Status()> confirm) {
   auto rec = store_.GetAccessRequest(id);
   if (!rec.ok()) return rec.status();
   auto current = RequestFromJson(rec->body_json);
@@ -184,6 +196,8 @@ absl::StatusOr<AccessRequest> AccessRequestService::Act(const Principal& who, st
   if (action == RequestAction::kActivate) grant_id = NewId(random_);
   auto next = Transition(*current, action, who, Now(), options_, grant_id);
   if (!next.ok()) return next.status();
+  if (auto s = confirm(); !s.ok()) return s;
+  // Versioned: if the request changed since it was read above, nothing is stored (kAborted).
   if (auto s = Commit(*next, version + 1, StrCat("access.", ActionName(action)), who); !s.ok()) {
     return s;
   }

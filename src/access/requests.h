@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "access/workflow.h"
 #include "base/clock.h"
@@ -40,9 +41,14 @@ class AccessRequestService {
   absl::StatusOr<AccessRequest> Get(std::string_view id);
 
   // Applies `action` (not kExpire) by `who`; errors as Transition, kNotFound, kAborted (409
-  // conflict: changed concurrently). kActivate creates the grant id.
-  absl::StatusOr<AccessRequest> Act(const Principal& who, std::string_view id,
-                                    RequestAction action);
+  // conflict: changed concurrently). kActivate creates the grant id. `confirm` runs once the
+  // action is allowed on the request as stored, before anything is recorded, and its error
+  // stops the action: the caller's second factor is verified there, so it is checked against
+  // the very version that is then committed (a request approved between a caller's read and
+  // its action cannot be activated on an unverified code), and a call in the wrong state does
+  // not use up the caller's code.
+  absl::StatusOr<AccessRequest> Act(const Principal& who, std::string_view id, RequestAction action,
+                                    absl::FunctionRef<absl::Status()> confirm);
 
   // Requests matching `filter`, after expiring the due ones.
   absl::StatusOr<std::vector<AccessRequest>> List(const store::AccessRequestFilter& filter);

@@ -276,7 +276,7 @@ class Api {
     fields["purpose"] = purpose;
     if (decision.ok()) decision = CheckPurposeAllowed(tenant->id, purpose);
     if (!decision.ok()) {
-      fields["outcome"] = http::ErrorCodeOf(decision);
+      fields["outcome"] = ErrorCodeOf(decision);
       auto logged = s_.events->Record({"data.refused", tenant->id, std::move(fields)});
       if (!logged.ok()) spdlog::error("refusal not recorded: {}", logged.status().ToString());
       return decision;
@@ -370,7 +370,7 @@ class Api {
     json::object fields{{"actor", access.who.id},
                         {"role", access::RoleName(access.who.role)},
                         {"of", access.ledger_index},
-                        {"outcome", http::ErrorCodeOf(status)}};
+                        {"outcome", ErrorCodeOf(status)}};
     return {"outcome", access.tenant.id, std::move(fields)};
   }
 

@@ -25,6 +25,25 @@ std::optional<std::string> ApiCodeOf(const absl::Status& status) {
   return std::string(*p);
 }
 
+std::string ErrorCodeOf(const absl::Status& status) {
+  if (auto api = ApiCodeOf(status)) return *api;
+  switch (status.code()) {
+    case absl::StatusCode::kOk: return "ok";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange: return "invalid_argument";
+    case absl::StatusCode::kUnauthenticated: return "unauthenticated";
+    case absl::StatusCode::kPermissionDenied: return "permission_denied";
+    case absl::StatusCode::kNotFound: return "not_found";
+    case absl::StatusCode::kFailedPrecondition: return "failed_precondition";
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists: return "conflict";
+    case absl::StatusCode::kResourceExhausted: return "rate_limited";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return "unavailable";
+    default: return "internal";
+  }
+}
+
 std::optional<std::string> ApiDetailsOf(const absl::Status& status) {
   auto p = status.GetPayload(AbslView(kDetailsUrl));
   if (!p) return std::nullopt;

@@ -23,6 +23,11 @@ absl::Status WithApiCode(absl::Status status, std::string_view api_code,
 std::optional<std::string> ApiCodeOf(const absl::Status& status);
 std::optional<std::string> ApiDetailsOf(const absl::Status& status);
 
+// The API error code of `status`: the attached one, else its canonical code's default name
+// ("not_found", "conflict", "unavailable", "internal", …). What the HTTP answer carries, and
+// what outcome events in the ledger record.
+std::string ErrorCodeOf(const absl::Status& status);
+
 // Shorthands for the contract's specific errors.
 absl::Status RegionPolicyViolation(std::string_view region, std::string_view rule,
                                    std::string_view reason);

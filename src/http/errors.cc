@@ -12,20 +12,21 @@ struct Mapping {
   std::string_view code;
 };
 
-Mapping DefaultMapping(absl::StatusCode code) {
+// The HTTP status of a canonical code (its API code name: base/errors.h ErrorCodeOf).
+int DefaultStatus(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kInvalidArgument: return {400, "invalid_argument"};
-    case absl::StatusCode::kUnauthenticated: return {401, "unauthenticated"};
-    case absl::StatusCode::kPermissionDenied: return {403, "permission_denied"};
-    case absl::StatusCode::kNotFound: return {404, "not_found"};
-    case absl::StatusCode::kFailedPrecondition: return {409, "failed_precondition"};
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAborted:
-    case absl::StatusCode::kAlreadyExists: return {409, "conflict"};
-    case absl::StatusCode::kOutOfRange: return {400, "invalid_argument"};
-    case absl::StatusCode::kResourceExhausted: return {429, "rate_limited"};
+    case absl::StatusCode::kAlreadyExists: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
     case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded: return {503, "unavailable"};
-    default: return {500, "internal"};
+    case absl::StatusCode::kDeadlineExceeded: return 503;
+    default: return 500;
   }
 }
 
@@ -47,14 +48,9 @@ int StatusForApiCode(std::string_view code, int fallback) {
 }  // namespace
 
 int HttpStatusOf(const absl::Status& status) {
-  Mapping m = DefaultMapping(status.code());
-  if (auto api = ApiCodeOf(status)) return StatusForApiCode(*api, m.status);
-  return m.status;
-}
-
-std::string ErrorCodeOf(const absl::Status& status) {
-  if (auto api = ApiCodeOf(status)) return std::string(*api);
-  return std::string(DefaultMapping(status.code()).code);
+  const int status_code = DefaultStatus(status.code());
+  if (auto api = ApiCodeOf(status)) return StatusForApiCode(*api, status_code);
+  return status_code;
 }
 
 Response ErrorResponse(const absl::Status& status) {

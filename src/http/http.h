@@ -57,8 +57,6 @@ struct Response {
 Response ErrorResponse(const absl::Status& status);
 // The HTTP status ErrorResponse would use.
 int HttpStatusOf(const absl::Status& status);
-// The error code ErrorResponse would send ("not_found", "purpose_not_allowed", …).
-std::string ErrorCodeOf(const absl::Status& status);
 
 using Handler = std::function<Response(Request&)>;
 

@@ -123,16 +123,12 @@ class AccessApi {
     auto current = s_.requests->Get(id);
     if (!current.ok()) return current.status();
     if (auto s = access::CheckCanView(*current, *who); !s.ok()) return s;
-    // Decide what the workflow allows before asking for a code, so a wrong-state or wrong-role
-    // call does not burn the caller's TOTP step; then verify the code, then act.
-    const int64_t now = absl::ToUnixSeconds(s_.clock->Now());
-    auto dry = access::Transition(*current, action, *who, now, s_.requests->options(), "dry-run");
-    if (!dry.ok() && !absl::IsFailedPrecondition(dry.status())) return dry.status();
-    if (dry.ok() && (action == RequestAction::kApprove || action == RequestAction::kDeny ||
-                     action == RequestAction::kActivate)) {
-      if (auto s = s_.mfa->Verify(*who, req.Header("x-custos-totp")); !s.ok()) return s;
-    }
-    auto r = s_.requests->Act(*who, id, action);
+    const bool needs_code = action == RequestAction::kApprove || action == RequestAction::kDeny ||
+                            action == RequestAction::kActivate;
+    auto r = s_.requests->Act(*who, id, action, [&]() -> absl::Status {
+      if (!needs_code) return absl::OkStatus();
+      return s_.mfa->Verify(*who, req.Header("x-custos-totp"));
+    });
     if (!r.ok()) return r.status();
     json::object out = AccessRequestJson(*r);
     if (action == RequestAction::kActivate) {
