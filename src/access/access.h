@@ -61,14 +61,17 @@ struct IssuedPrincipal {
   std::string token;  // the bearer token; never stored, shown once
 };
 
-// OK iff `creator` may create `p`: admins create anyone; tenant_admins create tenant principals
-// of their own tenant. Also validates `p` (name, role/tenant pairing, attributes).
+// OK iff `creator` may create `p`: admins create provider principals; tenant_admins create
+// tenant principals of their own tenant (nobody at the provider has standing access, so the
+// provider's admin makes no principal of a tenant beyond the tenant_admin that comes with a new
+// tenant). Also validates `p` (name, role/tenant pairing, attributes).
 // kPermissionDenied or kInvalidArgument.
 absl::Status CheckCanCreate(const Principal& creator, const NewPrincipal& p);
 
 // OK iff `who` may rotate `target`'s token (`disable` false) or disable `target` (true): admins
-// manage every principal, tenant_admins the principals of their own tenant, and any principal
-// may rotate its own token. Nobody disables itself (one call must not lock out the last admin).
+// manage provider principals and may disable (never rotate, which would hand them its access)
+// a tenant's; tenant_admins manage the principals of their own tenant; any principal may rotate
+// its own token. Nobody disables itself (one call must not lock out the last admin).
 // kPermissionDenied otherwise.
 absl::Status CheckCanManageCredential(const Principal& who, const Principal& target, bool disable);
 

@@ -101,6 +101,12 @@ absl::Status CheckCanCreate(const Principal& creator, const NewPrincipal& p) {
     }
   } else if (creator.role != Role::kAdmin) {
     return absl::PermissionDeniedError("only admins and tenant_admins create principals");
+  } else if (IsTenantRole(p.role)) {
+    // A principal the provider made for a tenant would be standing access to its data (and a
+    // second tenant_admin could approve the provider's own Lockbox requests). The tenant's
+    // first tenant_admin comes with the tenant (POST /v1/tenants); it makes the rest.
+    return absl::PermissionDeniedError(
+        "the provider's admin does not create a tenant's principals; its tenant_admin does");
   }
   if (p.name.empty() || p.name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError("name must be 1..200 bytes");
@@ -161,14 +167,19 @@ absl::Status CheckDataAccessByRole(const Principal& who, std::string_view tenant
 absl::Status CheckCanManageCredential(const Principal& who, const Principal& target, bool disable) {
   const bool self = who.id == target.id;
   if (disable && self) return absl::PermissionDeniedError("a principal cannot disable itself");
-  if (self || who.role == Role::kAdmin) return absl::OkStatus();
+  if (self) return absl::OkStatus();
+  // A new token for a tenant's principal would hand the provider that principal's access: the
+  // admin may only disable it.
+  if (who.role == Role::kAdmin && (disable || !IsTenantRole(target.role))) {
+    return absl::OkStatus();
+  }
   if (who.role == Role::kTenantAdmin && IsTenantRole(target.role) &&
       target.tenant_id == who.tenant_id) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
-      "admins manage every principal's credentials, tenant_admins their own tenant's, and "
-      "each principal may rotate its own token");
+      "admins manage provider principals' credentials and may disable a tenant's, "
+      "tenant_admins manage their own tenant's, and each principal may rotate its own token");
 }
 
 PrincipalService::PrincipalService(store::ControlStore& store, crypto::KeyProvider& keys,

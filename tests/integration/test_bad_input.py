@@ -174,8 +174,9 @@ CASES = [
      "invalid_argument"),
     ("principal-screened-string", "POST", "/v1/principals",
      principal_body(attributes={"screened": "yes"}), {}, "admin", 400, "invalid_argument"),
+    # The provider's admin makes no principal of a tenant, whatever else is wrong with it.
     ("principal-tenant-role-without-tenant", "POST", "/v1/principals",
-     principal_body(role="tenant_user"), {}, "admin", 400, "invalid_argument"),
+     principal_body(role="tenant_user"), {}, "admin", 403, "permission_denied"),
     ("principal-provider-role-with-tenant", "POST", "/v1/principals",
      principal_body(role="operator", tenant_id="{A}"), {}, "admin", 400, "invalid_argument"),
     ("principal-expires-zero", "POST", "/v1/principals", principal_body(expires_in_days=0), {},
@@ -185,8 +186,8 @@ CASES = [
     ("principal-empty-name", "POST", "/v1/principals", principal_body(name=""), {}, "admin", 400,
      "invalid_argument"),
     ("principal-unknown-tenant", "POST", "/v1/principals",
-     principal_body(role="tenant_user", tenant_id="no-such-tenant-id"), {}, "admin", 404,
-     "not_found"),
+     principal_body(role="tenant_user", tenant_id="no-such-tenant-id"), {}, "admin", 403,
+     "permission_denied"),
     ("principal-no-token", "POST", "/v1/principals", principal_body(), {}, None, 401,
      "unauthenticated"),
     # --- authentication ------------------------------------------------------------------------

@@ -89,6 +89,20 @@ def test_tenant_admin_cannot_create_principals_elsewhere(server, two_tenants):
     assert _counts(server) == before
 
 
+def test_provider_admin_cannot_create_a_tenants_principals(server, two_tenants):
+    """Nobody at the provider has standing access: a principal the admin made for a tenant
+    would read its data, and a second tenant_admin could approve the provider's own Lockbox
+    requests. The tenant's first tenant_admin comes with the tenant; it makes the rest."""
+    a, _ = two_tenants
+    before = _counts(server)
+    for body in ({"name": "mole", "role": "tenant_user", "tenant_id": a["id"]},
+                 {"name": "mole", "role": "tenant_admin", "tenant_id": a["id"]}):
+        assert_error(server.post("/v1/principals", body, token=server.admin_token), 403,
+                     "permission_denied")
+    assert _counts(server) == before
+    assert server.create_principal(a["admin_token"], role="tenant_admin", tenant_id=a["id"])
+
+
 def test_provider_staff_cannot_create_principals(server):
     op = server.create_principal(server.admin_token, role="operator")
     mgr = server.create_principal(server.admin_token, role="manager")

@@ -63,9 +63,17 @@ def test_who_may_rotate_and_disable(server, tenant):
     # Refusals changed nothing: every token still works.
     for p in (user, stranger, operator):
         assert server.get("/v1/principals/me", token=p["token"]).status == 200, p
-    # The provider admin manages everyone.
-    r = rotate(server, stranger["id"], server.admin_token)
+    # The provider admin manages provider staff; a tenant's principals it may disable, never
+    # take over with a new token (that would be standing access to the tenant's data).
+    r = rotate(server, operator["id"], server.admin_token)
     assert r.status == 200, r
+    assert_error(server.get("/v1/principals/me", token=operator["token"]), 401, "unauthenticated")
+    for target in (stranger, user):
+        assert_error(rotate(server, target["id"], server.admin_token), 403, "permission_denied")
+        assert server.get("/v1/principals/me", token=target["token"]).status == 200, target
+    assert_error(rotate(server, other["admin_principal_id"], server.admin_token), 403,
+                 "permission_denied")
+    assert server.delete(f"/v1/principals/{stranger['id']}", token=server.admin_token).status == 200
     assert_error(server.get("/v1/principals/me", token=stranger["token"]), 401, "unauthenticated")
 
 

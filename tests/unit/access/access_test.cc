@@ -28,8 +28,13 @@ TEST(Access, OnlyTheTenantsOwnPrincipalsReachItsDataByRole) {
 
 TEST(Access, WhoCreatesWhom) {
   NewPrincipal user{"u", Role::kTenantUser, "t1", {}, {}};
-  EXPECT_TRUE(CheckCanCreate(Make(Role::kAdmin), user).ok());
+  NewPrincipal tenant_admin{"a", Role::kTenantAdmin, "t1", {}, {}};
+  // The provider's admin makes no principal of a tenant: that would be standing access.
+  EXPECT_EQ(CheckCanCreate(Make(Role::kAdmin), user).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckCanCreate(Make(Role::kAdmin), tenant_admin).code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(CheckCanCreate(Make(Role::kTenantAdmin, "t1"), user).ok());
+  EXPECT_TRUE(CheckCanCreate(Make(Role::kTenantAdmin, "t1"), tenant_admin).ok());
   EXPECT_FALSE(CheckCanCreate(Make(Role::kTenantAdmin, "t2"), user).ok());
   EXPECT_FALSE(CheckCanCreate(Make(Role::kTenantUser, "t1"), user).ok());
   NewPrincipal op{"o", Role::kOperator, "", {}, {}};
@@ -48,8 +53,12 @@ TEST(Access, WhoManagesWhoseCredentials) {
   const Principal user = with_id(Make(Role::kTenantUser, "t1"), "user");
   const Principal stranger = with_id(Make(Role::kTenantUser, "t2"), "stranger");
   const Principal op = with_id(Make(Role::kOperator), "op");
+  // The admin may disable a tenant's principal but never take it over with a new token.
+  EXPECT_EQ(CheckCanManageCredential(admin, user, false).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckCanManageCredential(admin, ta, false).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(CheckCanManageCredential(admin, user, true).ok());
   for (bool disable : {false, true}) {
-    EXPECT_TRUE(CheckCanManageCredential(admin, user, disable).ok());
     EXPECT_TRUE(CheckCanManageCredential(admin, op, disable).ok());
     EXPECT_TRUE(CheckCanManageCredential(ta, user, disable).ok());
     EXPECT_FALSE(CheckCanManageCredential(ta, stranger, disable).ok());
