@@ -1,41 +1,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_split.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "data/data.h"
 
 namespace custos::data {
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no surrogates,
-// nothing above U+10FFFF), or 0 if invalid.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-}  // namespace
 
 absl::Status ValidateObjectKey(std::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("object key is empty");

@@ -1,6 +1,8 @@
 // The one mapping from absl::Status to HTTP status and error body.
 #include "base/errors.h"
 #include "absl/strings/ascii.h"
+#include "base/strings.h"
+#include "base/utf8.h"
 #include "boost/json.hpp"
 #include "http/http.h"
 
@@ -57,7 +59,9 @@ Response ErrorResponse(const absl::Status& status) {
   const std::string code = ErrorCodeOf(status);
   const int http_status = HttpStatusOf(status);
   // Internal errors are bugs: their text may name internals, so it stays in the server log.
-  std::string message = http_status == 500 ? "internal error" : std::string(status.message());
+  // Messages may quote what the client sent: the body stays valid UTF-8 JSON whatever it was.
+  std::string message =
+      http_status == 500 ? "internal error" : Utf8OrReplaced(StdView(status.message()));
   boost::json::object error{{"code", code}, {"message", message}};
   boost::json::value details = boost::json::object{};
   if (auto d = ApiDetailsOf(status)) {

@@ -3,6 +3,7 @@
 
 #include "absl/strings/escaping.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "ledger/ledger.h"
 
 namespace custos::ledger {
@@ -15,10 +16,20 @@ absl::Status AppendCanonical(const json::value& v, std::string& out) {
     case json::kind::null:
     case json::kind::bool_:
     case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::string:
-      out += json::serialize(v);  // Boost's string escapes are RFC 8785's
+    case json::kind::uint64: out += json::serialize(v); return absl::OkStatus();
+    case json::kind::string: {
+      // Boost's string escapes are RFC 8785's, but it copies bytes that are not UTF-8 as they
+      // are, and a record that is not JSON could never be read back: a refused request's bytes
+      // (a header, a listing prefix) are recorded with U+FFFD in their place.
+      const json::string& str = v.get_string();
+      const std::string_view text(str.data(), str.size());
+      if (IsValidUtf8(text)) {
+        out += json::serialize(v);
+      } else {
+        out += json::serialize(json::value(json::string(Utf8OrReplaced(text))));
+      }
       return absl::OkStatus();
+    }
     case json::kind::double_:
       return absl::InvalidArgumentError("canonical JSON here carries no floating-point numbers");
     case json::kind::array: {
@@ -166,7 +177,10 @@ absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id
             keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed, RecordAad(tenant_id, index));
         if (!record.ok()) return record.status();
         boost::system::error_code ec;
-        json::value v = json::parse(*record, ec);
+        // Records written before their strings were made UTF-8 may hold other bytes.
+        json::parse_options lenient;
+        lenient.allow_invalid_utf8 = true;
+        json::value v = json::parse(*record, ec, {}, lenient);
         if (ec || !v.is_object()) return absl::DataLossError("stored event record is not JSON");
         const auto& o = v.get_object();
         auto str = [&](const char* k) -> std::string {

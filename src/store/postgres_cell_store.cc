@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "store/internal/pg_pool.h"
 #include "store/internal/pg_values.h"
 #include "store/store.h"
@@ -124,37 +125,6 @@ const std::vector<PgStatement>& Statements() {
   return *kStatements;
 }
 
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629), 0 if invalid.
-size_t Utf8Length(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xc0) == 0x80; };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(i + 1) || !cont(i + 2)) return 0;
-    if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
-    if (c == 0xed && b(i + 1) >= 0xa0) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
-    if (c == 0xf4 && b(i + 1) >= 0x90) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-bool ValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    size_t n = Utf8Length(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 std::string EncodeUtf8(uint32_t cp) {
   std::string out;
   if (cp < 0x80) {
@@ -248,7 +218,7 @@ class PostgresCellStore final : public CellStore {
 
   absl::StatusOr<StoredObject> GetObject(std::string_view tenant_id,
                                          std::string_view key) override {
-    if (internal::HasNul(tenant_id) || internal::HasNul(key)) {
+    if (internal::CannotBeText(tenant_id) || internal::CannotBeText(key)) {
       return absl::NotFoundError("no such object");
     }
     return pool_->Read(
@@ -265,8 +235,10 @@ class PostgresCellStore final : public CellStore {
                                                         std::string_view prefix,
                                                         std::string_view start_after,
                                                         int limit) override {
-    // No stored key or tenant id holds a NUL (PostgreSQL's TEXT cannot): nothing matches.
-    if (internal::HasNul(tenant_id) || internal::HasNul(prefix) || internal::HasNul(start_after)) {
+    // No stored key or tenant id holds a NUL or bytes that are not UTF-8: nothing matches. (A
+    // prefix may end inside a character: it is compared as bytes below.)
+    if (internal::CannotBeText(tenant_id) || prefix.find('\0') != std::string_view::npos ||
+        internal::CannotBeText(start_after)) {
       return std::vector<StoredObject>{};
     }
     const std::string tenant(tenant_id);
@@ -275,7 +247,7 @@ class PostgresCellStore final : public CellStore {
         "list objects",
         [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<StoredObject>> {
           pqxx::result rows;
-          if (!ValidUtf8(prefix)) {
+          if (!IsValidUtf8(prefix)) {
             // Rare (the API validates keys, not prefixes): a bytewise prefix test.
             rows = txn.exec_prepared("list_bytes_prefix", tenant, std::string(start_after), n,
                                      static_cast<int64_t>(prefix.size()), Bytes(prefix));
@@ -299,7 +271,7 @@ class PostgresCellStore final : public CellStore {
   }
 
   absl::StatusOr<CellUsage> Usage(std::string_view tenant_id) override {
-    if (internal::HasNul(tenant_id)) return CellUsage{};
+    if (internal::CannotBeText(tenant_id)) return CellUsage{};
     return pool_->Read("cell usage", [&](pqxx::nontransaction& txn) -> absl::StatusOr<CellUsage> {
       auto r = txn.exec_prepared1("usage", std::string(tenant_id));
       return CellUsage{r[0].as<int64_t>(), r[1].as<int64_t>()};
@@ -316,7 +288,7 @@ class PostgresCellStore final : public CellStore {
   }
 
   absl::StatusOr<std::vector<DataKeyRecord>> ListDataKeys(std::string_view tenant_id) override {
-    if (internal::HasNul(tenant_id)) return std::vector<DataKeyRecord>{};
+    if (internal::CannotBeText(tenant_id)) return std::vector<DataKeyRecord>{};
     return pool_->Read(
         "list data keys",
         [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<DataKeyRecord>> {
@@ -407,7 +379,7 @@ std::string PostgresCellSchema(std::string_view region) {
 
 absl::StatusOr<std::unique_ptr<CellStore>> OpenPostgresCellStore(const std::string& dsn,
                                                                  std::string region, bool create) {
-  if (region.empty() || internal::HasNul(region)) {
+  if (region.empty() || internal::CannotBeText(region)) {
     return absl::InvalidArgumentError("a cell needs a region id");
   }
   PgPool::Options options;

@@ -406,7 +406,7 @@ class PostgresControlStore final : public ControlStore {
   }
 
   absl::StatusOr<TenantRecord> GetTenant(std::string_view id) override {
-    if (internal::HasNul(id)) return absl::NotFoundError("no such tenant");
+    if (internal::CannotBeText(id)) return absl::NotFoundError("no such tenant");
     return pool_->Read("get tenant",
                        [&](pqxx::nontransaction& txn) -> absl::StatusOr<TenantRecord> {
                          auto r = txn.exec_prepared("tenant_by_id", std::string(id));
@@ -427,7 +427,7 @@ class PostgresControlStore final : public ControlStore {
   }
 
   absl::StatusOr<std::string> GetSetting(std::string_view name) override {
-    if (internal::HasNul(name)) return absl::NotFoundError("no such setting");
+    if (internal::CannotBeText(name)) return absl::NotFoundError("no such setting");
     return pool_->Read("get setting",
                        [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::string> {
                          auto r = txn.exec_prepared("get_setting", std::string(name));
@@ -633,7 +633,7 @@ class PostgresControlStore final : public ControlStore {
   absl::StatusOr<std::vector<LedgerRecordGroup>> ReadRecordGroups(std::string_view tenant_id,
                                                                   uint64_t from_index,
                                                                   int limit) override {
-    if (internal::HasNul(tenant_id)) return std::vector<LedgerRecordGroup>{};
+    if (internal::CannotBeText(tenant_id)) return std::vector<LedgerRecordGroup>{};
     return pool_->Read(
         "read record groups",
         [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<LedgerRecordGroup>> {
@@ -667,7 +667,7 @@ class PostgresControlStore final : public ControlStore {
   absl::StatusOr<std::vector<AccessRequestRecord>> ListAccessRequests(
       const AccessRequestFilter& f) override {
     for (const auto* v : {&f.tenant_id, &f.state, &f.requester}) {
-      if (*v && internal::HasNul(**v)) return std::vector<AccessRequestRecord>{};
+      if (*v && internal::CannotBeText(**v)) return std::vector<AccessRequestRecord>{};
     }
     auto c = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
     return pool_->Read(
@@ -704,7 +704,7 @@ class PostgresControlStore final : public ControlStore {
   }
 
   absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) override {
-    if (internal::HasNul(principal_id)) return absl::NotFoundError("not enrolled");
+    if (internal::CannotBeText(principal_id)) return absl::NotFoundError("not enrolled");
     return pool_->Read("get mfa", [&](pqxx::nontransaction& txn) -> absl::StatusOr<MfaRecord> {
       auto r = txn.exec_prepared("get_mfa", std::string(principal_id));
       if (r.empty()) return absl::NotFoundError("not enrolled");
@@ -744,7 +744,7 @@ class PostgresControlStore final : public ControlStore {
   }
 
   absl::StatusOr<bool> HasConsent(std::string_view tenant_id, std::string_view purpose) override {
-    if (internal::HasNul(tenant_id) || internal::HasNul(purpose)) return false;
+    if (internal::CannotBeText(tenant_id) || internal::CannotBeText(purpose)) return false;
     return pool_->Read("has consent", [&](pqxx::nontransaction& txn) -> absl::StatusOr<bool> {
       auto r = txn.exec_prepared("has_consent", std::string(tenant_id), std::string(purpose));
       return !r.empty() && r[0][0].as<bool>();
@@ -765,7 +765,7 @@ class PostgresControlStore final : public ControlStore {
 
   absl::StatusOr<std::vector<AuditVerdictRecord>> ListAuditVerdicts(
       std::string_view period) override {
-    if (internal::HasNul(period)) return std::vector<AuditVerdictRecord>{};
+    if (internal::CannotBeText(period)) return std::vector<AuditVerdictRecord>{};
     return pool_->Read(
         "list audit verdicts",
         [&](pqxx::nontransaction& txn) -> absl::StatusOr<std::vector<AuditVerdictRecord>> {
@@ -802,7 +802,7 @@ class PostgresControlStore final : public ControlStore {
 
   absl::StatusOr<AccessRequestRecord> QueryAccessRequest(const char* statement,
                                                          std::string_view value) {
-    if (internal::HasNul(value)) return absl::NotFoundError("no such access request");
+    if (internal::CannotBeText(value)) return absl::NotFoundError("no such access request");
     return pool_->Read("get access request",
                        [&](pqxx::nontransaction& txn) -> absl::StatusOr<AccessRequestRecord> {
                          auto r = txn.exec_prepared(statement, std::string(value));
@@ -812,7 +812,7 @@ class PostgresControlStore final : public ControlStore {
   }
 
   absl::StatusOr<PrincipalRecord> QueryPrincipal(const char* statement, std::string_view value) {
-    if (internal::HasNul(value)) return absl::NotFoundError("no such principal");
+    if (internal::CannotBeText(value)) return absl::NotFoundError("no such principal");
     return pool_->Read("get principal",
                        [&](pqxx::nontransaction& txn) -> absl::StatusOr<PrincipalRecord> {
                          auto r = txn.exec_prepared(statement, std::string(value));
@@ -836,7 +836,7 @@ class PostgresControlStore final : public ControlStore {
     }
     if (parts > kMaxPartsPerWrite || b.records.size() > kMaxGroupsPerWrite) return false;
     for (const LedgerRecordGroup& g : b.records) {
-      if (internal::HasNul(g.tenant_id)) return false;  // refused by the locked path
+      if (internal::CannotBeText(g.tenant_id)) return false;  // refused by the locked path
     }
     return true;
   }

@@ -3,6 +3,7 @@ stored changes (tenant descriptions and locations, listings, object contents and
 the number of tenants and principals)."""
 
 import base64
+import json
 import os
 import secrets
 import socket
@@ -365,6 +366,32 @@ def test_a_refused_content_type_fails_alone(server):
         r = server.get(key_path(good["id"], k), token=good["admin_token"])
         assert r.status == 200 and r.body == k.encode(), r
     assert server.list_all(bad["id"], bad["admin_token"]) == []
+
+
+def test_bytes_that_are_not_utf8_never_break_the_access_log(server):
+    """A refused or served request is recorded with what it asked for; bytes that are not
+    UTF-8 (in a listing prefix or a grant header, sent by another tenant or by the tenant's own
+    user) are recorded as U+FFFD, so the tenant's access log stays readable JSON."""
+    a = server.create_tenant(geography="US")
+    b = server.create_tenant(geography="US")
+    server.put_object(a["id"], "hello", b"hi", a["admin_token"])
+    user = server.create_principal(a["admin_token"], role="tenant_user", tenant_id=a["id"])
+    objects = f"/v1/tenants/{a['id']}/objects"
+    assert_error(server.get(objects + "?prefix=%FF", token=b["admin_token"]), 403,
+                 "permission_denied")
+    assert_error(server.get(objects + "/hello", token=b["admin_token"],
+                            headers={"X-Custos-Grant": "\xff\xfe"}), 403, "permission_denied")
+    r = server.get(objects + "?prefix=he%FF", token=user["token"])
+    assert r.status == 200 and r.json()["objects"] == [], r
+    log = server.get(f"/v1/tenants/{a['id']}/access-log?limit=1000", token=a["admin_token"])
+    assert log.status == 200, log
+    records = [json.loads(e["record"]) for e in log.json()["events"]]
+    resources = [r.get("resource") for r in records if r["kind"] in ("data.list", "data.refused")]
+    assert "\ufffd" in resources and "he\ufffd" in resources, resources
+    assert any(r.get("grant") == "\ufffd\ufffd" for r in records), records
+    # An error that quotes the bad bytes is still a UTF-8 JSON body (assert_error parses it).
+    assert_error(server.get("/v1/access-requests?state=%FF", token=a["admin_token"]), 400,
+                 "invalid_argument")
 
 
 def test_headers_over_8_kib_are_431(env):

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/strings.h"
+#include "spdlog/spdlog.h"
 
 namespace custos::store::internal {
 namespace {
@@ -46,7 +47,14 @@ PgFailure FromSqlState(std::string_view what, const std::string& state, const st
       state == "25006") {
     return {absl::UnavailableError(text), false};
   }
-  if (cls == "22") return {absl::InvalidArgumentError(text), false};
+  if (cls == "22") {
+    // A data exception is answered 400; the server's own words (which quote the value and name
+    // internals) stay in the log.
+    spdlog::warn("{}", text);
+    return {
+        absl::InvalidArgumentError(StrCat(what, ": the database refused a value [", state, "]")),
+        false};
+  }
   if (state == "XX001" || state == "XX002") return {absl::DataLossError(text), false};
   return {absl::InternalError(text), false};
 }

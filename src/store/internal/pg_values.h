@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "base/utf8.h"
 #include "pqxx/pqxx"
 
 namespace custos::store::internal {
@@ -46,13 +47,20 @@ inline std::string ColumnMajorValues(size_t rows, size_t columns, size_t first,
   return out;
 }
 
-inline bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+// Whether `s` cannot be a TEXT parameter: libpq passes text as C strings (no NUL) and the
+// database refuses bytes that are not UTF-8 (with its own error text, which must not reach a
+// client). A lookup by such a value finds nothing; a write of one is refused.
+inline bool CannotBeText(std::string_view s) {
+  return s.find('\0') != std::string_view::npos || !IsValidUtf8(s);
+}
 
-// Text parameters are C strings to libpq and PostgreSQL's TEXT cannot hold NUL: refuse them
-// instead of storing a truncated value.
+// Refuses values that CannotBeText instead of storing a truncated value or failing in the
+// database (which would fail a whole batch).
 inline absl::Status CheckText(std::initializer_list<std::string_view> values) {
   for (std::string_view v : values) {
-    if (HasNul(v)) return absl::InvalidArgumentError("text value contains a NUL byte");
+    if (CannotBeText(v)) {
+      return absl::InvalidArgumentError("text value contains a NUL byte or is not UTF-8");
+    }
   }
   return absl::OkStatus();
 }

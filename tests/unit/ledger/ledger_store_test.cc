@@ -299,6 +299,21 @@ TEST_F(LedgerStoreTest, ClosingTheLedgerAnswersEveryAsyncAppend) {
   EXPECT_EQ(store_->LoadLedgerState()->size, static_cast<uint64_t>(kAppends));
 }
 
+// A refused request's bytes are recorded; those that are not UTF-8 must not make the record
+// something no JSON parser reads back (the tenant's access log would fail from then on).
+TEST(CanonicalJson, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  boost::json::object o{{"resource", boost::json::string("a\xff\xfe"
+                                                         "b\xc3\xa9\xed\xa0\x80")}};
+  auto canonical = CanonicalJson(o);
+  ASSERT_TRUE(canonical.ok());
+  EXPECT_EQ(*canonical,
+            "{\"resource\":\"a\xef\xbf\xbd\xef\xbf\xbd"
+            "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}");
+  boost::system::error_code ec;
+  boost::json::parse(*canonical, ec);  // strict: valid UTF-8
+  EXPECT_FALSE(ec) << ec.message();
+}
+
 TEST(CanonicalJson, SortsKeysAndRefusesFloats) {
   boost::json::value v = boost::json::parse(R"({"b":1,"a":{"z":"\u0001é","y":[true,null]}})");
   EXPECT_EQ(*CanonicalJson(v), "{\"a\":{\"y\":[true,null],\"z\":\"\\u0001é\"},\"b\":1}");
