@@ -238,12 +238,6 @@ absl::StatusOr<TotpEnrollment> MfaService::Enroll(const Principal& who,
   return out;
 }
 
-void MfaService::CountFailure(const std::string& id, int64_t now) {
-  if (auto s = store_.CountTotpFailure(id, now, failure_window_s_); !s.ok()) {
-    spdlog::warn("principal={} wrong TOTP code not counted: {}", id, s.ToString());
-  }
-}
-
 absl::Status MfaService::Verify(const Principal& who, std::string_view code) {
   const int64_t now = absl::ToUnixSeconds(clock_.Now());
   auto r = store_.GetMfa(who.id);
@@ -254,19 +248,27 @@ absl::Status MfaService::Verify(const Principal& who, std::string_view code) {
   }
   if (code.empty()) return MfaRequired("X-Custos-TOTP is missing");
   if (!r.ok()) return MfaRequired("the principal has not enrolled TOTP");
+  // The attempt is taken before the code is checked, atomically: concurrent guesses (on any
+  // instance) get no more than max_failures_ checks per window between them.
+  if (auto s = store_.TakeTotpAttempt(who.id, now, failure_window_s_, max_failures_); !s.ok()) {
+    if (absl::IsResourceExhausted(s)) {
+      return RateLimited("too many wrong TOTP codes; try again later");
+    }
+    if (absl::IsNotFound(s)) return MfaRequired("the principal has not enrolled TOTP");
+    return s;
+  }
   auto secret = keys_.Unwrap(KeyIdFor(who), r->sealed_secret, SecretAad(who.id));
   if (!secret.ok()) return secret.status();
   auto step = VerifyTotp(*secret, code, now, r->last_step);
-  if (!step.ok()) {
-    CountFailure(who.id, now);
-    return step.status();
-  }
+  if (!step.ok()) return step.status();  // a wrong code keeps its attempt
   if (auto s = store_.ConsumeTotpStep(who.id, *step); !s.ok()) {
-    if (absl::IsAlreadyExists(s)) {
-      CountFailure(who.id, now);
-      return MfaRequired("TOTP code already used");
-    }
+    if (absl::IsAlreadyExists(s)) return MfaRequired("TOTP code already used");
     return s;
+  }
+  // A right code does not count against the limit (a store error is logged: it only leaves
+  // one more wrong code counted).
+  if (auto s = store_.ReturnTotpAttempt(who.id); !s.ok()) {
+    spdlog::warn("principal={} TOTP attempt not given back: {}", who.id, s.ToString());
   }
   return absl::OkStatus();
 }

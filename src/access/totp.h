@@ -71,8 +71,6 @@ class MfaService {
 
  private:
   std::string KeyIdFor(const Principal& who);
-  // Counts a wrong code (a store error is logged: the refusal stands either way).
-  void CountFailure(const std::string& principal_id, int64_t now);
 
   store::ControlStore& store_;
   crypto::KeyProvider& keys_;

@@ -280,13 +280,18 @@ const std::vector<PgStatement>& Statements() {
          "SELECT sealed_secret, last_step, enrolled_at, failure_window_start, failure_count "
          "FROM principal_mfa WHERE principal_id = $1"},
         // Both SET expressions read the row as it was before the update.
-        {"count_totp_failure",
+        {"take_totp_attempt",
          "UPDATE principal_mfa SET "
          "failure_count = CASE WHEN $2 - failure_window_start < $3 THEN failure_count + 1 ELSE 1 "
          "END, "
          "failure_window_start = CASE WHEN $2 - failure_window_start < $3 "
          "THEN failure_window_start ELSE $2 END "
-         "WHERE principal_id = $1"},
+         "WHERE principal_id = $1 AND NOT ($2 - failure_window_start < $3 AND failure_count >= "
+         "$4)"},
+        {"return_totp_attempt",
+         "UPDATE principal_mfa SET failure_count = failure_count - 1 "
+         "WHERE principal_id = $1 AND failure_count > 0"},
+        {"mfa_exists", "SELECT 1 FROM principal_mfa WHERE principal_id = $1"},
         {"consume_totp_step",
          "UPDATE principal_mfa SET last_step = $2 WHERE principal_id = $1 AND last_step < $2"},
         {"set_consent",
@@ -713,12 +718,25 @@ class PostgresControlStore final : public ControlStore {
     });
   }
 
-  absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
-                                int64_t window_s) override {
+  absl::Status TakeTotpAttempt(std::string_view principal_id, int64_t now, int64_t window_s,
+                               int64_t max) override {
     if (auto s = internal::CheckText({principal_id}); !s.ok()) return s;
-    return pool_->Write("count totp failure", [&](pqxx::work& txn) -> absl::Status {
-      auto r = txn.exec_prepared0("count_totp_failure", std::string(principal_id), now, window_s);
-      if (r.affected_rows() != 1) return absl::NotFoundError("not enrolled");
+    return pool_->Write("take totp attempt", [&](pqxx::work& txn) -> absl::Status {
+      // Concurrent takes serialise on the row: each re-reads it after the other committed.
+      auto r =
+          txn.exec_prepared0("take_totp_attempt", std::string(principal_id), now, window_s, max);
+      if (r.affected_rows() == 1) return absl::OkStatus();
+      if (txn.exec_prepared("mfa_exists", std::string(principal_id)).empty()) {
+        return absl::NotFoundError("not enrolled");
+      }
+      return absl::ResourceExhaustedError("no code checks left in this window");
+    });
+  }
+
+  absl::Status ReturnTotpAttempt(std::string_view principal_id) override {
+    if (auto s = internal::CheckText({principal_id}); !s.ok()) return s;
+    return pool_->Write("return totp attempt", [&](pqxx::work& txn) -> absl::Status {
+      txn.exec_prepared0("return_totp_attempt", std::string(principal_id));
       return absl::OkStatus();
     });
   }

@@ -620,8 +620,8 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
-  absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
-                                int64_t window_s) override {
+  absl::Status TakeTotpAttempt(std::string_view principal_id, int64_t now, int64_t window_s,
+                               int64_t max) override {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
       // Both SET expressions read the row as it was before the update.
       auto s = c.Prepare(
@@ -630,13 +630,30 @@ class SqliteControlStore final : public ControlStore {
           "ELSE 1 END, "
           "failure_window_start = CASE WHEN ?1 - failure_window_start < ?2 "
           "THEN failure_window_start ELSE ?1 END "
-          "WHERE principal_id = ?3");
+          "WHERE principal_id = ?3 AND NOT (?1 - failure_window_start < ?2 AND failure_count >= "
+          "?4)");
       if (!s.ok()) return s.status();
-      if (auto run = s->Bind(1, now).Bind(2, window_s).Bind(3, principal_id).Run(); !run.ok()) {
+      if (auto run = s->Bind(1, now).Bind(2, window_s).Bind(3, principal_id).Bind(4, max).Run();
+          !run.ok()) {
         return run;
       }
-      if (sqlite3_changes(c.raw()) != 1) return absl::NotFoundError("not enrolled");
-      return absl::OkStatus();
+      if (sqlite3_changes(c.raw()) == 1) return absl::OkStatus();
+      auto q = c.Prepare("SELECT 1 FROM principal_mfa WHERE principal_id = ?");
+      if (!q.ok()) return q.status();
+      auto row = q->Bind(1, principal_id).Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::NotFoundError("not enrolled");
+      return absl::ResourceExhaustedError("no code checks left in this window");
+    });
+  }
+
+  absl::Status ReturnTotpAttempt(std::string_view principal_id) override {
+    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto s = c.Prepare(
+          "UPDATE principal_mfa SET failure_count = failure_count - 1 "
+          "WHERE principal_id = ? AND failure_count > 0");
+      if (!s.ok()) return s.status();
+      return s->Bind(1, principal_id).Run();
     });
   }
 

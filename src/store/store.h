@@ -202,11 +202,15 @@ class ControlStore {
   virtual absl::Status PutMfa(const MfaRecord& r) = 0;
   virtual absl::StatusOr<MfaRecord> GetMfa(std::string_view principal_id) = 0;
   virtual absl::Status ConsumeTotpStep(std::string_view principal_id, int64_t step) = 0;
-  // Counts one wrong code at `now`: in the current window if it started less than `window_s`
-  // seconds before `now`, else in a new window starting at `now`. Atomic, so every instance
-  // counts into the same window. kNotFound if not enrolled.
-  virtual absl::Status CountTotpFailure(std::string_view principal_id, int64_t now,
-                                        int64_t window_s) = 0;
+  // Takes one of the `max` code checks a principal is allowed per window, before its code is
+  // checked: in the current window if it started less than `window_s` seconds before `now`, else
+  // in a new window starting at `now`. kResourceExhausted if `max` are taken in the current
+  // window, kNotFound if not enrolled. Atomic (a conditional update), so concurrent checks on
+  // any number of instances never exceed `max` per window. A check whose code was right gives
+  // its attempt back with ReturnTotpAttempt: only wrong codes count.
+  virtual absl::Status TakeTotpAttempt(std::string_view principal_id, int64_t now, int64_t window_s,
+                                       int64_t max) = 0;
+  virtual absl::Status ReturnTotpAttempt(std::string_view principal_id) = 0;
 
   // A tenant's consents to commercial purposes (advertising, marketing, profiling).
   virtual absl::Status SetConsent(std::string_view tenant_id, std::string_view purpose,

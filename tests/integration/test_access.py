@@ -13,6 +13,7 @@ import hmac
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import pytest
@@ -530,6 +531,22 @@ def test_repeated_wrong_codes_are_rate_limited(fake):
     assert_error(fake.post(url, token=w.manager["token"], headers=wrong), 429, "rate_limited")
     advance(fake, 6 * 60)  # the window passes
     assert w.act(req, "approve", w.manager).status == 200
+
+
+def test_wrong_codes_sent_at_once_get_no_more_checks_than_the_limit(fake):
+    """The limit is taken before a code is checked, atomically: 40 guesses at once get five
+    checks between them (a read-then-count limit let 8 through)."""
+    w = World(fake)
+    req = w.request()
+    url = f"/v1/access-requests/{req['id']}/approve"
+    wrong = {"X-Custos-TOTP": wrong_code(fake, w.secrets[w.manager["id"]])}
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(
+            lambda _: fake.post(url, token=w.manager["token"], headers=wrong), range(40)))
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [403] * 5 + [429] * 35, statuses
+    got = fake.get(f"/v1/access-requests/{req['id']}", token=w.manager["token"]).json()
+    assert got["state"] == "pending_manager", got
 
 
 def test_wrong_code_limit_is_shared_by_all_instances(server_factory):

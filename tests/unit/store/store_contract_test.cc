@@ -678,29 +678,60 @@ TEST_P(StoreContract, TotpStepsAreConsumedOnceAndOnlyForward) {
   EXPECT_FALSE((*s)->ConsumeTotpStep("unknown", 1).ok());
 }
 
-TEST_P(StoreContract, TotpFailuresAreCountedPerWindow) {
+TEST_P(StoreContract, TotpAttemptsAreTakenPerWindowUpToTheLimit) {
   auto s = OpenControl();
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_TRUE(absl::IsNotFound((*s)->CountTotpFailure("p", 1000, 300)));
+  EXPECT_TRUE(absl::IsNotFound((*s)->TakeTotpAttempt("p", 1000, 300, 3)));
   ASSERT_TRUE((*s)->PutMfa({"p", "secret", -1, 5}).ok());
   auto m = (*s)->GetMfa("p");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->failure_count, 0);
-  // The first failure opens a window at its time; later ones inside it add to it.
-  ASSERT_TRUE((*s)->CountTotpFailure("p", 1000, 300).ok());
-  ASSERT_TRUE((*s)->CountTotpFailure("p", 1100, 300).ok());
-  ASSERT_TRUE((*s)->CountTotpFailure("p", 1299, 300).ok());
+  // The first attempt opens a window at its time; later ones inside it add to it, up to 3.
+  ASSERT_TRUE((*s)->TakeTotpAttempt("p", 1000, 300, 3).ok());
+  ASSERT_TRUE((*s)->TakeTotpAttempt("p", 1100, 300, 3).ok());
+  ASSERT_TRUE((*s)->TakeTotpAttempt("p", 1299, 300, 3).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted((*s)->TakeTotpAttempt("p", 1299, 300, 3)));
   m = (*s)->GetMfa("p");
   EXPECT_EQ(m->failure_window_start, 1000);
   EXPECT_EQ(m->failure_count, 3);
-  // Once the window is over, the next failure opens a new one.
-  ASSERT_TRUE((*s)->CountTotpFailure("p", 1300, 300).ok());
+  // An attempt given back (a right code) frees a check in the same window.
+  ASSERT_TRUE((*s)->ReturnTotpAttempt("p").ok());
+  EXPECT_EQ((*s)->GetMfa("p")->failure_count, 2);
+  ASSERT_TRUE((*s)->TakeTotpAttempt("p", 1299, 300, 3).ok());
+  // Once the window is over, the next attempt opens a new one.
+  ASSERT_TRUE((*s)->TakeTotpAttempt("p", 1300, 300, 3).ok());
   m = (*s)->GetMfa("p");
   EXPECT_EQ(m->failure_window_start, 1300);
   EXPECT_EQ(m->failure_count, 1);
   // Re-enrolment keeps the count (it must not be a way around the limit).
   ASSERT_TRUE((*s)->PutMfa({"p", "new", -1, 6}).ok());
   EXPECT_EQ((*s)->GetMfa("p")->failure_count, 1);
+}
+
+// Guesses sent at once (to one instance or many) get no more checks between them than the limit.
+TEST_P(StoreContract, ConcurrentTotpAttemptsNeverExceedTheLimit) {
+  auto s = OpenControl();
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->PutMfa({"p", "secret", -1, 5}).ok());
+  std::atomic<int> taken{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 4; ++k) {
+        absl::Status t = (*s)->TakeTotpAttempt("p", 1000, 300, 5);
+        if (t.ok()) {
+          ++taken;
+        } else {
+          EXPECT_TRUE(absl::IsResourceExhausted(t)) << t;
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(taken.load(), 5);
+  EXPECT_EQ(refused.load(), 59);
+  EXPECT_EQ((*s)->GetMfa("p")->failure_count, 5);
 }
 
 TEST_P(StoreContract, ConsentsAndAuditVerdicts) {
