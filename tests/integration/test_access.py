@@ -686,6 +686,9 @@ def test_sampled_audit_is_the_same_for_every_auditor_and_recomputable(fake):
         assert_error(fake.get(f"/v1/audit/sample?{bad}", token=auditors[0]["token"]), 400,
                      "invalid_argument")
 
+    # Enough entries that the seed's entry is past the first entry bundle (256 entries).
+    for i in range(260):
+        fake.put_object(w.tenant["id"], f"filler/{i}", b"x", w.tenant["admin_token"])
     # Time passes beyond the period's end; a later entry fixes the seed.
     advance(fake, end - now(fake) + 60)
     fake.put_object(w.tenant["id"], "after", b"x", w.tenant["admin_token"])
@@ -704,6 +707,7 @@ def test_sampled_audit_is_the_same_for_every_auditor_and_recomputable(fake):
     size, _ = checkpoint(fake)
     entries = ledger_entries(fake, size)
     n = next(i for i, e in enumerate(entries) if json.loads(e)["ts"] >= end * 1000)
+    assert n > 256, n
     seed = root_of([leaf_hash(e) for e in entries[:n + 1]])
     assert a["seed_tree_size"] == n + 1 and a["seed"] == seed.hex()
     threshold = Fraction(0.5) * 2 ** 256

@@ -1,5 +1,7 @@
 #include "api/internal/access_routes.h"
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
@@ -10,6 +12,7 @@
 #include "base/errors.h"
 #include "base/strings.h"
 #include "boost/json.hpp"
+#include "ledger/tiles.h"
 #include "spdlog/spdlog.h"
 
 namespace custos::api::internal {
@@ -168,21 +171,28 @@ class AccessApi {
                                           {"ledger_index", logged->ledger_index}});
   }
 
-  // Index of the first ledger entry whose ts is at or after `end_ms`, scanning entry bundles.
+  // Index of the first ledger entry (in log order) whose ts is at or after `end_ms`. Entries
+  // are not strictly in ts order, so this is a scan, one entry bundle (256 entries) per read.
   absl::StatusOr<std::optional<uint64_t>> FirstEntryAtOrAfter(int64_t end_ms) const {
     auto cp = s_.ledger->LatestCheckpoint();
     if (!cp.ok()) return cp.status();
-    for (uint64_t i = 0; i < cp->size; ++i) {
-      auto entry = s_.ledger->ReadEntry(i);
-      if (!entry.ok()) return entry.status();
-      boost::system::error_code ec;
-      json::value v = json::parse(*entry, ec);
-      if (ec || !v.is_object() || !v.as_object().contains("ts")) {
-        return absl::DataLossError("ledger entry without ts");
+    for (uint64_t first = 0; first < cp->size; first += ledger::kTileWidth) {
+      const uint64_t count = std::min<uint64_t>(ledger::kTileWidth, cp->size - first);
+      auto bundle = s_.ledger->ReadTile(
+          {.entries = true, .index = first / ledger::kTileWidth, .width = static_cast<int>(count)});
+      if (!bundle.ok()) return bundle.status();
+      auto entries = ledger::DecodeEntryBundle(*bundle);
+      if (!entries.ok()) return entries.status();
+      for (size_t k = 0; k < entries->size(); ++k) {
+        boost::system::error_code ec;
+        json::value v = json::parse((*entries)[k], ec);
+        if (ec || !v.is_object() || !v.as_object().contains("ts")) {
+          return absl::DataLossError("ledger entry without ts");
+        }
+        const json::value& ts = v.as_object().at("ts");
+        int64_t t = ts.is_int64() ? ts.as_int64() : static_cast<int64_t>(ts.as_uint64());
+        if (t >= end_ms) return std::optional<uint64_t>(first + k);
       }
-      const json::value& ts = v.as_object().at("ts");
-      int64_t t = ts.is_int64() ? ts.as_int64() : static_cast<int64_t>(ts.as_uint64());
-      if (t >= end_ms) return std::optional<uint64_t>(i);
     }
     return std::optional<uint64_t>();
   }
