@@ -74,6 +74,7 @@ struct Ledger::Impl {
   crypto::Ed25519PrivateKey key;
   std::string origin;
   std::string vkey;
+  VerifierKey verifier;  // vkey parsed: stored checkpoints are opened with it
   const Clock& clock;
   LedgerOptions options;
 
@@ -155,14 +156,38 @@ struct Ledger::Impl {
     if (!state.ok()) return state.status();
     if (auto f = ParseFrontier(state->size, state->frontier); !f.ok()) return f.status();
     Raise(committed_size, state->size);
-    auto cp = store.LatestCheckpoint();
-    if (cp.ok()) {
-      Raise(signed_size, cp->size);
+    auto cp = LatestSigned();
+    if (absl::IsDataLoss(cp.status())) {
+      // Serve what can be served (reads, tiles, verify); SignCheckpoint refuses to sign on top.
+      spdlog::error("ledger: {}", cp.status().message());
+      return absl::OkStatus();
+    }
+    if (!cp.ok()) return cp.status();
+    if (cp->has_value()) {
+      Raise(signed_size, (*cp)->size);
       have_checkpoint = true;
-    } else if (!absl::IsNotFound(cp.status())) {
-      return cp.status();
     }
     return absl::OkStatus();
+  }
+
+  // The latest stored checkpoint, opened with this log's key: its size and root are the signed
+  // note's, never only the store's columns. kDataLoss if the note does not open or claims
+  // another size than its row (a row written behind the server's back); none if there is none.
+  absl::StatusOr<std::optional<Checkpoint>> LatestSigned() {
+    auto cp = store.LatestCheckpoint();
+    if (absl::IsNotFound(cp.status())) return std::optional<Checkpoint>();
+    if (!cp.ok()) return cp.status();
+    auto opened = OpenCheckpoint(cp->note, verifier, origin);
+    if (!opened.ok()) {
+      return absl::DataLossError(
+          StrCat("the latest stored checkpoint (size ", cp->size,
+                 ") is not signed by this log's key: ", opened.status().message()));
+    }
+    if (opened->size != cp->size) {
+      return absl::DataLossError(StrCat("the latest stored checkpoint is stored as size ", cp->size,
+                                        " but signs size ", opened->size));
+    }
+    return std::optional<Checkpoint>(*std::move(opened));
   }
 
   // The stored committed size, at least `at_least` (refreshed from the store only when the size
@@ -260,6 +285,7 @@ struct Ledger::Impl {
     auto frontier = ParseFrontier(state->size, state->frontier);
     if (!frontier.ok()) return frontier.status();
     Checkpoint cp{origin, state->size, FrontierRoot(*frontier), {}};
+    if (auto s = CheckExtendsLatest(state->size, cp.root_hash); !s.ok()) return s;
     auto note = ledger::SignCheckpoint(cp, origin, key);
     if (!note.ok()) return note.status();
     absl::Status s = store.PutCheckpoint({state->size, *note, absl::ToUnixMillis(clock.Now())});
@@ -269,6 +295,45 @@ struct Ledger::Impl {
     Raise(signed_size, state->size);
     have_checkpoint = true;
     last_checkpoint = SteadyClock::now();
+    return absl::OkStatus();
+  }
+
+  // OK iff the stored log of `size` entries with root `root` (its frontier's) is what this log
+  // may sign next: the stored tiles give the same root, and the tree extends the latest
+  // checkpoint this log signed (a consistency proof from the tiles verifies against both
+  // roots). A log rewritten in the database — entries with their hashes recomputed, or a
+  // frontier changed alone — is refused (kDataLoss), never signed: the key signs no fork.
+  absl::Status CheckExtendsLatest(uint64_t size, const std::string& root) {
+    auto latest = LatestSigned();
+    if (!latest.ok()) return latest.status();
+    StoreHashReader reader(store, size);
+    auto tiles_root = TreeRoot(size, reader);
+    if (!tiles_root.ok()) return tiles_root.status();
+    if (*tiles_root != root) {
+      return absl::DataLossError(
+          StrCat("the stored frontier does not match the stored tiles at size ", size));
+    }
+    if (!latest->has_value()) return absl::OkStatus();
+    const Checkpoint& old = **latest;
+    if (old.size > size) {
+      // Another instance committed and signed past the state read here (sizes only grow, and
+      // a checkpoint is stored after its entries): nothing to check at this stale size, and
+      // storing it will be refused. Unless the stored log is now shorter than what was signed.
+      auto now = store.LoadLedgerState();
+      if (!now.ok()) return now.status();
+      if (now->size < old.size) {
+        return absl::DataLossError(StrCat("the latest checkpoint signs ", old.size,
+                                          " entries but the stored log holds ", now->size));
+      }
+      return absl::OkStatus();
+    }
+    auto proof = ledger::ConsistencyProof(old.size, size, reader);
+    if (!proof.ok()) return proof.status();
+    if (!VerifyConsistency(old.size, size, *proof, old.root_hash, root)) {
+      return absl::DataLossError(StrCat("the stored log of ", size,
+                                        " entries does not extend the latest checkpoint (",
+                                        old.size, " entries): not signing it"));
+    }
     return absl::OkStatus();
   }
 
@@ -370,10 +435,9 @@ struct Ledger::Impl {
   };
 
   absl::StatusOr<uint64_t> CheckpointedSize() {
-    auto cp = store.LatestCheckpoint();
-    if (absl::IsNotFound(cp.status())) return 0;
+    auto cp = LatestSigned();
     if (!cp.ok()) return cp.status();
-    return cp->size;
+    return cp->has_value() ? (*cp)->size : 0;
   }
 };
 
@@ -385,8 +449,11 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(store::ControlStore& store,
                                                      LedgerOptions options) {
   auto vkey = FormatVerifierKey(origin, key.PublicKey());
   if (!vkey.ok()) return vkey.status();
+  auto verifier = ParseVerifierKey(*vkey);
+  if (!verifier.ok()) return verifier.status();
   auto impl = std::make_unique<Impl>(store, std::move(key), std::move(origin), clock, options);
   impl->vkey = *vkey;
+  impl->verifier = *std::move(verifier);
   if (auto s = impl->Load(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->sequencer = std::thread([raw] { raw->Run(); });

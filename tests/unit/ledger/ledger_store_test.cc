@@ -1,5 +1,7 @@
 // The ledger over a real SQLite control store: tiles, entries, proofs and checkpoints at the
 // sizes where tiles fill and levels appear, across restarts.
+#include <sqlite3.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -185,6 +187,92 @@ TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
   }
   // Another tenant's key cannot open these records.
   EXPECT_EQ(events.ReadTenantLog("b", {.kind = "data.read"})->events.size(), 5u);
+}
+
+// Runs `sql` on the control store's file from another connection: what someone with write
+// access to the database (not the server) can do.
+void Tamper(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+// The log key never signs a tree that does not extend what it signed before: a log replaced in
+// the database by another of the same length plus more (every hash consistent with its
+// entries, as a careful forger would leave it) is refused, and so is a frontier changed alone.
+TEST_F(LedgerStoreTest, NeverSignsALogRewrittenInTheDatabase) {
+  GrowTo(300);
+  auto signed_before = ledger_->SignCheckpointNow();
+  ASSERT_TRUE(signed_before.ok()) << signed_before.status();
+  ASSERT_EQ(signed_before->size, 300u);
+
+  // A forged log, built by the same code in another file: other entries, 310 of them.
+  {
+    auto forged_store = *store::OpenSqliteControlStore(dir_.File("forged.db"), true);
+    auto forged = *Ledger::Open(*forged_store, *crypto::Ed25519PrivateKey::FromSeed(seed_),
+                                "test.example/ledger", clock_);
+    for (int i = 0; i < 310; ++i)
+      ASSERT_TRUE(forged->Append({"forged-" + std::to_string(i), "", ""}).ok());
+  }
+  const std::string control = dir_.File("control.db");
+  Tamper(control, "ATTACH '" + dir_.File("forged.db") +
+                      "' AS f; DELETE FROM ledger_tiles; DELETE FROM ledger_tile_parts; "
+                      "INSERT INTO ledger_tiles SELECT * FROM f.ledger_tiles; "
+                      "INSERT INTO ledger_tile_parts SELECT * FROM f.ledger_tile_parts; "
+                      "UPDATE ledger_state SET size = (SELECT size FROM f.ledger_state), "
+                      "frontier = (SELECT frontier FROM f.ledger_state);");
+  Reopen();  // a restarted server meets it
+  auto refused = ledger_->SignCheckpointNow();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+  EXPECT_EQ(ledger_->LatestCheckpoint()->size, 300u);  // nothing signed on top
+
+  // A frontier changed alone (the tiles say otherwise) is refused too.
+  Tamper(control, "UPDATE ledger_state SET frontier = zeroblob(length(frontier))");
+  Reopen();
+  EXPECT_EQ(ledger_->SignCheckpointNow().status().code(), absl::StatusCode::kDataLoss);
+}
+
+// A log cut back in the database below what was signed is refused as well.
+TEST_F(LedgerStoreTest, NeverSignsALogCutShorterThanItsLatestCheckpoint) {
+  GrowTo(40);
+  ASSERT_TRUE(ledger_->SignCheckpointNow().ok());
+  {
+    auto short_store = *store::OpenSqliteControlStore(dir_.File("short.db"), true);
+    auto short_log = *Ledger::Open(*short_store, *crypto::Ed25519PrivateKey::FromSeed(seed_),
+                                   "test.example/ledger", clock_);
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(short_log->Append({EntryText(i), "", ""}).ok());
+  }
+  Tamper(dir_.File("control.db"),
+         "ATTACH '" + dir_.File("short.db") +
+             "' AS f; UPDATE ledger_state SET size = (SELECT size FROM f.ledger_state), "
+             "frontier = (SELECT frontier FROM f.ledger_state);");
+  Reopen();
+  for (int i = 0; i < 15; ++i) ASSERT_TRUE(ledger_->Append({"after-cut", "", ""}).ok());  // 45
+  EXPECT_EQ(ledger_->SignCheckpointNow().status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ledger_->LatestCheckpoint()->size, 40u);
+}
+
+// A checkpoint row whose size column is not its note's (written behind the server's back) is
+// not believed: proofs are bounded by the signed size, and nothing is signed on top of it.
+TEST_F(LedgerStoreTest, ACheckpointRowThatLiesAboutItsSizeIsNotBelieved) {
+  GrowTo(20);
+  auto cp = ledger_->SignCheckpointNow();
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  std::string note = cp->note;
+  for (size_t at = 0; (at = note.find('\'', at)) != std::string::npos; at += 2) {
+    note.insert(at, "'");
+  }
+  Tamper(dir_.File("control.db"),
+         "INSERT INTO ledger_checkpoints(size, note, created_at_ms) "
+         "VALUES(999999, '" +
+             note + "', 0)");
+  GrowTo(25);
+  EXPECT_EQ(ledger_->InclusionProof(0, 21).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ledger_->SignCheckpointNow().status().code(), absl::StatusCode::kDataLoss);
 }
 
 // What AppendAsync callbacks saw, gathered from the answer threads.

@@ -16,6 +16,8 @@ inline bool RefuseWrites(const std::string& path, const std::string& table,
                          const std::string& when = "") {
   sqlite3* db = nullptr;
   bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK;
+  // The store may be writing (a batch, a checkpoint): wait for its lock as the store would.
+  ok = ok && sqlite3_busy_timeout(db, 5000) == SQLITE_OK;
   const std::string name = "refuse_" + table + "_" + event;
   const std::string sql = refuse ? "CREATE TRIGGER " + name + " BEFORE " + event + " ON " + table +
                                        (when.empty() ? "" : " WHEN " + when) +
