@@ -101,6 +101,14 @@ struct Ledger::Impl {
   std::atomic<uint64_t> committed_size{0};
   std::atomic<uint64_t> signed_size{0};
   bool have_checkpoint = false;  // sequencer thread
+  // The latest stored checkpoint as last opened by LatestSigned (row size, note, contents).
+  struct OpenedCheckpoint {
+    uint64_t size;
+    std::string note;
+    Checkpoint checkpoint;
+  };
+  std::mutex opened_mu;
+  std::optional<OpenedCheckpoint> opened_latest;  // guarded by opened_mu
 
   SteadyClock::time_point last_checkpoint{};
   // Stopped after the sequencer (whose last answers, for what was pending at shutdown, still
@@ -177,6 +185,13 @@ struct Ledger::Impl {
     auto cp = store.LatestCheckpoint();
     if (absl::IsNotFound(cp.status())) return std::optional<Checkpoint>();
     if (!cp.ok()) return cp.status();
+    {
+      // Proofs read it on every request: a note already opened is not verified again.
+      std::lock_guard lock(opened_mu);
+      if (opened_latest && opened_latest->note == cp->note && opened_latest->size == cp->size) {
+        return std::optional<Checkpoint>(opened_latest->checkpoint);
+      }
+    }
     auto opened = OpenCheckpoint(cp->note, verifier, origin);
     if (!opened.ok()) {
       return absl::DataLossError(
@@ -187,6 +202,8 @@ struct Ledger::Impl {
       return absl::DataLossError(StrCat("the latest stored checkpoint is stored as size ", cp->size,
                                         " but signs size ", opened->size));
     }
+    std::lock_guard lock(opened_mu);
+    opened_latest = OpenedCheckpoint{cp->size, cp->note, *opened};
     return std::optional<Checkpoint>(*std::move(opened));
   }
 
