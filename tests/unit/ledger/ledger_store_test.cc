@@ -244,11 +244,16 @@ TEST_F(LedgerStoreTest, NeverSignsALogCutShorterThanItsLatestCheckpoint) {
     auto short_store = *store::OpenSqliteControlStore(dir_.File("short.db"), true);
     auto short_log = *Ledger::Open(*short_store, *crypto::Ed25519PrivateKey::FromSeed(seed_),
                                    "test.example/ledger", clock_);
-    for (int i = 0; i < 30; ++i) ASSERT_TRUE(short_log->Append({EntryText(i), "", ""}).ok());
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE(short_log->Append({"short-" + std::to_string(i), "", ""}).ok());
+    }
   }
   Tamper(dir_.File("control.db"),
          "ATTACH '" + dir_.File("short.db") +
-             "' AS f; UPDATE ledger_state SET size = (SELECT size FROM f.ledger_state), "
+             "' AS f; DELETE FROM ledger_tiles; DELETE FROM ledger_tile_parts; "
+             "INSERT INTO ledger_tiles SELECT * FROM f.ledger_tiles; "
+             "INSERT INTO ledger_tile_parts SELECT * FROM f.ledger_tile_parts; "
+             "UPDATE ledger_state SET size = (SELECT size FROM f.ledger_state), "
              "frontier = (SELECT frontier FROM f.ledger_state);");
   Reopen();
   for (int i = 0; i < 15; ++i) ASSERT_TRUE(ledger_->Append({"after-cut", "", ""}).ok());  // 45
