@@ -74,7 +74,7 @@ struct Ledger::Impl {
   crypto::Ed25519PrivateKey key;
   std::string origin;
   std::string vkey;
-  VerifierKey verifier;  // vkey parsed: stored checkpoints are opened with it
+  VerifierKey verifier;  // the log's own key: stored checkpoints are opened with it
   const Clock& clock;
   LedgerOptions options;
 
@@ -101,9 +101,8 @@ struct Ledger::Impl {
   std::atomic<uint64_t> committed_size{0};
   std::atomic<uint64_t> signed_size{0};
   bool have_checkpoint = false;  // sequencer thread
-  // The latest stored checkpoint as last opened by LatestSigned (row size, note, contents).
+  // The latest stored checkpoint as last opened by LatestSigned (its note, and what it signs).
   struct OpenedCheckpoint {
-    uint64_t size;
     std::string note;
     Checkpoint checkpoint;
   };
@@ -188,7 +187,8 @@ struct Ledger::Impl {
     {
       // Proofs read it on every request: a note already opened is not verified again.
       std::lock_guard lock(opened_mu);
-      if (opened_latest && opened_latest->note == cp->note && opened_latest->size == cp->size) {
+      if (opened_latest && opened_latest->note == cp->note &&
+          opened_latest->checkpoint.size == cp->size) {
         return std::optional<Checkpoint>(opened_latest->checkpoint);
       }
     }
@@ -203,7 +203,7 @@ struct Ledger::Impl {
                                         " but signs size ", opened->size));
     }
     std::lock_guard lock(opened_mu);
-    opened_latest = OpenedCheckpoint{cp->size, cp->note, *opened};
+    opened_latest = OpenedCheckpoint{cp->note, *opened};
     return std::optional<Checkpoint>(*std::move(opened));
   }
 
@@ -466,11 +466,10 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(store::ControlStore& store,
                                                      LedgerOptions options) {
   auto vkey = FormatVerifierKey(origin, key.PublicKey());
   if (!vkey.ok()) return vkey.status();
-  auto verifier = ParseVerifierKey(*vkey);
-  if (!verifier.ok()) return verifier.status();
+  VerifierKey verifier{origin, KeyId(origin, key.PublicKey()), key.PublicKey()};
   auto impl = std::make_unique<Impl>(store, std::move(key), std::move(origin), clock, options);
   impl->vkey = *vkey;
-  impl->verifier = *std::move(verifier);
+  impl->verifier = std::move(verifier);
   if (auto s = impl->Load(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->sequencer = std::thread([raw] { raw->Run(); });
