@@ -246,6 +246,9 @@ absl::StatusOr<std::string> VerifyNote(std::string_view signed_note, const Verif
     }
     if (sig.size() < 5) return bad("signature too short");
     if (name != key.name || ReadBigEndian32(sig) != key.key_id) continue;  // someone else's
+    // As Go's note package: one key signs a note once (a repeated line would let a note carry
+    // a signature twice, which no signer produces).
+    if (verified) return bad("two signatures by the same key");
     if (!crypto::Ed25519Verify(key.public_key, text, std::string_view(sig).substr(4))) {
       return absl::UnauthenticatedError("note signature by " + key.name + " does not verify");
     }

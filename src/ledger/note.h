@@ -66,7 +66,8 @@ absl::StatusOr<std::string> SignNote(std::string_view text, std::string_view nam
 // must still be well formed. Errors:
 //   kInvalidArgument  malformed: over max_bytes, not UTF-8, control characters, no blank line
 //                     before the signatures, a line that is not a signature line, bad base64,
-//                     invalid key name, more than kMaxNoteSignatures signatures;
+//                     invalid key name, more than kMaxNoteSignatures signatures, two
+//                     signatures by `key`;
 //   kUnauthenticated  no signature line by `key`, or one that does not verify.
 absl::StatusOr<std::string> VerifyNote(std::string_view signed_note, const VerifierKey& key,
                                        size_t max_bytes = kMaxNoteBytes);

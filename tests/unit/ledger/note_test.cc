@@ -132,6 +132,7 @@ TEST(LedgerNote, MalformedNotesAreRefused) {
       "bad utf8 \xC3\x28\n\n" + sig_line,
       "overlong \xC0\xAF\n\n" + sig_line,
       "surrogate \xED\xA0\x80\n\n" + sig_line,
+      good + sig_line,  // the same key's (valid) signature twice
   };
   for (const std::string& note : cases) {
     EXPECT_EQ(VerifyNote(note, key).status().code(), absl::StatusCode::kInvalidArgument)
