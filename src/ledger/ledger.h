@@ -99,7 +99,10 @@ class Ledger final : public EntryAppender {
   absl::StatusOr<store::LedgerCheckpoint> LatestCheckpoint();
 
   // The bytes of `tile` (an entry bundle or hash tile, full or partial width), from committed
-  // data. kNotFound if the log has not reached it.
+  // data. kNotFound if the log has not reached it. Committed data may run a batch ahead of the
+  // latest checkpoint (as a Tessera log's tiles do): clients fetch only tiles that a checkpoint
+  // they verified names (tlog-tiles), and committed bytes never change, so serving them early
+  // is harmless. Proofs, which name a tree size, stop at the signed size instead.
   absl::StatusOr<std::string> ReadTile(const Tile& tile);
 
   // Proofs against the tree of `size` leaves; size must be <= the latest checkpoint's size.

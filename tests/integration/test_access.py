@@ -142,6 +142,7 @@ def access_log(server: Server, tenant: dict) -> list[dict]:
 def checkpoint(server: Server) -> tuple[int, bytes]:
     r = server.get("/ledger/checkpoint")
     assert r.status == 200, r
+    assert r.header("Cache-Control") == "no-cache", r.headers  # the one mutable resource
     lines = r.body.decode().split("\n")
     return int(lines[1]), base64.b64decode(lines[2])
 
@@ -220,6 +221,8 @@ def ledger_entries(server: Server, size: int) -> list[bytes]:
             path += f".p/{width}"
         r = server.get(path)
         assert r.status == 200, (path, r)
+        # tlog-tiles: a tile path, partial ones included, names immutable bytes.
+        assert "immutable" in r.header("Cache-Control"), (path, r.headers)
         blob, at, got = r.body, 0, []
         while at < len(blob):
             n = int.from_bytes(blob[at:at + 2], "big")
