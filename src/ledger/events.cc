@@ -2,9 +2,11 @@
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
+#include "base/errors.h"
 #include "base/strings.h"
 #include "base/utf8.h"
 #include "ledger/ledger.h"
+#include "spdlog/spdlog.h"
 
 namespace custos::ledger {
 namespace {
@@ -135,7 +137,24 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
   return std::make_pair(std::move(append), *std::move(canonical));
 }
 
+void EventLog::RecordOutcomesOfRefusedEntries() {
+  for (RecordedAfterRefusal& r : ledger_.TakeRecordedAfterRefusal()) {
+    json::object fields{{"actor", "system"},
+                        {"role", "system"},
+                        {"of", r.index},
+                        {"outcome", ErrorCodeOf(absl::UnavailableError(""))}};
+    RecordAsync({"outcome", std::move(r.tenant_id), std::move(fields)},
+                [of = r.index](absl::StatusOr<LoggedEvent> logged) {
+                  if (!logged.ok()) {
+                    spdlog::error("outcome of refused entry {} not recorded: {}", of,
+                                  logged.status().ToString());
+                  }
+                });
+  }
+}
+
 absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
+  RecordOutcomesOfRefusedEntries();
   auto prepared = Prepare(event);
   if (!prepared.ok()) return prepared.status();
   auto index = ledger_.Append(std::move(prepared->first));
@@ -144,6 +163,7 @@ absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
 }
 
 void EventLog::RecordAsync(const Event& event, RecordCallback done) {
+  RecordOutcomesOfRefusedEntries();
   auto prepared = Prepare(event);
   if (!prepared.ok()) return std::move(done)(prepared.status());
   ledger_.AppendAsync(std::move(prepared->first),

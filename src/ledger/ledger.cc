@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <variant>
 
 #include "base/errors.h"
@@ -108,6 +109,19 @@ struct Ledger::Impl {
   };
   std::mutex opened_mu;
   std::optional<OpenedCheckpoint> opened_latest;  // guarded by opened_mu
+
+  // Batches whose commit failed with an outcome unknown (store::MayHaveApplied after the batch
+  // was built at `first`): their callers were told "not recorded", but the log may hold them.
+  struct UncertainBatch {
+    uint64_t first = 0;
+    std::vector<std::string> leaves;
+    std::vector<std::string> tenants;
+  };
+  std::vector<UncertainBatch> uncertain;  // sequencer thread
+  // Those that turned out to be in the log, until TakeRecordedAfterRefusal.
+  std::mutex found_mu;
+  std::vector<RecordedAfterRefusal> found;  // guarded by found_mu
+  std::atomic<bool> any_found{false};
 
   SteadyClock::time_point last_checkpoint{};
   // Stopped after the sequencer (whose last answers, for what was pending at shutdown, still
@@ -275,21 +289,61 @@ struct Ledger::Impl {
     return b;
   }
 
-  // Writes one batch at the end of the stored log; returns the first index.
+  // Writes one batch at the end of the stored log; returns the first index. A batch that may
+  // have been written although this failed is remembered in `uncertain`.
   absl::StatusOr<uint64_t> CommitBatch(std::vector<Waiter>& batch) {
     // The leaves were hashed by the callers: only the frontier depends on the stored state.
     std::vector<std::string> leaves;
     leaves.reserve(batch.size());
     for (Waiter& w : batch) leaves.push_back(std::move(w.leaf_hash));
-    uint64_t first = 0;
+    std::optional<uint64_t> first;
     absl::Status s = store.SequenceLedgerBatch(
         [&](const store::LedgerState& state) -> absl::StatusOr<store::LedgerBatch> {
           first = state.size;
           return BuildBatch(state, batch, leaves);
         });
-    if (!s.ok()) return s;
-    Raise(committed_size, first + batch.size());
-    return first;
+    if (!s.ok()) {
+      if (first && store::MayHaveApplied(s)) {
+        UncertainBatch u{*first, std::move(leaves), {}};
+        for (const Waiter& w : batch) u.tenants.push_back(w.append.tenant_id);
+        uncertain.push_back(std::move(u));
+      }
+      return s;
+    }
+    Raise(committed_size, *first + batch.size());
+    if (!uncertain.empty()) SettleUncertain(*first, /*final=*/true);
+    return *first;
+  }
+
+  // Settles the uncertain batches against a stored log of `size` entries. A batch is in the log
+  // iff the log reaches past it and holds its leaves at its place. A log that does not reach
+  // past it settles it only when `final`: when this instance has since committed a batch built
+  // on that size. (A batch is written only on the size it was built on — store.h — and the
+  // store's lock makes the next batch wait for a commit still under way, so none can land
+  // after.) Otherwise the batch stays uncertain for a later state.
+  void SettleUncertain(uint64_t size, bool final) {
+    std::erase_if(uncertain, [&](const UncertainBatch& u) {
+      const uint64_t end = u.first + u.leaves.size();
+      if (size < end) return final;
+      std::vector<NodeId> nodes;
+      for (uint64_t i = u.first; i < end; ++i) nodes.push_back({0, i});
+      StoreHashReader reader(store, size);
+      auto stored = reader.ReadHashes(nodes);
+      if (!stored.ok()) {
+        spdlog::error("ledger: cannot settle an uncertain batch yet: {}",
+                      stored.status().message());
+        return false;
+      }
+      if (*stored != u.leaves) return true;  // others' entries took its place
+      spdlog::warn(
+          "ledger: entries {}..{} were committed after their callers were told they "
+          "were not recorded; outcome events follow",
+          u.first, end - 1);
+      std::lock_guard lock(found_mu);
+      for (size_t i = 0; i < u.tenants.size(); ++i) found.push_back({u.first + i, u.tenants[i]});
+      any_found.store(true);
+      return true;
+    });
   }
 
   // Signs a checkpoint for the stored committed state unless the latest stored checkpoint
@@ -364,7 +418,7 @@ struct Ledger::Impl {
         auto due = last_checkpoint + absl::ToChronoNanoseconds(options.checkpoint_interval);
         bool unsigned_entries = signed_size.load() < committed_size.load();
         auto ready = [&] { return stopping || !pending.empty() || !sign_requests.empty(); };
-        if (unsigned_entries) {
+        if (unsigned_entries || !uncertain.empty()) {
           cv.wait_until(lock, due, ready);
         } else {
           cv.wait(lock, ready);
@@ -410,16 +464,32 @@ struct Ledger::Impl {
         for (auto& r : requests) r.set_value(s);
         requests.clear();
       }
-      if (signed_size.load() < committed_size.load() &&
+      if ((signed_size.load() < committed_size.load() || !uncertain.empty()) &&
           SteadyClock::now() >=
               last_checkpoint + absl::ToChronoNanoseconds(options.checkpoint_interval)) {
+        if (!uncertain.empty()) {
+          // An idle log: whether the uncertain batch landed shows once the log reaches past it.
+          if (auto state = store.LoadLedgerState(); state.ok()) {
+            Raise(committed_size, state->size);
+            SettleUncertain(state->size, /*final=*/false);
+          }
+        }
         if (auto s = SignCheckpoint(); !s.ok()) {
           spdlog::error("ledger checkpoint not written: {}", s.ToString());
-          last_checkpoint = SteadyClock::now();  // retry after an interval, not in a busy loop
         }
+        last_checkpoint = SteadyClock::now();  // also: retry after an interval, not in a loop
       }
     }
     if (auto s = SignCheckpoint(); !s.ok()) spdlog::error("final checkpoint: {}", s.ToString());
+    if (auto state = store.LoadLedgerState(); state.ok() && !uncertain.empty()) {
+      SettleUncertain(state->size, /*final=*/false);
+    }
+    for (const UncertainBatch& u : uncertain) {
+      spdlog::error(
+          "ledger: stopping with entries {}..{} unsettled: they may be in the log "
+          "although their callers were told they were not recorded",
+          u.first, u.first + u.leaves.size() - 1);
+    }
   }
 
   // Tiles read for one proof, each fetched once.
@@ -484,6 +554,13 @@ Ledger::~Ledger() {
   impl_->cv.notify_all();
   impl_->sequencer.join();
   impl_->answer_threads.reset();  // runs the last callbacks
+}
+
+std::vector<RecordedAfterRefusal> Ledger::TakeRecordedAfterRefusal() {
+  if (!impl_->any_found.load()) return {};
+  std::lock_guard lock(impl_->found_mu);
+  impl_->any_found.store(false);
+  return std::exchange(impl_->found, {});
 }
 
 void Ledger::AppendAsync(PendingAppend append, AppendCallback done) {

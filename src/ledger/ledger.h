@@ -66,6 +66,13 @@ struct PendingAppend {
 // a local store, append again with Append — but holds an answer thread meanwhile.
 using AppendCallback = absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>;
 
+// An append that was answered kUnavailable because its batch's commit failed in a way that may
+// still have written it (store::MayHaveApplied), and that the ledger later found in the log.
+struct RecordedAfterRefusal {
+  uint64_t index = 0;
+  std::string tenant_id;
+};
+
 // Where EventLog puts its entries: the Ledger. The seam exists so that the benchmark binary
 // can measure the request path with the append replaced by a no-op (issue 4's ledger cost
 // budget); no server option ever replaces it.
@@ -76,6 +83,8 @@ class EntryAppender {
   virtual absl::StatusOr<uint64_t> Append(PendingAppend append) = 0;
   // The same without a thread waiting for the batch: `done` gets the outcome.
   virtual void AppendAsync(PendingAppend append, AppendCallback done) = 0;
+  // The refused appends found in the log since the last call (cheap when there are none).
+  virtual std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() { return {}; }
 };
 
 class Ledger final : public EntryAppender {
@@ -92,6 +101,11 @@ class Ledger final : public EntryAppender {
   absl::StatusOr<uint64_t> Append(PendingAppend append) override;
   // The same, answering through `done` (within the append deadline plus one commit attempt).
   void AppendAsync(PendingAppend append, AppendCallback done) override;
+  // A batch whose commit may have happened although it failed (a PostgreSQL connection lost
+  // around COMMIT) is answered kUnavailable — fail closed — and remembered; once a later state
+  // of the log settles whether it was written (this instance's next batch, or the log growing
+  // past it), the entries found are returned here. Unsettled ones are logged at shutdown.
+  std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() override;
 
   // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
   absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();
@@ -159,7 +173,10 @@ class EventLog {
   EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
            std::string pseudonym_key, Random& random, const Clock& clock);
 
-  // Records `event` durably in the ledger before the caller acts on it.
+  // Records `event` durably in the ledger before the caller acts on it. Record and RecordAsync
+  // first record an `outcome` event ("unavailable", actor "system", "of" its index) for each
+  // entry the ledger found in the log after refusing it (Ledger::TakeRecordedAfterRefusal), so
+  // that the log never claims, alone, an access that was refused.
   absl::StatusOr<LoggedEvent> Record(const Event& event);
   // The same without a thread waiting: builds and seals the record on the calling thread, then
   // calls `done` once the entry is durable (or not recorded), where AppendCallback says.
@@ -180,6 +197,7 @@ class EventLog {
  private:
   // The entry and sealed record of `event`, and the record's canonical JSON.
   absl::StatusOr<std::pair<PendingAppend, std::string>> Prepare(const Event& event);
+  void RecordOutcomesOfRefusedEntries();
 
   EntryAppender& ledger_;
   store::ControlStore& store_;

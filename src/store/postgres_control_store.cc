@@ -892,11 +892,10 @@ class PostgresControlStore final : public ControlStore {
   // `failed` ended the write of a batch leading to `after`. If the connection failed, COMMIT
   // (or the one-statement batch) may have been sent and executed: if the stored state is exactly
   // `after` (no other batch ends at this size with this frontier), the batch was committed.
-  // Known gap: if the server executes it only after this read, or the read fails (a network
-  // partition), the batch's callers are told "not recorded" although the log will hold their
-  // entries — accesses the log claims and that were refused, never the reverse. A one-statement
-  // batch widens the window from COMMIT to the statement (its lock wait, <= 5 s, included).
-  // Closing it needs the next batch to look for this one in the log and record an outcome.
+  // If the server executes it only after this read, or the read fails (a network partition),
+  // the error stands (MayHaveApplied): the batch's callers are told "not recorded", and the
+  // ledger settles the batch from a later state of the log and records an outcome for entries
+  // it finds (ledger.h TakeRecordedAfterRefusal) — the log never claims those accesses alone.
   absl::Status SettleUncertainCommit(const absl::Status& failed, const LedgerState& after) {
     Remember(std::nullopt, /*contended=*/true);  // whatever happened, read it under the lock
     if (!absl::IsUnavailable(failed) || after.size == 0) return failed;

@@ -138,6 +138,13 @@ struct AuditVerdictRecord {
   int64_t at = 0;
 };
 
+// True for the errors after which a write (ControlStore::SequenceLedgerBatch, CellStore::Apply)
+// may have been applied although it failed: the connection was lost while committing
+// (kUnavailable, kDeadlineExceeded), or the store answered what it cannot have (kDataLoss).
+inline bool MayHaveApplied(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsDataLoss(s);
+}
+
 class ControlStore {
  public:
   virtual ~ControlStore() = default;
@@ -150,7 +157,9 @@ class ControlStore {
   // old_size must be that state's size). Every process sharing the store serialises its batches
   // here, so the log never forks, whichever instance holds the lock; a holder that dies has its
   // transaction rolled back by the database, which frees the lock. `build` may be called again if
-  // the transaction is retried; if it fails, nothing is written and its status is returned.
+  // the transaction is retried; if it fails, nothing is written and its status is returned. An
+  // error means nothing was written, except those MayHaveApplied names after `build` ran: then
+  // the outcome is unknown until a later state shows it.
   using LedgerBatchBuilder = absl::FunctionRef<absl::StatusOr<LedgerBatch>(const LedgerState&)>;
   virtual absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) = 0;
   // Writes `batch` if the stored size is batch.old_size; kAborted if not (another sequencer
@@ -291,8 +300,7 @@ class CellStore {
 
   // Applies `writes` in order in one durable transaction (all or nothing) and counts each put
   // against its data key's `seals`. Returns one result per write. An error means nothing was
-  // applied, except kUnavailable and kDeadlineExceeded (the connection was lost while
-  // committing) and kDataLoss (the store answered what it cannot have): the outcome is unknown.
+  // applied, except those MayHaveApplied names: then the outcome is unknown.
   virtual absl::StatusOr<std::vector<CellWriteResult>> Apply(std::span<const CellWrite> writes) = 0;
 
   // kNotFound if absent.

@@ -4,14 +4,6 @@
 #include <vector>
 
 namespace custos::data::internal {
-namespace {
-
-// store::CellStore::Apply's contract: only these may leave a failed batch applied.
-bool MayHaveApplied(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsDataLoss(s);
-}
-
-}  // namespace
 
 CellWriter::CellWriter(store::CellStore& cell, size_t max_batch)
     : cell_(cell), max_batch_(max_batch), thread_([this] { Run(); }) {}
@@ -49,7 +41,7 @@ void CellWriter::Run() {
     writes.clear();
     for (Pending& p : batch) writes.push_back(std::move(p.write));
     absl::StatusOr<std::vector<store::CellWriteResult>> results = cell_.Apply(writes);
-    if (!results.ok() && writes.size() > 1 && !MayHaveApplied(results.status())) {
+    if (!results.ok() && writes.size() > 1 && !store::MayHaveApplied(results.status())) {
       for (size_t i = 0; i < batch.size(); ++i) {
         auto one = cell_.Apply(std::span(writes).subspan(i, 1));
         std::move(batch[i].done)(one.ok() ? Result(one->front()) : Result(one.status()));

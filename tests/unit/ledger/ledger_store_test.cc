@@ -18,6 +18,7 @@
 #include "ledger/note.h"
 #include "ledger/tiles.h"
 #include "store/store.h"
+#include "testing/forwarding_control_store.h"
 #include "testing/sqlite_fault.h"
 #include "testing/temp_dir.h"
 
@@ -187,6 +188,76 @@ TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
   }
   // Another tenant's key cannot open these records.
   EXPECT_EQ(events.ReadTenantLog("b", {.kind = "data.read"})->events.size(), 5u);
+}
+
+// A control store whose ledger commits can be reported lost, as when a PostgreSQL connection
+// drops around COMMIT: after the batch was written, or before.
+class LosesCommitReplies final : public custos::testing::ForwardingControlStore {
+ public:
+  using ForwardingControlStore::ForwardingControlStore;
+  enum class Next { kNormal, kWrittenButReportedLost, kLostBeforeWriting };
+  std::atomic<Next> next{Next::kNormal};
+
+  absl::Status SequenceLedgerBatch(LedgerBatchBuilder build) override {
+    const Next n = next.exchange(Next::kNormal);
+    const absl::Status lost = absl::UnavailableError("connection lost while committing");
+    if (n == Next::kLostBeforeWriting) {
+      auto state = inner_.LoadLedgerState();
+      if (state.ok()) (void)build(*state);  // built, never written
+      return lost;
+    }
+    absl::Status s = inner_.SequenceLedgerBatch(build);
+    return s.ok() && n == Next::kWrittenButReportedLost ? lost : s;
+  }
+};
+
+// A batch whose commit was reported lost although it was written: its callers were told "not
+// recorded" (they do not act), so the log must not claim those accesses alone. Once a later
+// batch settles it, the next event records an `outcome` for each of its entries; a batch that
+// was never written gets none.
+TEST_F(LedgerStoreTest, EntriesWrittenAfterTheirCallersWereRefusedGetAnOutcomeEvent) {
+  LosesCommitReplies lossy(*store_);
+  ledger_.reset();
+  LedgerOptions options;
+  options.checkpoint_interval = absl::Hours(1);  // nothing settles but batches
+  auto ledger = *Ledger::Open(lossy, *crypto::Ed25519PrivateKey::FromSeed(seed_),
+                              "test.example/ledger", clock_, options);
+  auto keys =
+      *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'), random_);
+  for (const char* t : {"a", "b"}) ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId(t)).ok());
+  EventLog events(*ledger, lossy, *keys, std::string(32, 'p'), random_, clock_);
+  const Event read_a{"data.read", "a", {{"actor", "x"}, {"role", "r"}}};
+  const Event read_b{"data.read", "b", {{"actor", "y"}, {"role", "r"}}};
+  auto outcomes_in = [&](std::string_view tenant) {
+    std::vector<std::string> out;
+    auto page = events.ReadTenantLog(tenant, {.kind = "outcome"});
+    EXPECT_TRUE(page.ok()) << page.status();
+    for (const LoggedEvent& e : page->events) out.push_back(e.record);
+    return out;
+  };
+
+  ASSERT_EQ(events.Record(read_a)->ledger_index, 0u);
+  // Reported lost before it was written: refused, not in the log, no outcome ever.
+  lossy.next = LosesCommitReplies::Next::kLostBeforeWriting;
+  EXPECT_EQ(events.Record(read_a).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_->LoadLedgerState()->size, 1u);
+  ASSERT_EQ(events.Record(read_b)->ledger_index,
+            1u);  // takes the slot: settles the batch as not written
+  ASSERT_EQ(events.Record(read_b)->ledger_index, 2u);
+  EXPECT_TRUE(outcomes_in("a").empty());
+
+  // Reported lost after it was written: refused, yet entry 3 is in the log.
+  lossy.next = LosesCommitReplies::Next::kWrittenButReportedLost;
+  EXPECT_EQ(events.Record(read_a).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_->LoadLedgerState()->size, 4u);
+  ASSERT_EQ(events.Record(read_b)->ledger_index, 4u);  // the next batch settles it: written
+  ASSERT_TRUE(events.Record(read_b).ok());             // the next event records its outcome first
+  const std::vector<std::string> outcomes = outcomes_in("a");
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_NE(outcomes[0].find("\"of\":3"), std::string::npos) << outcomes[0];
+  EXPECT_NE(outcomes[0].find("\"outcome\":\"unavailable\""), std::string::npos) << outcomes[0];
+  EXPECT_TRUE(outcomes_in("b").empty());
+  EXPECT_TRUE(ledger->TakeRecordedAfterRefusal().empty());  // recorded once
 }
 
 // Runs `sql` on the control store's file from another connection: what someone with write
