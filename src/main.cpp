@@ -53,7 +53,7 @@ int Run(int argc, char** argv) {
   serve_cmd
       ->add_option("--dek-max-seals", serve.dek_max_seals,
                    "objects sealed per data key before it rotates")
-      ->check(CLI::Range(1LL, 1LL << 31));
+      ->check(CLI::Range(1LL, 1LL << 28));  // ObjectServiceOptions says why
   serve_cmd->add_option("--log-level", serve.log_level, "trace|debug|info|warn|error");
 
   auto* ledger_cmd = app.add_subcommand("ledger", "check a server's public log from outside");

@@ -53,7 +53,9 @@ struct TenantCells {
 
 struct ObjectServiceOptions {
   size_t max_object_bytes = 16 << 20;
-  // Seals per DEK before rotation. GCM with random 96-bit nonces stays far below its 2^32 limit.
+  // Seals per DEK before rotation. GCM with random 96-bit nonces stays far below its 2^32 limit:
+  // N instances seal at most N x this under one key (object_service.cc SealingKey), so the CLI
+  // caps it at 2^28 (16 instances at the cap still stay within 2^32).
   int64_t max_seals_per_dek = 1 << 20;
   size_t max_batch = 256;
   absl::Duration write_deadline = absl::Seconds(10);

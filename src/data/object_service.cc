@@ -35,9 +35,12 @@ std::string DekAad(std::string_view tenant, int64_t version) {
 // Reads (GET) take `mu` shared; loading and rotating take it exclusive.
 struct TenantKeys {
   std::shared_mutex mu;
-  bool loaded = false;                  // guarded by mu
-  int64_t current = 0;                  // guarded by mu; 0 = none yet
-  int64_t seals = 0;                    // guarded by mu; seals under `current`
+  bool loaded = false;  // guarded by mu
+  int64_t current = 0;  // guarded by mu; 0 = none yet
+  int64_t seals = 0;    // guarded by mu; seals under `current`
+  // guarded by mu: `current` is known to be stored in every cell of the tenant (a rotation
+  // that failed half-way may have left it in the home cell only)
+  bool current_everywhere = false;
   std::map<int64_t, std::string> keys;  // guarded by mu
 };
 
@@ -116,37 +119,86 @@ struct ObjectService::Impl {
         k.seals = r.seals;
       }
     }
+    k.current_everywhere = false;
     k.loaded = true;
     return absl::OkStatus();
   }
 
-  // Makes a new DEK the current one, stored wrapped in every cell of the tenant first.
+  // The tenant's stored record of DEK `version` in `cell`, if any.
+  static absl::StatusOr<std::optional<store::DataKeyRecord>> StoredDataKey(
+      CellStore& cell, const std::string& tenant_id, int64_t version) {
+    auto records = cell.ListDataKeys(tenant_id);
+    if (!records.ok()) return records.status();
+    for (store::DataKeyRecord& r : *records) {
+      if (r.version == version) return std::optional<store::DataKeyRecord>(std::move(r));
+    }
+    return std::optional<store::DataKeyRecord>();
+  }
+
+  // Makes DEK version k.current + 1 the current one: one key, stored wrapped in every cell of
+  // the tenant before anything is sealed with it. The home cell decides which key a version is:
+  // the first record stored there wins (another instance's rotation, or an attempt of ours that
+  // failed on the replica), and whoever finds one adopts it. The replica then gets the home's
+  // record; a replica holding another key under that version is refused (kDataLoss), never
+  // sealed with. So the key in memory is always the key both cells hold.
   absl::Status RotateKey(const TenantCells& t, TenantKeys& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
-    int64_t version = k.current + 1;
-    if (version > 1) {  // the first data key is part of tenant.create
-      boost::json::object fields{{"actor", "system"},
-                                 {"role", "system"},
-                                 {"key_version", version},
-                                 {"reason", "seal limit reached"}};
-      auto logged = events.Record({"key.rotate", t.tenant_id, std::move(fields)});
-      if (!logged.ok()) return logged.status();
-    }
-    std::string dek = random.Bytes(crypto::kAeadKeySize);
-    auto wrapped =
-        key_provider.Wrap(crypto::TenantKeyId(t.tenant_id), dek, DekAad(t.tenant_id, version));
-    if (!wrapped.ok()) return wrapped.status();
-    store::DataKeyRecord record{t.tenant_id, version, *wrapped, 0,
+    const int64_t version = k.current + 1;
+    auto home = Cell(t.home_region);
+    if (!home.ok()) return home.status();
+    auto record = StoredDataKey(**home, t.tenant_id, version);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) {
+      if (version > 1) {  // the first data key is part of tenant.create
+        boost::json::object fields{{"actor", "system"},
+                                   {"role", "system"},
+                                   {"key_version", version},
+                                   {"reason", "seal limit reached"}};
+        auto logged = events.Record({"key.rotate", t.tenant_id, std::move(fields)});
+        if (!logged.ok()) return logged.status();
+      }
+      const std::string dek = random.Bytes(crypto::kAeadKeySize);
+      auto wrapped =
+          key_provider.Wrap(crypto::TenantKeyId(t.tenant_id), dek, DekAad(t.tenant_id, version));
+      if (!wrapped.ok()) return wrapped.status();
+      store::DataKeyRecord mine{t.tenant_id, version, *wrapped, 0,
                                 absl::ToUnixSeconds(clock.Now())};
-    for (const std::string& region : Regions(t)) {
-      auto cell = Cell(region);
-      if (!cell.ok()) return cell.status();
-      absl::Status s = (*cell)->PutDataKey(record);
-      // A previous attempt may have stored it in this cell already.
-      if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
+      absl::Status s = (*home)->PutDataKey(mine);
+      if (absl::IsAlreadyExists(s)) {  // another instance stored this version first
+        record = StoredDataKey(**home, t.tenant_id, version);
+        if (!record.ok()) return record.status();
+        if (!record->has_value()) return absl::UnavailableError("data key vanished; retry");
+      } else if (!s.ok()) {
+        return s;
+      } else {
+        *record = std::move(mine);
+      }
     }
-    k.keys[version] = std::move(dek);
+    const store::DataKeyRecord& stored = **record;
+    auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), stored.wrapped,
+                                   DekAad(t.tenant_id, version));
+    if (!dek.ok()) return dek.status();
+    if (auto s = StoreInReplica(t, stored); !s.ok()) return s;
+    k.keys[version] = std::move(*dek);
     k.current = version;
-    k.seals = 0;
+    k.seals = stored.seals;
+    k.current_everywhere = true;
+    return absl::OkStatus();
+  }
+
+  // Stores the home cell's record `stored` in the replica cell, unless it holds it already;
+  // kDataLoss if the replica holds another key under that version.
+  absl::Status StoreInReplica(const TenantCells& t, const store::DataKeyRecord& stored) {
+    if (t.replica_region.empty()) return absl::OkStatus();
+    auto replica = Cell(t.replica_region);
+    if (!replica.ok()) return replica.status();
+    absl::Status s = (*replica)->PutDataKey(stored);
+    if (!absl::IsAlreadyExists(s)) return s;
+    auto copy = StoredDataKey(**replica, t.tenant_id, stored.version);
+    if (!copy.ok()) return copy.status();
+    if (!copy->has_value() || (*copy)->wrapped != stored.wrapped) {
+      return absl::DataLossError(StrCat("the cells of tenant ", t.tenant_id,
+                                        " hold different data keys for version ", stored.version));
+    }
     return absl::OkStatus();
   }
 
@@ -155,8 +207,21 @@ struct ObjectService::Impl {
     TenantKeys& k = KeysOf(t.tenant_id);
     std::lock_guard lock(k.mu);
     if (auto s = LoadKeys(t, k); !s.ok()) return s;
-    if (k.current == 0 || k.seals >= options.max_seals_per_dek) {
+    // Each step adopts the next version if another instance (or a failed attempt) stored it
+    // already, with that version's stored seal count, else creates it. (The stored count covers
+    // every instance's committed seals; each instance moves on when its own count reaches the
+    // limit, so N instances seal at most N x the limit under one key.)
+    while (k.current == 0 || k.seals >= options.max_seals_per_dek) {
       if (auto s = RotateKey(t, k); !s.ok()) return s;
+    }
+    if (!k.current_everywhere) {  // loaded from the cells: maybe from a half-done rotation
+      auto home = Cell(t.home_region);
+      if (!home.ok()) return home.status();
+      auto stored = StoredDataKey(**home, t.tenant_id, k.current);
+      if (!stored.ok()) return stored.status();
+      if (!stored->has_value()) return absl::UnavailableError("home cell lacks the current key");
+      if (auto s = StoreInReplica(t, **stored); !s.ok()) return s;
+      k.current_everywhere = true;
     }
     ++k.seals;
     return std::make_pair(k.current, k.keys[k.current]);

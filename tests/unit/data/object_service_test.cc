@@ -205,6 +205,77 @@ TEST_F(ObjectServiceTest, RefusesContentTypesThatAreNotPrintableAsciiWithoutWrit
   EXPECT_EQ(service_->Get(tenant_, "untyped")->content_type, "application/octet-stream");
 }
 
+// Both cells hold the same key under each version, and every object reads back after a
+// restart. `service` and `cells` are one process's view.
+void ExpectOneKeyPerVersion(std::map<std::string, std::unique_ptr<store::CellStore>>& cells) {
+  auto home = cells["home"]->ListDataKeys("t1");
+  auto replica = cells["replica"]->ListDataKeys("t1");
+  ASSERT_TRUE(home.ok() && replica.ok());
+  ASSERT_EQ(home->size(), replica->size());
+  for (size_t i = 0; i < home->size(); ++i) {
+    EXPECT_EQ((*home)[i].version, (*replica)[i].version);
+    EXPECT_EQ((*home)[i].wrapped, (*replica)[i].wrapped) << "version " << (*home)[i].version;
+  }
+}
+
+// A rotation that stored the new key in the home cell and then failed on the replica is
+// finished with that key, not redone with another under the same version (which left the cells
+// disagreeing and objects unreadable after a restart).
+TEST_F(ObjectServiceTest, ARotationThatFailedOnTheReplicaIsFinishedWithTheSameKey) {
+  Open({.max_seals_per_dek = 2});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "k0", "v0", "").ok());
+  ASSERT_TRUE(service_->Put(tenant_, "k1", "v1", "").ok());
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "data_keys", "INSERT"));
+  EXPECT_FALSE(service_->Put(tenant_, "k2", "v2", "").ok());  // rotation: home only, then refused
+  EXPECT_EQ(cells_["home"]->ListDataKeys("t1")->size(), 2u);
+  ASSERT_TRUE(custos::testing::RefuseWrites(dir_.File("replica.db"), "data_keys", "INSERT", false));
+  ASSERT_TRUE(service_->Put(tenant_, "k2", "v2", "").ok());
+  ASSERT_TRUE(service_->Put(tenant_, "k3", "v3", "").ok());
+  ExpectOneKeyPerVersion(cells_);
+  Open({.max_seals_per_dek = 2});  // a new process: keys are loaded from the cells
+  for (int i = 0; i < 4; ++i) {
+    auto got = service_->Get(tenant_, "k" + std::to_string(i));
+    ASSERT_TRUE(got.ok()) << i << " " << got.status();
+    EXPECT_EQ(got->bytes, "v" + std::to_string(i));
+  }
+}
+
+// Two instances over the same cells: the one that reaches the seal limit second adopts the key
+// the first stored, instead of sealing under a key of its own that no cell holds.
+TEST_F(ObjectServiceTest, TwoInstancesRotateToOneKey) {
+  Open({.max_seals_per_dek = 2});
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  std::map<std::string, std::unique_ptr<store::CellStore>> other_cells;
+  std::map<std::string, store::CellStore*> raw;
+  for (const char* region : {"home", "replica"}) {
+    other_cells[region] =
+        *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, false);
+    raw[region] = other_cells[region].get();
+  }
+  ObjectService other(raw, *keys_, *events_, random_, clock_, {.max_seals_per_dek = 2});
+  std::map<std::string, std::string> written;
+  auto put = [&](ObjectService& by, const std::string& key) {
+    auto r = by.Put(tenant_, key, "bytes of " + key, "");
+    ASSERT_TRUE(r.ok()) << key << " " << r.status();
+    written[key] = "bytes of " + key;
+  };
+  // Interleaved so that each instance rotates while the other has already rotated.
+  for (int round = 0; round < 4; ++round) {
+    put(*service_, "a" + std::to_string(round));
+    put(other, "b" + std::to_string(round));
+    put(*service_, "c" + std::to_string(round));
+  }
+  ExpectOneKeyPerVersion(cells_);
+  for (ObjectService* by : {service_.get(), &other}) {
+    for (const auto& [key, bytes] : written) {
+      auto got = by->Get(tenant_, key);
+      ASSERT_TRUE(got.ok()) << key << " " << got.status();
+      EXPECT_EQ(got->bytes, bytes);
+    }
+  }
+}
+
 // One tenant's write that a cell refuses must not take down the writes batched with it (other
 // tenants' among them): the cell writer applies a refused batch again one write at a time.
 TEST_F(ObjectServiceTest, AWriteACellRefusesFailsAloneNotItsWholeBatch) {
