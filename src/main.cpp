@@ -49,6 +49,12 @@ int Run(int argc, char** argv) {
       ->add_option("--request-timeout-ms", serve.request_timeout_ms,
                    "time a client has to send one request")
       ->check(CLI::Range(100, 600000));
+  serve_cmd
+      ->add_option("--idle-timeout-ms", serve.idle_timeout_ms,
+                   "how long a keep-alive connection may wait for its next request")
+      ->check(CLI::Range(100, 3600000));
+  serve_cmd->add_option("--max-connections", serve.max_connections, "connections served at once")
+      ->check(CLI::Range(1, 1000000));
   serve_cmd->add_option("--max-object-bytes", serve.max_object_bytes, "object size limit");
   serve_cmd
       ->add_option("--dek-max-seals", serve.dek_max_seals,

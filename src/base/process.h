@@ -13,4 +13,9 @@ bool ConfigureProcess();
 
 inline constexpr int kRetainedHeapBytes = 16 << 20;
 
+// A server holds a file descriptor per connection (and SQLite several per cell); the usual soft
+// limit (1024) would cap connections far below what the machine allows. Raises the soft limit
+// of open files to the hard one; returns the soft limit now in force (0 if unknown).
+long RaiseOpenFileLimit();
+
 }  // namespace custos

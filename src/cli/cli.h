@@ -29,6 +29,8 @@ struct ServeOptions {
   // Requests waiting on a ledger group commit hold a worker; more workers, larger batches.
   int worker_threads = 64;
   int request_timeout_ms = 30000;
+  int idle_timeout_ms = 60000;
+  int max_connections = 10000;
   size_t max_object_bytes = 16 << 20;
   long long dek_max_seals = 1 << 20;
   std::string log_level = "info";

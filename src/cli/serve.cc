@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "absl/strings/numbers.h"
+#include "base/process.h"
 #include "cli/cli.h"
 #include "cli/internal/app.h"
 #include "http/http.h"
@@ -23,6 +24,10 @@ absl::Status Serve(const ServeOptions& o) {
   server_options.io_threads = o.io_threads;
   server_options.worker_threads = o.worker_threads;
   server_options.request_timeout = absl::Milliseconds(o.request_timeout_ms);
+  server_options.idle_timeout = absl::Milliseconds(o.idle_timeout_ms);
+  server_options.max_connections = o.max_connections;
+  const long open_files = RaiseOpenFileLimit();
+  spdlog::info("open file limit {}", open_files);
 
   internal::AppOptions app_options;
   app_options.master_key_file = o.master_key_file;

@@ -143,8 +143,12 @@ struct ServerOptions {
   int worker_threads = 64;
   size_t max_queue = 1024;
   size_t max_header_bytes = 8 * 1024;
-  absl::Duration request_timeout = absl::Seconds(30);  // to receive one whole request
-  absl::Duration idle_timeout = absl::Seconds(60);     // keep-alive between requests
+  // To receive one whole request once its first byte came; and, sending a response, the longest
+  // a client may go without accepting any of it (a slow reader is served, a stalled one is not).
+  absl::Duration request_timeout = absl::Seconds(30);
+  absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive: waiting for the next request
+  // Connections served at once; more are closed on accept (each holds a file descriptor).
+  int max_connections = 10000;
 };
 
 class Server {

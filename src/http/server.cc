@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -47,6 +48,10 @@ struct Server::Impl {
   // unanswered, and its answer will come from another thread.
   std::atomic<int64_t> responders{0};
   std::atomic<bool> draining{false};  // shutting down: answer what was read, read no more
+  std::atomic<int> connections{0};    // sessions alive
+  // Accept errors (e.g. out of file descriptors) are retried after a pause, logged at most
+  // once per pause: retrying at once would spin on the same error and flood the log.
+  net::steady_timer accept_pause{ioc};
 
   Impl(ServerOptions o, const Router& r, Metrics& m)
       : options(std::move(o)), router(r), metrics(m) {}
@@ -76,10 +81,22 @@ std::string_view MethodLabel(std::string_view method) {
   return "other";
 }
 
+// A header's status line, chunk header lines with their extensions, and trailers all pass
+// through the read buffer; its cap bounds what one connection can make the server hold.
+constexpr size_t kReadBufferSlack = 64 * 1024;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Server::Impl& server)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {}
+      : stream_(std::move(socket)),
+        timer_(stream_.get_executor()),
+        server_(server),
+        buffer_(server.options.max_header_bytes + kReadBufferSlack) {
+    server_.connections.fetch_add(1);
+  }
+  ~Session() { server_.connections.fetch_sub(1); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -97,33 +114,103 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Waits up to the idle timeout for the next request to begin, then gives it the request
+  // timeout from its first byte (bytes already buffered — a pipelined request — begin it).
   void ReadHeader() {
     if (server_.draining.load()) return Close();
     method_.clear();  // a head that fails to parse is counted without the previous method
+    head_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     // Beast checks Content-Length against the body limit while parsing the head, before the
     // route (and so its limit) is known: no limit here, the route's limit is set in OnHeader.
     parser_->body_limit(boost::none);
+    SkipLeadingEmptyLines();
+    if (buffer_.size() > 0) return ReadRestOfHeader();
+    ArmTimer(server_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadBufferSlack),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->OnReadError(ec);
+                              self->SkipLeadingEmptyLines();
+                              if (self->buffer_.size() == 0) return self->ReadHeader();
+                              self->ReadRestOfHeader();
+                            });
+  }
+
+  // RFC 9112 2.2: a server should ignore empty lines received before a request line (some
+  // clients send CRLF after a POST body).
+  void SkipLeadingEmptyLines() {
+    for (int i = 0; i < 4 && buffer_.size() > 0; ++i) {
+      std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+      if (data.starts_with("\r\n")) {
+        buffer_.consume(2);
+      } else if (data.starts_with("\n")) {
+        buffer_.consume(1);
+      } else {
+        return;
+      }
+    }
+  }
+
+  void ReadRestOfHeader() {
     ArmTimer(server_.options.request_timeout);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
+  // RFC 9112 checks that Beast leaves to the server; kInvalidArgument names the problem.
+  absl::Status CheckFraming(const bhttp::request_parser<bhttp::string_body>::value_type& h) {
+    // 6.3: a Transfer-Encoding whose final coding is not chunked leaves the body's end unknown;
+    // serving on would read the body as the next request (smuggling). No other coding is
+    // implemented (RFC 9110 would allow 501 for those; 400 closes the connection either way).
+    if (h.find(bhttp::field::transfer_encoding) != h.end()) {
+      if (!parser_->chunked()) {
+        return absl::InvalidArgumentError("Transfer-Encoding must end with chunked");
+      }
+      for (const auto& f : h) {
+        if (f.name() != bhttp::field::transfer_encoding) continue;
+        const absl::string_view value(f.value().data(), f.value().size());
+        for (absl::string_view coding : absl::StrSplit(value, ',')) {
+          if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(coding), "chunked")) {
+            return absl::InvalidArgumentError("only the chunked Transfer-Encoding is supported");
+          }
+        }
+      }
+    }
+    // 3.2: an HTTP/1.1 request carries exactly one Host.
+    if (h.version() >= 11 && h.count(bhttp::field::host) != 1) {
+      return absl::InvalidArgumentError("an HTTP/1.1 request needs exactly one Host header");
+    }
+    return absl::OkStatus();
+  }
+
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     const auto& h = parser_->get();
     method_ = std::string(h.method_string());
+    if (absl::Status s = CheckFraming(h); !s.ok()) {
+      return Fail(ReadError("invalid_argument", StrCat("malformed HTTP request: ", s.message())));
+    }
     target_ = std::string(h.target());
+    // 3.2.2: the absolute form (what a request to a proxy uses) names the same resource.
+    for (std::string_view scheme : {"http://", "https://"}) {
+      if (absl::StartsWithIgnoreCase(target_, AbslView(scheme))) {
+        const size_t path_at = target_.find('/', scheme.size());
+        target_ = path_at == std::string::npos ? "/" : target_.substr(path_at);
+      }
+    }
     path_ = target_.substr(0, target_.find('?'));
+    head_ = method_ == "HEAD";
     match_ = server_.router.Find(method_, path_);
     size_t limit = match_.ok() ? match_->options.max_body_bytes : (1 << 20);
     if (parser_->content_length() && *parser_->content_length() > limit) {
       return Fail(TooLarge("request body is over the limit for this route"));
     }
     parser_->body_limit(limit);
-    if (beast::iequals(h[bhttp::field::expect], "100-continue")) {
+    // RFC 9110 10.1.1: an HTTP/1.0 client does not know 100 (Continue); ignore its expectation.
+    if (h.version() >= 11 && beast::iequals(h[bhttp::field::expect], "100-continue")) {
       // The client waits for this before sending the body (curl does, for uploads).
       continue_.emplace(bhttp::status::continue_, 11);
       return bhttp::async_write(stream_, *continue_,
@@ -161,6 +248,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == bhttp::error::body_limit) {
       return Fail(TooLarge("request body is over the limit for this route"));
+    }
+    if (ec == bhttp::error::buffer_overflow) {
+      return Fail(ReadError("invalid_argument",
+                            "malformed HTTP request: a chunk header or trailer is too long"));
     }
     return Fail(ReadError("invalid_argument", "malformed HTTP request: " + ec.message()));
   }
@@ -284,13 +375,32 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->body() = std::move(r.body);
     res_->keep_alive(keep_alive_);
     res_->prepare_payload();
+    const unsigned status = res_->result_int();
+    if (status == 204 || status == 304) {
+      res_->content_length(boost::none);  // RFC 9110 8.6: no Content-Length on these
+    } else if (head_) {
+      // RFC 9110 9.3.2: the head of the GET answer, and no content.
+      const size_t length = res_->body().size();
+      res_->body().clear();
+      res_->content_length(length);
+    }
+    serializer_.emplace(*res_);
+    WriteSome();
+  }
+
+  // Writes the response a piece at a time, each piece within the request timeout: a client
+  // that reads slowly gets the whole response, one that stops reading is cut off.
+  void WriteSome() {
     ArmTimer(server_.options.request_timeout);
-    bhttp::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->OnWrite(ec);
-    });
+    bhttp::async_write_some(stream_, *serializer_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec && !self->serializer_->is_done()) return self->WriteSome();
+                              self->OnWrite(ec);
+                            });
   }
 
   void OnWrite(beast::error_code ec) {
+    serializer_.reset();
     timer_.cancel();
     server_.in_flight.fetch_sub(1);
     if (ec || !keep_alive_) return Close();
@@ -310,10 +420,12 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::string method_, target_, path_;
   absl::StatusOr<Router::Match> match_ = absl::NotFoundError("unset");
   bool keep_alive_ = true;
+  bool head_ = false;  // answering HEAD: the head of the GET answer only
   bool timed_out_ = false;
 };
 
@@ -323,7 +435,19 @@ void Server::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors, most likely: the connection stays queued and the next accept
+      // would fail at once. Pause, so that closing connections can free some.
+      spdlog::warn("accept failed: {}; pausing accepts for 100 ms", ec.message());
+      accept_pause.expires_after(std::chrono::milliseconds(100));
+      accept_pause.async_wait([this](beast::error_code e) {
+        if (!e) Accept();
+      });
+      return;
+    }
+    if (connections.load() >= options.max_connections) {
+      spdlog::warn("{} connections open: closing a new one", options.max_connections);
+      beast::error_code ignored;
+      socket.close(ignored);
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
@@ -384,6 +508,7 @@ void Server::Wait() {
   net::post(s.ioc, [&s] {
     beast::error_code ignored;
     s.acceptor.close(ignored);
+    s.accept_pause.cancel();
     s.signals.cancel(ignored);
   });
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

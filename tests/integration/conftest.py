@@ -307,6 +307,7 @@ class Server:
         self.port: int | None = None
         self.log_lines: list[str] = []
         self._log_lock = threading.Lock()
+        self.preexec: Any = None  # run in the child before exec (e.g. to lower a limit)
         if init:
             self.init()
         self.admin_token = (self.data_dir / "admin.token").read_text().strip()
@@ -325,7 +326,8 @@ class Server:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         cmd = [BINARY, "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0",
                *self.extra_args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=self.preexec)
         ready = threading.Event()
         port_box: list[int] = []
 

@@ -546,7 +546,7 @@ def test_trickling_client_is_cut_off_at_the_request_timeout(server_factory):
 
 
 def test_idle_connection_is_closed_quietly(server_factory):
-    s = server_factory("--request-timeout-ms", "1000")
+    s = server_factory("--idle-timeout-ms", "1000")
     with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
         start = time.monotonic()
         got = wait_for_close(sock, start + 5)

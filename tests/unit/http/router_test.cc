@@ -65,8 +65,13 @@ TEST(Router, A405NamesTheRoutesMethodsInAnAllowHeader) {
   for (const auto& [name, value] : response.headers) {
     if (name == "Allow") allow = value;
   }
-  // Exactly the methods MakeRouter registers for the object route, in registration order.
-  EXPECT_EQ(allow, "PUT, GET");
+  // Exactly the methods MakeRouter registers for the object route, in registration order, and
+  // HEAD with GET (RFC 9110 9.3.2), which finds the GET route.
+  EXPECT_EQ(allow, "PUT, GET, HEAD");
+  auto head = r.Find("HEAD", "/v1/tenants/t1/objects/a/b");
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(r.Find("GET", "/v1/tenants/t1/objects/a/b")->route, head->route);
+  EXPECT_FALSE(r.Find("HEAD", "/nowhere").ok());
 }
 
 TEST(PercentDecode, RejectsMalformedEscapes) {
