@@ -17,4 +17,9 @@ bool IsValidUtf8(std::string_view s);
 // `s` with every byte that does not start a valid sequence replaced by U+FFFD.
 std::string Utf8OrReplaced(std::string_view s);
 
+// True if `s` holds a control character (Unicode category Cc): C0 (U+0000-U+001F), DEL, or C1
+// (U+0080-U+009F, in UTF-8 the pairs C2 80-C2 9F). Checks bytes only, so it also works on a
+// prefix that ends inside a sequence.
+bool HasControlCharacter(std::string_view s);
+
 }  // namespace custos

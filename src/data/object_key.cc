@@ -12,15 +12,10 @@ absl::Status ValidateObjectKey(std::string_view key) {
     return absl::InvalidArgumentError(
         StrCat("object key is ", key.size(), " bytes; the limit is ", kMaxKeyBytes));
   }
-  for (size_t i = 0; i < key.size();) {
-    const auto c = static_cast<unsigned char>(key[i]);
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError("object key contains a control character");
-    }
-    size_t n = Utf8SequenceLength(key, i);
-    if (n == 0) return absl::InvalidArgumentError("object key is not valid UTF-8");
-    i += n;
+  if (HasControlCharacter(key)) {
+    return absl::InvalidArgumentError("object key contains a control character");
   }
+  if (!IsValidUtf8(key)) return absl::InvalidArgumentError("object key is not valid UTF-8");
   for (absl::string_view segment : absl::StrSplit(AbslView(key), '/')) {
     if (segment.empty() || segment == "." || segment == "..") {
       return absl::InvalidArgumentError("object key has an empty, '.' or '..' segment");

@@ -226,6 +226,7 @@ CASES = [
           ("dotdot-encoded-slashes", "dir%2F..%2Fa.txt"), ("nul", "a%00b"),
           ("nul-only", "%00"), ("ctrl-01", "a%01b"), ("ctrl-1f", "%1f"), ("del-7f", "a%7F"),
           ("newline", "a%0Ab"), ("cr", "a%0Db"), ("tab", "a%09b"),
+          ("c1-nel", "a%C2%85b"), ("c1-9f", "%C2%9F"),
           ("empty-segment", "a//b"), ("empty-segment-encoded", "a%2F%2Fb"),
           ("trailing-slash", "dir/"), ("leading-slash", "/a.txt"),
           ("1025-bytes", "k" * 1025), ("1025-bytes-multibyte", "a" + "%C3%A9" * 512),
@@ -249,7 +250,7 @@ CASES = [
           ("limit-negative", "limit=-1"), ("limit-too-big", "limit=1001"),
           ("limit-word", "limit=abc"), ("limit-suffix", "limit=10abc"), ("limit-empty", "limit="),
           ("limit-float", "limit=1.5"), ("limit-huge", "limit=99999999999999999999"),
-          ("prefix-control", "prefix=a%01"), ("prefix-too-long", "prefix=" + "p" * 1025)]],
+          ("prefix-control", "prefix=a%01"), ("prefix-c1", "prefix=a%C2%85"), ("prefix-too-long", "prefix=" + "p" * 1025)]],
     # --- purposes ------------------------------------------------------------------------------
     *[(f"purpose-{purpose}-{m}", m, path, body, {"X-Custos-Purpose": purpose}, "A", 403,
        "purpose_not_allowed")

@@ -9,6 +9,7 @@
 #include "access/audit.h"
 #include "api/internal/json_body.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "data/data.h"
 
 namespace custos::api::internal {
@@ -180,10 +181,8 @@ absl::StatusOr<ListQuery> ParseListQuery(const Query& query) {
   if (q.prefix.size() > data::kMaxKeyBytes) {
     return absl::InvalidArgumentError("prefix is longer than 1024 bytes");
   }
-  for (char c : q.prefix) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError("prefix contains a control character");
-    }
+  if (HasControlCharacter(q.prefix)) {
+    return absl::InvalidArgumentError("prefix contains a control character");
   }
   q.limit = kDefaultListLimit;
   if (auto it = query.find("limit"); it != query.end()) {

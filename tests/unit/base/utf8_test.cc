@@ -28,5 +28,22 @@ TEST(Utf8, ReplacesEachByteThatStartsNoCharacter) {
   EXPECT_TRUE(IsValidUtf8(Utf8OrReplaced("\xed\xa0\x80\xc0\xaf\xf8")));
 }
 
+TEST(Utf8, FindsC0C1AndDeleteControls) {
+  for (std::string_view plain : {"", "abc", "caf\xc3\xa9", "\xc2\xa0" /* U+00A0 */,
+                                 "\xc2" /* a prefix cut inside a sequence */}) {
+    EXPECT_FALSE(HasControlCharacter(plain)) << plain;
+  }
+  const std::string_view kControls[] = {std::string_view("\0", 1),
+                                        "a\tb",
+                                        "\x7f",
+                                        "\xc2\x80",
+                                        "x\xc2\x85"
+                                        "y",
+                                        "\xc2\x9f"};
+  for (std::string_view control : kControls) {
+    EXPECT_TRUE(HasControlCharacter(control)) << control;
+  }
+}
+
 }  // namespace
 }  // namespace custos

@@ -30,6 +30,9 @@ TEST(ValidateObjectKey, RefusesTraversalEmptySegmentsAndControlCharacters) {
                               "a\x7f"
                               "b",
                               "a\x01",
+                              "a\xc2\x85"
+                              "b",  // U+0085 NEL, a C1 control
+                              "\xc2\x9f",
                               std::string(1025, 'x')};
   for (const std::string& key : kBad) {
     absl::Status s = ValidateObjectKey(key);
