@@ -12,6 +12,7 @@
 // control-store storage (cli/) checks it in one transaction, safe for any number.
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,6 +243,15 @@ class FileStorage final : public KeyringStorage {
   absl::StatusOr<std::string> Load() override { return ReadFile(path_); }
 
   absl::Status Save(std::string_view blob, std::optional<std::string_view> previous) override {
+    // Writers in other processes (several instances given one --keyring) compare and write
+    // under one lock: unlocked, two could both see the blob they expect and the second rename
+    // would drop the first one's keys — and they would share the temporary file.
+    const std::string lock_path = path_ + ".lock";
+    ScopedFd lock(::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (lock.get() < 0) return IoError("cannot open", lock_path);
+    while (::flock(lock.get(), LOCK_EX) != 0) {
+      if (errno != EINTR) return IoError("cannot lock", lock_path);
+    }
     if (!previous) {
       struct stat st;
       if (::lstat(path_.c_str(), &st) == 0) {

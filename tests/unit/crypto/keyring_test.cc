@@ -350,5 +350,31 @@ TEST_F(KeyringTest, ConcurrentWrapWhileKeysChange) {
   EXPECT_TRUE(reopened->HasKey("churn-1"));
 }
 
+// Two providers on one file, as two server instances given one --keyring: every key either
+// creates is in the file afterwards (an unlocked compare-and-write let one drop the other's).
+TEST_F(KeyringTest, TwoProvidersOnOneFileLoseNoKeys) {
+  CreateRing();
+  auto first = OpenRing();
+  auto second = OpenRing();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      KeyringKeyProvider& ring = t % 2 ? *first : *second;
+      for (int i = 0; i < 10; ++i) {
+        const std::string id = "k-" + std::to_string(t) + "-" + std::to_string(i);
+        ASSERT_TRUE(ring.CreateKey(id).ok()) << id;
+        ASSERT_TRUE(ring.HasKey(id)) << id;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  auto reopened = OpenRing();
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_TRUE(reopened->HasKey("k-" + std::to_string(t) + "-" + std::to_string(i)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace custos::crypto
