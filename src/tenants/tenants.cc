@@ -1,9 +1,11 @@
 #include "tenants/tenants.h"
 
 #include "absl/strings/ascii.h"
+#include "base/errors.h"
 #include "base/ids.h"
 #include "base/strings.h"
 #include "boost/json.hpp"
+#include "spdlog/spdlog.h"
 
 namespace custos::tenants {
 namespace {
@@ -119,10 +121,22 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
                              {"customer_type", t.customer_type},
                              {"services", ToJson(t.services)},
                              {"technologies", ToJson(t.technologies)}};
-  if (auto logged = events_.Record({"tenant.create", t.id, std::move(fields)}); !logged.ok()) {
-    return undo_key(logged.status());
-  }
-  if (auto s = objects_.InitTenant(t.cells()); !s.ok()) return undo_key(s);
+  auto logged = events_.Record({"tenant.create", t.id, std::move(fields)});
+  if (!logged.ok()) return undo_key(logged.status());
+  // The log now says the tenant was created: a failure from here on is recorded as its outcome
+  // (sealed under the KEK before it is destroyed; the public entry pair shows it anyway).
+  // A data key already stored in the home cell stays there, sealed under the destroyed KEK.
+  auto failed = [&](absl::Status s) {
+    boost::json::object outcome{{"actor", actor_id},
+                                {"role", actor_role},
+                                {"of", logged->ledger_index},
+                                {"outcome", ErrorCodeOf(s)}};
+    if (auto o = events_.Record({"outcome", t.id, std::move(outcome)}); !o.ok()) {
+      spdlog::error("outcome of tenant.create not recorded: {}", o.status().ToString());
+    }
+    return undo_key(std::move(s));
+  };
+  if (auto s = objects_.InitTenant(t.cells()); !s.ok()) return failed(s);
 
   store::TenantRecord r;
   r.id = t.id;
@@ -133,7 +147,7 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   r.replica_region = t.replica_region;
   r.state = t.state;
   r.created_at = t.created_at;
-  if (auto s = store_.InsertTenant(r); !s.ok()) return undo_key(s);
+  if (auto s = store_.InsertTenant(r); !s.ok()) return failed(s);
   std::lock_guard lock(cache_mu_);
   cache_[t.id] = t;
   return t;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 
 from conftest import assert_error, key_path, requires_sqlite_files, sha256_hex
 
@@ -97,3 +98,46 @@ def test_a_put_a_cell_cannot_take_is_answered_503_and_its_outcome_recorded(serve
                                  "key = ?", (t["id"], "blocked"))
         assert rows == [(sha256_hex(b"y"),)], region
     assert server.healthy()
+
+
+def test_a_tenant_creation_that_fails_after_its_entry_gets_an_outcome(server_factory):
+    """tenant.create is logged before the tenant's cells are set up; when that fails, the public
+    log shows the creation's outcome beside it (same pseudonym), and no tenant exists."""
+    from test_access import checkpoint, ledger_entries
+
+    requires_sqlite_files()
+    server = server_factory()
+    tenants_before = server.query_control("SELECT COUNT(*) FROM tenants")[0][0]
+    # A real refusal from every cell: a trigger aborts the insert of a tenant's first data key.
+    refuse = ("CREATE TRIGGER refuse_keys BEFORE INSERT ON data_keys "
+              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    cells = [server.cell_path(region) for region in server.cell_regions()]
+    for path in cells:
+        with sqlite3.connect(path) as db:
+            db.execute(refuse)
+    try:
+        r = server.post("/v1/tenants", {"name": "Never", "customer_type": "enterprise",
+                                        "geography": "US"}, token=server.admin_token)
+    finally:
+        for path in cells:
+            with sqlite3.connect(path) as db:
+                db.execute("DROP TRIGGER refuse_keys")
+    assert r.status >= 500, r
+    assert server.query_control("SELECT COUNT(*) FROM tenants")[0][0] == tenants_before
+    ok = server.create_tenant()  # the server goes on; a created tenant has no outcome entry
+
+    deadline = time.monotonic() + 10
+    while True:
+        size, _ = checkpoint(server)
+        kinds: dict[str, list[str]] = {}
+        for entry in ledger_entries(server, size):
+            e = json.loads(entry)
+            kinds.setdefault(e["tenant"], []).append(e["kind"])
+        failed = [p for p, k in kinds.items() if k == ["tenant.create", "outcome"]]
+        created = [p for p, k in kinds.items() if k[0] == "tenant.create" and "outcome" not in k]
+        if failed and created:
+            break
+        assert time.monotonic() < deadline, f"no outcome for the failed creation: {kinds}"
+        time.sleep(0.2)
+    assert len(failed) == 1
+    assert server.healthy() and ok["id"]
