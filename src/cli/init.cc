@@ -13,6 +13,7 @@
 #include "base/strings.h"
 #include "cli/cli.h"
 #include "cli/internal/app.h"
+#include "ledger/note.h"
 
 namespace custos::cli {
 namespace {
@@ -20,6 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using internal::App;
 
+// Creates `path` (never replacing a file) with `content`, durably: the file and its directory
+// entry are synced (the control store may soon hold keys only this file can open).
 absl::Status WriteSecretFile(const std::string& path, std::string_view content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return absl::UnavailableError(StrCat("cannot create ", path));
@@ -27,6 +30,31 @@ absl::Status WriteSecretFile(const std::string& path, std::string_view content) 
   if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
       ::fsync(fd) != 0) {
     return absl::UnavailableError(StrCat("cannot write ", path));
+  }
+  const std::string dir = fs::path(path).parent_path().string();
+  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return absl::UnavailableError(StrCat("cannot open ", dir));
+  absl::Cleanup close_dir = [dir_fd] { ::close(dir_fd); };
+  if (::fsync(dir_fd) != 0) return absl::UnavailableError(StrCat("cannot sync ", dir));
+  return absl::OkStatus();
+}
+
+// What init can check before it creates anything, so that a mistake in the options does not
+// leave a half-made data directory that blocks the corrected run.
+absl::Status CheckBeforeCreating(const InitOptions& o) {
+  if (!o.origin.empty() && !ledger::IsValidKeyName(o.origin)) {
+    return absl::InvalidArgumentError(
+        StrCat("--origin ", o.origin,
+               ": must be a signed-note key name (no spaces, '+' or control characters), "
+               "e.g. custos.example.com/log"));
+  }
+  if (!o.keyring_path.empty() && fs::exists(fs::symlink_status(o.keyring_path))) {
+    return absl::AlreadyExistsError(StrCat("keyring exists: ", o.keyring_path));
+  }
+  if (fs::exists(fs::symlink_status(o.data_dir + "/master.key"))) {
+    return absl::AlreadyExistsError(
+        StrCat(o.data_dir, "/master.key exists (left by an earlier init that failed?): remove ",
+               o.data_dir, " and run init again"));
   }
   return absl::OkStatus();
 }
@@ -130,6 +158,7 @@ absl::Status Init(const InitOptions& o) {
   if (!catalog.ok()) return catalog.status();
   internal::DataDirConfig config;
   if (auto s = ConfigureBackend(o, *catalog, config); !s.ok()) return s;
+  if (auto s = CheckBeforeCreating(o); !s.ok()) return s;
 
   std::error_code ec;
   fs::create_directories(o.backend == "sqlite" ? dir + "/cells" : dir, ec);

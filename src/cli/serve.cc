@@ -1,7 +1,6 @@
 // `custos serve`: opens the data directory and serves the API until SIGTERM.
 #include <iostream>
 
-#include "absl/strings/numbers.h"
 #include "base/process.h"
 #include "cli/cli.h"
 #include "cli/internal/app.h"
@@ -13,14 +12,10 @@ namespace {
 
 absl::Status Serve(const ServeOptions& o) {
   http::ServerOptions server_options;
-  size_t colon = o.listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(o.listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError("--listen must be HOST:PORT");
-  }
-  server_options.host = o.listen.substr(0, colon);
-  server_options.port = static_cast<uint16_t>(port);
+  auto listen = http::ParseListenAddress(o.listen);
+  if (!listen.ok()) return listen.status();
+  server_options.host = listen->first;
+  server_options.port = listen->second;
   server_options.io_threads = o.io_threads;
   server_options.worker_threads = o.worker_threads;
   server_options.request_timeout = absl::Milliseconds(o.request_timeout_ms);

@@ -151,6 +151,11 @@ struct ServerOptions {
   int max_connections = 10000;
 };
 
+// Parses a listen address "HOST:PORT": HOST an IPv4 literal or a bracketed IPv6 one
+// ("[::1]:8080"), PORT decimal digits only, 0-65535 (0: any free port). kInvalidArgument
+// otherwise (a bare IPv6 address is ambiguous with its port and refused).
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view listen);
+
 class Server {
  public:
   Server(ServerOptions options, const Router& router, Metrics& metrics);

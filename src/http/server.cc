@@ -457,6 +457,35 @@ void Server::Impl::Accept() {
   });
 }
 
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view listen) {
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(
+        StrCat("--listen ", listen, ": expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"));
+  };
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) return bad();
+  std::string_view host = listen.substr(0, colon);
+  const std::string_view port_text = listen.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit)) {
+    return bad();
+  }
+  int port = 0;
+  for (char c : port_text) port = port * 10 + (c - '0');
+  if (port > 65535) return bad();
+  if (host.starts_with('[') && host.ends_with(']')) {
+    host = host.substr(1, host.size() - 2);
+    beast::error_code ec;
+    net::ip::make_address_v6(std::string(host), ec);
+    if (ec) return bad();
+  } else {
+    beast::error_code ec;
+    net::ip::make_address_v4(std::string(host), ec);
+    if (ec) return bad();
+  }
+  return std::make_pair(std::string(host), static_cast<uint16_t>(port));
+}
+
 Server::Server(ServerOptions options, const Router& router, Metrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), router, metrics)) {}
 

@@ -60,8 +60,56 @@ def test_serve_on_a_busy_port_fails_fast(tmp_path):
 
 
 @pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", "127.0.0.1:-1",
-                                    "not-an-ip:80"])
+                                    "not-an-ip:80", "127.0.0.1:+18312", "127.0.0.1: 18313",
+                                    "::1:18317"])
 def test_serve_rejects_a_bad_listen_address(tmp_path, listen):
     s = Server(tmp_path / "data")
     r = _run("serve", "--data-dir", str(s.data_dir), "--listen", listen, timeout=15)
     assert r.returncode != 0 and r.stderr.strip()
+
+
+@pytest.mark.parametrize("origin", ["a+b", "with space", "two\nlines"])
+def test_init_refuses_a_bad_origin_before_creating_anything(tmp_path, origin):
+    d = tmp_path / "data"
+    r = _run(*init_args(d), "--origin", origin)
+    assert r.returncode != 0 and "--origin" in r.stderr
+    assert not d.exists() or not any(d.iterdir()), sorted(p.name for p in d.iterdir())
+    # The corrected run needs nothing removed by hand.
+    r = _run(*init_args(d), "--origin", "custos.example.com/log")
+    assert r.returncode == 0, r.stderr
+
+
+def test_init_refuses_an_existing_keyring_before_creating_anything(tmp_path):
+    first = Server(tmp_path / "first")
+    keyring = tmp_path / "shared.keyring"
+    r = _run(*init_args(first.data_dir.parent / "second"), "--keyring", str(keyring))
+    assert r.returncode == 0, r.stderr
+    before = keyring.read_bytes()
+    d = tmp_path / "third"
+    r = _run(*init_args(d), "--keyring", str(keyring))
+    assert r.returncode != 0 and "keyring exists" in r.stderr
+    assert keyring.read_bytes() == before
+    assert not d.exists() or not any(d.iterdir()), sorted(p.name for p in d.iterdir())
+
+
+def test_serve_listens_on_bracketed_ipv6(tmp_path):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    s = Server(tmp_path / "data")
+    proc = subprocess.Popen([BINARY, "serve", "--data-dir", str(s.data_dir), "--listen",
+                             "[::1]:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        for _ in range(50):
+            if "listening" in line:
+                break
+            line = proc.stdout.readline()
+        assert "listening" in line, line
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
