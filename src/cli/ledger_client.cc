@@ -201,7 +201,14 @@ absl::StatusOr<std::vector<std::string>> CheckRecords(LedgerRemote& remote, cons
   std::vector<std::string> failures;
   std::set<uint64_t> recorded;
   for (const AccessRecord& r : c.records) {
-    if (r.ledger_index >= cp.size) continue;  // newer than the checkpoint
+    if (r.ledger_index >= cp.size) {
+      // Newer than the checkpoint: no entry to check it against yet, but it must at least be a
+      // record of this tenant (a server cannot pad the log with anything past the checkpoint).
+      if (auto head = internal::CheckRecordShape(r, c.tenant_id); !head.ok()) {
+        failures.emplace_back(StdView(head.status().message()));
+      }
+      continue;
+    }
     recorded.insert(r.ledger_index);
     auto kept = c.entries.find(r.ledger_index);
     if (kept == c.entries.end()) {  // cannot happen: the audit visited every index below size

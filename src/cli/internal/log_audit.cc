@@ -294,6 +294,21 @@ absl::Status CheckRecordAgainstEntry(const AccessRecord& record, const LedgerEnt
     return Bad(StrCat("entry ", i, " names tenant pseudonym ", entry.tenant,
                       ", not this tenant's (", pseudonym, ")"));
   }
+  auto head = CheckRecordShape(record, tenant_id);
+  if (!head.ok()) return head.status();
+  if (head->kind != entry.kind) {
+    return Bad(
+        StrCat("entry ", i, " has kind ", entry.kind, " but its record has kind ", head->kind));
+  }
+  if (head->ts != entry.ts) {
+    return Bad(StrCat("entry ", i, " has ts ", entry.ts, " but its record has ts ", head->ts));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RecordHead> CheckRecordShape(const AccessRecord& record,
+                                            std::string_view tenant_id) {
+  const uint64_t i = record.ledger_index;
   boost::system::error_code ec;
   json::value v = json::parse(json::string_view(record.record.data(), record.record.size()), ec);
   if (ec || !v.is_object())
@@ -304,16 +319,10 @@ absl::Status CheckRecordAgainstEntry(const AccessRecord& record, const LedgerEnt
     return Bad(StrCat("record at ledger index ", i, " is not about tenant ", tenant_id));
   }
   auto kind = StringField(o, "kind");
-  if (!kind || *kind != entry.kind) {
-    return Bad(StrCat("entry ", i, " has kind ", entry.kind, " but its record has kind ",
-                      kind.value_or("(none)")));
-  }
+  if (!kind) return Bad(StrCat("record at ledger index ", i, " has no kind"));
   std::optional<int64_t> ts = IntField(o, "ts");
-  if (!ts || *ts != entry.ts) {
-    return Bad(StrCat("entry ", i, " has ts ", entry.ts, " but its record has ",
-                      ts ? StrCat("ts ", *ts) : std::string("no ts")));
-  }
-  return absl::OkStatus();
+  if (!ts) return Bad(StrCat("record at ledger index ", i, " has no ts"));
+  return RecordHead{std::string(*kind), *ts};
 }
 
 }  // namespace custos::cli::internal

@@ -90,6 +90,15 @@ struct AccessRecord {
   std::string record;  // canonical JSON; SHA-256 = the digest of entry ledger_index
 };
 
+// What every record of `tenant_id` holds, checked without its entry (a record newer than the
+// checkpoint has none to check against yet): a JSON object naming `tenant_id`, with a string
+// kind and an integer ts. kDataLoss naming the index otherwise.
+struct RecordHead {
+  std::string kind;
+  int64_t ts = 0;
+};
+absl::StatusOr<RecordHead> CheckRecordShape(const AccessRecord& record, std::string_view tenant_id);
+
 // Checks `record` against the public entry at its index: SHA-256(record) is the entry's digest;
 // the entry names the tenant's `pseudonym`; the record is JSON naming `tenant_id` with the
 // entry's kind and ts. kDataLoss naming the index and the mismatch.

@@ -343,5 +343,25 @@ TEST(LogAudit, RecordsMustMatchTheirEntries) {
             "entry 7 has ts 1 but its record has ts 1234");
 }
 
+// A record past the checkpoint has no entry to be checked against yet; it must still be a
+// record of this tenant (prove refuses a server padding the log with anything else).
+TEST(LogAudit, RecordsPastTheCheckpointMustStillBeTheTenants) {
+  const std::string record = R"({"kind":"data.read","salt":"00","tenant":"T1","ts":1234,"v":1})";
+  auto head = CheckRecordShape({9, record}, "T1");
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->kind, "data.read");
+  EXPECT_EQ(head->ts, 1234);
+  EXPECT_EQ(Message(CheckRecordShape({9, R"({"garbage":1})"}, "T1").status()),
+            "record at ledger index 9 is not about tenant T1");
+  EXPECT_EQ(Message(CheckRecordShape({9, record}, "T2").status()),
+            "record at ledger index 9 is not about tenant T2");
+  EXPECT_EQ(Message(CheckRecordShape({9, R"({"tenant":"T1","ts":1})"}, "T1").status()),
+            "record at ledger index 9 has no kind");
+  EXPECT_EQ(Message(CheckRecordShape({9, R"({"kind":"x","tenant":"T1"})"}, "T1").status()),
+            "record at ledger index 9 has no ts");
+  EXPECT_EQ(Message(CheckRecordShape({9, "not json"}, "T1").status()),
+            "record at ledger index 9 is not a JSON object");
+}
+
 }  // namespace
 }  // namespace custos::cli::internal
