@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <initializer_list>
 
@@ -134,15 +135,15 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   return out;
 }
 
-absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plaintext,
-                                     std::string_view aad, Random& random) {
-  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+namespace {
+
+// AES-256-GCM of `plaintext` under `key` and the 12-byte `nonce`, written as ciphertext || tag
+// into out[at, at + plaintext.size() + kAeadTagSize).
+absl::Status GcmSealInto(std::string_view key, std::string_view nonce, std::string_view plaintext,
+                         std::string_view aad, std::string& out, size_t at) {
   if (!FitsInt(plaintext.size()) || !FitsInt(aad.size())) {
     return absl::InvalidArgumentError("AEAD input over 2 GiB");
   }
-  const std::string nonce = random.Bytes(kAeadNonceSize);
-  if (nonce.size() != kAeadNonceSize) return absl::InternalError("Random returned a short nonce");
-
   const EVP_CIPHER* aes = nullptr;
   EVP_CIPHER_CTX* ctx = AesGcmContext(&aes);
   // GCM's default IV length is 96 bits, which is what kAeadNonceSize is.
@@ -154,9 +155,7 @@ absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plai
       EVP_EncryptUpdate(ctx, nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
     return OpenSslError("AES-GCM aad", absl::StatusCode::kInternal);
   }
-  std::string out(plaintext.size() + kAeadOverhead, '\0');
-  out.replace(0, kAeadNonceSize, nonce);
-  unsigned char* body = U8(out) + kAeadNonceSize;
+  unsigned char* body = U8(out) + at;
   int written = 0;
   if (!plaintext.empty()) {
     if (EVP_EncryptUpdate(ctx, body, &len, U8(plaintext), static_cast<int>(plaintext.size())) !=
@@ -173,20 +172,18 @@ absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plai
   if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kAeadTagSize, body + written) != 1) {
     return OpenSslError("AES-GCM get tag", absl::StatusCode::kInternal);
   }
-  return out;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view sealed,
-                                     std::string_view aad) {
-  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
-  if (sealed.size() < kAeadOverhead) return absl::DataLossError("sealed bytes too short");
-  if (!FitsInt(sealed.size()) || !FitsInt(aad.size())) {
+// Inverse of GcmSealInto for `body` = ciphertext || tag.
+absl::StatusOr<std::string> GcmOpen(std::string_view key, std::string_view nonce,
+                                    std::string_view body, std::string_view aad) {
+  if (!FitsInt(body.size()) || !FitsInt(aad.size())) {
     return absl::InvalidArgumentError("AEAD input over 2 GiB");
   }
-  const std::string_view nonce = sealed.substr(0, kAeadNonceSize);
-  const std::string_view ciphertext = sealed.substr(kAeadNonceSize, sealed.size() - kAeadOverhead);
+  const std::string_view ciphertext = body.substr(0, body.size() - kAeadTagSize);
   // The tag is copied because EVP_CTRL_GCM_SET_TAG takes a non-const pointer.
-  std::string tag(sealed.substr(sealed.size() - kAeadTagSize));
+  std::string tag(body.substr(body.size() - kAeadTagSize));
 
   const EVP_CIPHER* aes = nullptr;
   EVP_CIPHER_CTX* ctx = AesGcmContext(&aes);
@@ -216,6 +213,83 @@ absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view seal
     return OpenSslError("authentication failed (tampered, or wrong key or AAD)",
                         absl::StatusCode::kDataLoss);
   }
+  return out;
+}
+
+// The AES-256-GCM key XAES-256-GCM derives from `key` and the first 12 nonce bytes: NIST SP
+// 800-108r1's counter KDF with CMAC-AES-256, label "X", that context, a 16-bit counter and no
+// L — two single-block CMACs (OpenSSL 3.0's KBKDF fixes its counter at 32 bits, so CMAC is
+// called directly). One CMAC context per thread, keyed anew on each call.
+std::string XaesSubkey(std::string_view key, std::string_view context) {
+  static EVP_MAC* const mac = [] {
+    EVP_MAC* m = EVP_MAC_fetch(nullptr, "CMAC", nullptr);
+    if (m == nullptr) Die("EVP_MAC_fetch CMAC");
+    return m;
+  }();
+  thread_local EvpMacCtx ctx = [] {
+    EvpMacCtx c(EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
+    char cipher[] = "AES-256-CBC";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
+                                 OSSL_PARAM_construct_end()};
+    if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1) Die("EVP_MAC_CTX_set_params CMAC");
+    return c;
+  }();
+  std::string out(kAeadKeySize, '\0');
+  for (unsigned char i = 1; i <= 2; ++i) {
+    unsigned char block[16] = {0x00, i, 'X', 0x00};
+    std::memcpy(block + 4, context.data(), 12);
+    size_t len = 0;
+    if (EVP_MAC_init(ctx.get(), U8(key), key.size(), nullptr) != 1 ||
+        EVP_MAC_update(ctx.get(), block, sizeof(block)) != 1 ||
+        EVP_MAC_final(ctx.get(), U8(out) + 16 * (i - 1), &len, 16) != 1 || len != 16) {
+      Die("CMAC");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plaintext,
+                                     std::string_view aad, Random& random) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  const std::string nonce = random.Bytes(kAeadNonceSize);
+  if (nonce.size() != kAeadNonceSize) return absl::InternalError("Random returned a short nonce");
+  std::string out(plaintext.size() + kAeadOverhead, '\0');
+  out.replace(0, kAeadNonceSize, nonce);
+  if (auto s = GcmSealInto(key, nonce, plaintext, aad, out, kAeadNonceSize); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view sealed,
+                                     std::string_view aad) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  if (sealed.size() < kAeadOverhead) return absl::DataLossError("sealed bytes too short");
+  return GcmOpen(key, sealed.substr(0, kAeadNonceSize), sealed.substr(kAeadNonceSize), aad);
+}
+
+absl::StatusOr<std::string> XaesSeal(std::string_view key, std::string_view plaintext,
+                                     std::string_view aad, Random& random) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  const std::string nonce = random.Bytes(kXaesNonceSize);
+  if (nonce.size() != kXaesNonceSize) return absl::InternalError("Random returned a short nonce");
+  std::string subkey = XaesSubkey(key, std::string_view(nonce).substr(0, 12));
+  std::string out(plaintext.size() + kXaesOverhead, '\0');
+  out.replace(0, kXaesNonceSize, nonce);
+  absl::Status s =
+      GcmSealInto(subkey, std::string_view(nonce).substr(12), plaintext, aad, out, kXaesNonceSize);
+  OPENSSL_cleanse(subkey.data(), subkey.size());
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> XaesOpen(std::string_view key, std::string_view sealed,
+                                     std::string_view aad) {
+  if (key.size() != kAeadKeySize) return absl::InvalidArgumentError("AEAD key must be 32 bytes");
+  if (sealed.size() < kXaesOverhead) return absl::DataLossError("sealed bytes too short");
+  std::string subkey = XaesSubkey(key, sealed.substr(0, 12));
+  auto out = GcmOpen(subkey, sealed.substr(12, 12), sealed.substr(kXaesNonceSize), aad);
+  OPENSSL_cleanse(subkey.data(), subkey.size());
   return out;
 }
 

@@ -43,6 +43,19 @@ absl::StatusOr<std::string> AeadSeal(std::string_view key, std::string_view plai
 absl::StatusOr<std::string> AeadOpen(std::string_view key, std::string_view sealed,
                                      std::string_view aad);
 
+// XAES-256-GCM (https://c2sp.org/XAES-256-GCM): AES-256-GCM under a key derived per message
+// from `key` and half of a random 192-bit nonce. AES-256-GCM with random 96-bit nonces may seal
+// at most 2^32 messages under one key; XAES-256-GCM allows 2^80 (collision risk 2^-32), so a
+// key that seals a message per request never has to be rotated for its nonces.
+// Returns nonce (24 bytes) || ciphertext || tag. kInvalidArgument if key is not 32 bytes.
+inline constexpr size_t kXaesNonceSize = 24;
+inline constexpr size_t kXaesOverhead = kXaesNonceSize + kAeadTagSize;
+absl::StatusOr<std::string> XaesSeal(std::string_view key, std::string_view plaintext,
+                                     std::string_view aad, Random& random);
+// Inverse of XaesSeal. kDataLoss if the tag does not verify or `sealed` is too short.
+absl::StatusOr<std::string> XaesOpen(std::string_view key, std::string_view sealed,
+                                     std::string_view aad);
+
 // An Ed25519 private key. Movable, not copyable; frees its EVP_PKEY on destruction.
 class Ed25519PrivateKey {
  public:

@@ -130,6 +130,57 @@ TEST_F(AeadTest, NoncesDiffer) {
   EXPECT_NE(*a, *b);
 }
 
+// The c2sp.org/XAES-256-GCM vectors: one where MSB(L) = 0, one where it is 1 (and an AAD).
+class FixedNonce final : public Random {
+ public:
+  explicit FixedNonce(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string Bytes(size_t n) override { return bytes_.substr(0, n); }
+
+ private:
+  std::string bytes_;
+};
+
+TEST(Xaes, C2spVectors) {
+  struct Vector {
+    char key_byte;
+    const char* aad;
+    const char* ciphertext;
+  };
+  for (const Vector& v :
+       {Vector{'\x01', "", "ce546ef63c9cc60765923609b33a9a1974e96e52daf2fcf7075e2271"},
+        Vector{'\x03', "c2sp.org/XAES-256-GCM",
+               "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d"}}) {
+    const std::string key(32, v.key_byte);
+    const std::string nonce = "ABCDEFGHIJKLMNOPQRSTUVWX";
+    FixedNonce random(nonce);
+    auto sealed = XaesSeal(key, "XAES-256-GCM", v.aad, random);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    EXPECT_EQ(sealed->substr(0, kXaesNonceSize), nonce);
+    EXPECT_EQ(Hex(sealed->substr(kXaesNonceSize)), v.ciphertext);
+    auto opened = XaesOpen(key, *sealed, v.aad);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(*opened, "XAES-256-GCM");
+  }
+}
+
+TEST(Xaes, TamperedNonceCiphertextAadOrKeyIsDataLoss) {
+  OpenSslRandom random;
+  const std::string key(32, 'k');
+  const std::string sealed = *XaesSeal(key, "record", "aad", random);
+  ASSERT_EQ(sealed.size(), 6 + kXaesOverhead);
+  for (size_t at : {size_t{0}, size_t{13}, kXaesNonceSize, sealed.size() - 1}) {
+    std::string bad = sealed;
+    bad[at] ^= 1;  // the first nonce half changes the subkey, the second the GCM nonce
+    EXPECT_EQ(XaesOpen(key, bad, "aad").status().code(), absl::StatusCode::kDataLoss) << at;
+  }
+  EXPECT_EQ(XaesOpen(key, sealed, "other").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(XaesOpen(std::string(32, 'j'), sealed, "aad").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(XaesOpen(key, sealed.substr(0, kXaesOverhead - 1), "aad").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(XaesSeal("short", "x", "", random).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // RFC 8032 section 7.1, tests 1 and 2.
 struct Rfc8032Vector {
   const char* secret;
