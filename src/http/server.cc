@@ -126,7 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // route (and so its limit) is known: no limit here, the route's limit is set in OnHeader.
     parser_->body_limit(boost::none);
     SkipLeadingEmptyLines();
-    if (buffer_.size() > 0) return ReadRestOfHeader();
+    if (buffer_.size() > 0) return ParseBuffered();
     ArmTimer(server_.options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadBufferSlack),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -134,8 +134,28 @@ class Session : public std::enable_shared_from_this<Session> {
                               if (ec) return self->OnReadError(ec);
                               self->SkipLeadingEmptyLines();
                               if (self->buffer_.size() == 0) return self->ReadHeader();
-                              self->ReadRestOfHeader();
+                              self->ParseBuffered();
                             });
+  }
+
+  // Parses the head from what is buffered, without another read when it is all there (the
+  // usual case: one segment holds a whole GET). From the first byte on, the request timeout
+  // applies to the rest of the request.
+  void ParseBuffered() {
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_header_done()) {
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) return OnReadError(ec);
+      if (used == 0) break;
+    }
+    if (!parser_->is_header_done()) return ReadRestOfHeader();
+    if (!parser_->is_done()) ArmTimer(server_.options.request_timeout);  // a body to read
+    OnHeader({});
   }
 
   // RFC 9112 2.2: a server should ignore empty lines received before a request line (some
@@ -223,6 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    if (parser_->is_done()) return OnBody({});  // no body (or all of it was buffered)
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
