@@ -1,5 +1,8 @@
 // EventLog: private records, public entries, pseudonyms; and canonical JSON.
+#include <openssl/crypto.h>
+
 #include <algorithm>
+#include <mutex>
 
 #include "absl/strings/escaping.h"
 #include "base/errors.h"
@@ -71,9 +74,21 @@ absl::Status AppendCanonical(const json::value& v, std::string& out) {
   return absl::InternalError("unknown JSON kind");
 }
 
-std::string RecordAad(std::string_view tenant_id, uint64_t) {
+std::string RecordAad(std::string_view tenant_id) {
   return StrCat("custos event-record v1", std::string_view("\0", 1), tenant_id);
 }
+
+std::string RecordKeyAad(std::string_view tenant_id) {
+  return StrCat("custos record-key v1", std::string_view("\0", 1), tenant_id);
+}
+
+std::string RecordKeySetting(std::string_view tenant_id) {
+  return StrCat("record-key/", tenant_id);
+}
+
+// Marks a record sealed under the record key (XAES-256-GCM); records without it were sealed
+// under the KEK by KeyProvider::Wrap.
+constexpr std::string_view kRecordMagic = "cxr1";
 
 uint64_t ReadBigEndian(std::string_view s, size_t at, int bytes) {
   uint64_t v = 0;
@@ -97,6 +112,49 @@ EventLog::EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::Ke
       pseudonym_key_(std::move(pseudonym_key)),
       random_(random),
       clock_(clock) {}
+
+EventLog::~EventLog() {
+  std::lock_guard lock(record_keys_mu_);
+  for (auto& [tenant, key] : record_keys_) OPENSSL_cleanse(key.data(), key.size());
+}
+
+absl::StatusOr<std::string> EventLog::RecordKey(std::string_view tenant_id) {
+  {
+    std::shared_lock lock(record_keys_mu_);
+    if (auto it = record_keys_.find(tenant_id); it != record_keys_.end()) return it->second;
+  }
+  const std::string kek = crypto::TenantKeyId(tenant_id);
+  const std::string setting = RecordKeySetting(tenant_id);
+  auto stored = store_.GetSetting(setting);
+  if (absl::IsNotFound(stored.status())) {
+    std::string key = random_.Bytes(crypto::kAeadKeySize);
+    auto wrapped = keys_.Wrap(kek, key, RecordKeyAad(tenant_id));
+    OPENSSL_cleanse(key.data(), key.size());
+    if (!wrapped.ok()) return wrapped.status();
+    // Of instances racing to create it, one wins; the others adopt what it stored.
+    absl::Status s = store_.CompareAndSwapSetting(setting, std::nullopt, *wrapped);
+    if (!s.ok() && !absl::IsAborted(s)) return s;
+    stored = store_.GetSetting(setting);
+  }
+  if (!stored.ok()) return stored.status();
+  auto key = keys_.Unwrap(kek, *stored, RecordKeyAad(tenant_id));
+  if (!key.ok()) return key.status();
+  std::lock_guard lock(record_keys_mu_);
+  auto [it, inserted] = record_keys_.try_emplace(std::string(tenant_id), std::move(*key));
+  return it->second;
+}
+
+absl::StatusOr<std::string> EventLog::OpenRecord(std::string_view tenant_id,
+                                                 std::string_view sealed) {
+  if (sealed.starts_with(kRecordMagic)) {
+    auto key = RecordKey(tenant_id);
+    if (!key.ok()) return key.status();
+    auto record = crypto::XaesOpen(*key, sealed.substr(kRecordMagic.size()), RecordAad(tenant_id));
+    // A KEK-sealed record whose random nonce happens to start with the magic (2^-32) opens below.
+    if (record.ok() || !absl::IsDataLoss(record.status())) return record;
+  }
+  return keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed, RecordAad(tenant_id));
+}
 
 std::string EventLog::Pseudonym(std::string_view tenant_id) const {
   return absl::BytesToHexString(AbslView(crypto::HmacSha256(pseudonym_key_, tenant_id)));
@@ -127,13 +185,16 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
   PendingAppend append;
   append.entry = EntryFor(*canonical, event.kind, Pseudonym(event.tenant_id), ts);
   append.tenant_id = event.tenant_id;
-  auto sealed =
-      keys_.Wrap(crypto::TenantKeyId(event.tenant_id), *canonical, RecordAad(event.tenant_id, 0));
+  auto key = RecordKey(event.tenant_id);
+  if (!key.ok()) {
+    return absl::UnavailableError(StrCat("no record key: ", key.status().message()));
+  }
+  auto sealed = crypto::XaesSeal(*key, *canonical, RecordAad(event.tenant_id), random_);
   if (!sealed.ok()) {
     return absl::UnavailableError(
         StrCat("cannot seal the event record: ", sealed.status().message()));
   }
-  append.sealed_record = std::move(*sealed);
+  append.sealed_record = StrCat(kRecordMagic, *sealed);
   return std::make_pair(std::move(append), *std::move(canonical));
 }
 
@@ -144,7 +205,7 @@ void EventLog::RecordOutcomesOfRefusedEntries() {
                         {"of", r.index},
                         {"outcome", ErrorCodeOf(absl::UnavailableError(""))}};
     RecordAsync({"outcome", std::move(r.tenant_id), std::move(fields)},
-                [of = r.index](absl::StatusOr<LoggedEvent> logged) {
+                [of = r.index](const absl::StatusOr<LoggedEvent>& logged) {
                   if (!logged.ok()) {
                     spdlog::error("outcome of refused entry {} not recorded: {}", of,
                                   logged.status().ToString());
@@ -193,8 +254,7 @@ absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id
         std::string_view sealed(d.data() + at, len);
         at += len;
         if (index < f.start_index) continue;
-        auto record =
-            keys_.Unwrap(crypto::TenantKeyId(tenant_id), sealed, RecordAad(tenant_id, index));
+        auto record = OpenRecord(tenant_id, sealed);
         if (!record.ok()) return record.status();
         boost::system::error_code ec;
         // Records written before their strings were made UTF-8 may hold other bytes.

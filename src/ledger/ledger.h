@@ -22,8 +22,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -167,11 +170,17 @@ struct AccessLogPage {
   std::optional<uint64_t> next_index;  // index to resume at, if more may follow
 };
 
+// Records are sealed under a per-tenant record key with XAES-256-GCM (192-bit random nonces),
+// not under the tenant's KEK with AES-256-GCM: a record is sealed per access — and anyone with a
+// token can make refused accesses on a tenant — so a KEK sealing them directly would pass
+// AES-GCM's 2^32 random-nonce bound; XAES-256-GCM allows 2^80 under one key. The record key is
+// stored wrapped under the KEK, so destroying the KEK still shreds the records.
 class EventLog {
  public:
   // `pseudonym_key` is the server's 32-byte HMAC key for tenant pseudonyms.
   EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::KeyProvider& keys,
            std::string pseudonym_key, Random& random, const Clock& clock);
+  ~EventLog();  // wipes the record keys it holds
 
   // Records `event` durably in the ledger before the caller acts on it. Record and RecordAsync
   // first record an `outcome` event ("unavailable", actor "system", "of" its index) for each
@@ -198,6 +207,12 @@ class EventLog {
   // The entry and sealed record of `event`, and the record's canonical JSON.
   absl::StatusOr<std::pair<PendingAppend, std::string>> Prepare(const Event& event);
   void RecordOutcomesOfRefusedEntries();
+  // The tenant's record key, created (stored wrapped under its KEK) by the first instance that
+  // needs it; cached once unwrapped.
+  absl::StatusOr<std::string> RecordKey(std::string_view tenant_id);
+  // A stored record, opened: XAES-256-GCM under the record key, or (written before record keys
+  // existed) AES-256-GCM under the KEK itself.
+  absl::StatusOr<std::string> OpenRecord(std::string_view tenant_id, std::string_view sealed);
 
   EntryAppender& ledger_;
   store::ControlStore& store_;
@@ -205,6 +220,8 @@ class EventLog {
   std::string pseudonym_key_;
   Random& random_;
   const Clock& clock_;
+  std::shared_mutex record_keys_mu_;
+  std::map<std::string, std::string, std::less<>> record_keys_;  // guarded by record_keys_mu_
 };
 
 }  // namespace custos::ledger

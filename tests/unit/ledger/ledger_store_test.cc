@@ -260,6 +260,48 @@ TEST_F(LedgerStoreTest, EntriesWrittenAfterTheirCallersWereRefusedGetAnOutcomeEv
   EXPECT_TRUE(ledger->TakeRecordedAfterRefusal().empty());  // recorded once
 }
 
+// Records are sealed with XAES-256-GCM under the tenant's record key, stored once wrapped under
+// its KEK and adopted by every other EventLog on the store; records sealed under the KEK itself
+// (before record keys) still open; with the KEK destroyed, none does.
+TEST_F(LedgerStoreTest, RecordsAreSealedUnderARecordKeyThatTheKekWraps) {
+  auto keys =
+      *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'), random_);
+  const std::string kek = crypto::TenantKeyId("a");
+  ASSERT_TRUE(keys->CreateKey(kek).ok());
+  const Event read{"data.read", "a", {{"actor", "x"}, {"role", "r"}}};
+  // A record as written before record keys: AES-256-GCM under the KEK, no magic.
+  const std::string old_record = R"({"kind":"data.read","tenant":"a","ts":1,"v":1})";
+  auto old_sealed = keys->Wrap(kek, old_record, std::string("custos event-record v1\0a", 24));
+  ASSERT_TRUE(old_sealed.ok());
+  ASSERT_EQ(*ledger_->Append({"old entry", "a", *old_sealed}), 0u);
+  {
+    EventLog events(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
+    ASSERT_TRUE(events.Record(read).ok());
+  }
+  auto wrapped = store_->GetSetting("record-key/a");
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  // Another EventLog (another instance, or after a restart) adopts the stored key.
+  EventLog events(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
+  ASSERT_TRUE(events.Record(read).ok());
+  EXPECT_EQ(*store_->GetSetting("record-key/a"), *wrapped);
+  auto groups = store_->ReadRecordGroups("a", 0, 10);
+  ASSERT_TRUE(groups.ok());
+  size_t magic = 0;
+  for (const auto& g : *groups) magic += g.data.find("cxr1") != std::string::npos ? 1 : 0;
+  EXPECT_EQ(magic, 2u);
+  auto page = events.ReadTenantLog("a", {});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events[0].record, old_record);
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_NE(page->events[i].record.find("\"actor\":\"x\""), std::string::npos);
+  }
+  // Crypto-shredding: without the KEK no EventLog can open the record key, so no record opens.
+  ASSERT_TRUE(keys->DestroyKey(kek).ok());
+  EventLog after(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
+  EXPECT_FALSE(after.ReadTenantLog("a", {}).ok());
+}
+
 // Runs `sql` on the control store's file from another connection: what someone with write
 // access to the database (not the server) can do.
 void Tamper(const std::string& path, const std::string& sql) {
