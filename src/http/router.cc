@@ -120,7 +120,7 @@ absl::StatusOr<Router::Match> Router::Find(std::string_view method, std::string_
     // RFC 9110 9.3.2: HEAD is GET without the content (the server drops the body).
     if (r.method != method && !(method == "HEAD" && r.method == "GET")) {
       allowed.push_back(r.method);
-      if (r.method == "GET") allowed.push_back("HEAD");
+      if (r.method == "GET") allowed.emplace_back("HEAD");
       continue;
     }
     Match m{&r.handler, r.options, r.pattern, {}};
