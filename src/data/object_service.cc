@@ -9,6 +9,7 @@
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "data/internal/cell_writer.h"
+#include "spdlog/spdlog.h"
 
 namespace custos::data {
 namespace {
@@ -177,11 +178,18 @@ struct ObjectService::Impl {
     auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), stored.wrapped,
                                    DekAad(t.tenant_id, version));
     if (!dek.ok()) return dek.status();
-    if (auto s = StoreInReplica(t, stored); !s.ok()) return s;
+    absl::Status replicated = StoreInReplica(t, stored);
+    if (!replicated.ok() && !absl::IsDataLoss(replicated)) return replicated;
     k.keys[version] = std::move(*dek);
     k.current = version;
     k.seals = stored.seals;
     k.current_everywhere = true;
+    if (!replicated.ok()) {
+      // The cells hold different keys under this version (left by a rotation of an earlier
+      // release that failed half-way): seal nothing under it; the caller moves on.
+      spdlog::error("tenant {}: {}; rotating past it", t.tenant_id, replicated.message());
+      k.seals = options.max_seals_per_dek;
+    }
     return absl::OkStatus();
   }
 
@@ -195,7 +203,11 @@ struct ObjectService::Impl {
     if (!absl::IsAlreadyExists(s)) return s;
     auto copy = StoredDataKey(**replica, t.tenant_id, stored.version);
     if (!copy.ok()) return copy.status();
-    if (!copy->has_value() || (*copy)->wrapped != stored.wrapped) {
+    if (!copy->has_value()) {  // refused, not there: a failure like any other, retried later
+      return absl::UnavailableError(StrCat("the replica cell refused data key version ",
+                                           stored.version, " of tenant ", t.tenant_id));
+    }
+    if ((*copy)->wrapped != stored.wrapped) {
       return absl::DataLossError(StrCat("the cells of tenant ", t.tenant_id,
                                         " hold different data keys for version ", stored.version));
     }
@@ -211,16 +223,29 @@ struct ObjectService::Impl {
     // already, with that version's stored seal count, else creates it. (The stored count covers
     // every instance's committed seals; each instance moves on when its own count reaches the
     // limit, so N instances seal at most N x the limit under one key.)
-    while (k.current == 0 || k.seals >= options.max_seals_per_dek) {
-      if (auto s = RotateKey(t, k); !s.ok()) return s;
-    }
-    if (!k.current_everywhere) {  // loaded from the cells: maybe from a half-done rotation
+    // Bounded: each rotation stores a key, and a store that misbehaves must not make this spin.
+    for (int rotations = 0;; ++rotations) {
+      if (rotations > 8) return absl::UnavailableError("data key rotation did not settle");
+      while (k.current == 0 || k.seals >= options.max_seals_per_dek) {
+        if (++rotations > 8) return absl::UnavailableError("data key rotation did not settle");
+        if (auto s = RotateKey(t, k); !s.ok()) return s;
+      }
+      if (k.current_everywhere) break;
+      // Loaded from the cells: maybe from a half-done rotation.
       auto home = Cell(t.home_region);
       if (!home.ok()) return home.status();
       auto stored = StoredDataKey(**home, t.tenant_id, k.current);
       if (!stored.ok()) return stored.status();
       if (!stored->has_value()) return absl::UnavailableError("home cell lacks the current key");
-      if (auto s = StoreInReplica(t, **stored); !s.ok()) return s;
+      absl::Status s = StoreInReplica(t, **stored);
+      if (absl::IsDataLoss(s)) {
+        // The cells hold different keys under this version (left by a rotation of an earlier
+        // release that failed half-way): seal nothing more under it, move on to a new one.
+        spdlog::error("tenant {}: {}; rotating past it", t.tenant_id, s.message());
+        k.seals = options.max_seals_per_dek;
+        continue;
+      }
+      if (!s.ok()) return s;
       k.current_everywhere = true;
     }
     ++k.seals;

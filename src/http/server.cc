@@ -84,6 +84,9 @@ std::string_view MethodLabel(std::string_view method) {
 // A header's status line, chunk header lines with their extensions, and trailers all pass
 // through the read buffer; its cap bounds what one connection can make the server hold.
 constexpr size_t kReadBufferSlack = 64 * 1024;
+// The first read of a request, and the most a connection waiting for one keeps allocated: the
+// cap above bounds the buffer, it must not be what every idle connection costs.
+constexpr size_t kFirstReadBytes = 4 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -120,6 +123,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_.draining.load()) return Close();
     method_.clear();  // a head that fails to parse is counted without the previous method
     head_ = false;
+    head_bytes_ = 0;
+    head_timed_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     // Beast checks Content-Length against the body limit while parsing the head, before the
@@ -127,8 +132,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(boost::none);
     SkipLeadingEmptyLines();
     if (buffer_.size() > 0) return ParseBuffered();
+    if (buffer_.capacity() > kFirstReadBytes) buffer_.shrink_to_fit();  // empty: frees it
     ArmTimer(server_.options.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadBufferSlack),
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->buffer_.commit(n);
                               if (ec) return self->OnReadError(ec);
@@ -138,14 +144,15 @@ class Session : public std::enable_shared_from_this<Session> {
                             });
   }
 
-  // Parses the head from what is buffered, without another read when it is all there (the
-  // usual case: one segment holds a whole GET). From the first byte on, the request timeout
-  // applies to the rest of the request.
+  // Parses the head from what is buffered, reading on until it is complete; without another
+  // read when it is all there (the usual case: one segment holds a whole GET). From the first
+  // byte on, the request timeout applies to the rest of the request.
   void ParseBuffered() {
     beast::error_code ec;
     while (buffer_.size() > 0 && !parser_->is_header_done()) {
       const size_t used = parser_->put(buffer_.data(), ec);
       buffer_.consume(used);
+      head_bytes_ += used;
       if (ec == bhttp::error::need_more) {
         ec = {};
         break;
@@ -153,9 +160,25 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return OnReadError(ec);
       if (used == 0) break;
     }
-    if (!parser_->is_header_done()) return ReadRestOfHeader();
-    if (!parser_->is_done()) ArmTimer(server_.options.request_timeout);  // a body to read
-    OnHeader({});
+    if (parser_->is_header_done()) {
+      if (!parser_->is_done()) ArmTimer(server_.options.request_timeout);  // a body to read
+      return OnHeader({});
+    }
+    // Beast holds its header limit against what one put() is offered, and a head that arrives
+    // in pieces is parsed (and consumed) a field at a time: the limit is kept here.
+    if (head_bytes_ + buffer_.size() >= server_.options.max_header_bytes) {
+      return OnReadError(bhttp::error::header_limit);
+    }
+    if (!head_timed_) {
+      ArmTimer(server_.options.request_timeout);
+      head_timed_ = true;
+    }
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->OnReadError(ec);
+                              self->ParseBuffered();
+                            });
   }
 
   // RFC 9112 2.2: a server should ignore empty lines received before a request line (some
@@ -171,13 +194,6 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
     }
-  }
-
-  void ReadRestOfHeader() {
-    ArmTimer(server_.options.request_timeout);
-    bhttp::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   // RFC 9112 checks that Beast leaves to the server; kInvalidArgument names the problem.
@@ -446,7 +462,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string method_, target_, path_;
   absl::StatusOr<Router::Match> match_ = absl::NotFoundError("unset");
   bool keep_alive_ = true;
-  bool head_ = false;  // answering HEAD: the head of the GET answer only
+  bool head_ = false;        // answering HEAD: the head of the GET answer only
+  size_t head_bytes_ = 0;    // of the head being read, parsed so far
+  bool head_timed_ = false;  // the request timeout is armed for the head being read
   bool timed_out_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -199,17 +200,31 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
 }
 
 void EventLog::RecordOutcomesOfRefusedEntries() {
+  // Recording an outcome records an event, which would come back here: once per call chain.
+  thread_local bool recording = false;
+  if (recording) return;
+  recording = true;
+  absl::Cleanup done = [] { recording = false; };
   for (RecordedAfterRefusal& r : ledger_.TakeRecordedAfterRefusal()) {
+    constexpr int kMaxAttempts = 3;
+    if (++r.attempts > kMaxAttempts) {
+      spdlog::error("outcome of refused entry {} not recorded after {} attempts; giving up",
+                    r.index, kMaxAttempts);
+      continue;
+    }
     json::object fields{{"actor", "system"},
                         {"role", "system"},
                         {"of", r.index},
                         {"outcome", ErrorCodeOf(absl::UnavailableError(""))}};
-    RecordAsync({"outcome", std::move(r.tenant_id), std::move(fields)},
-                [of = r.index](const absl::StatusOr<LoggedEvent>& logged) {
-                  if (!logged.ok()) {
-                    spdlog::error("outcome of refused entry {} not recorded: {}", of,
-                                  logged.status().ToString());
-                  }
+    const std::string tenant = r.tenant_id;
+    // Not recorded (the store failing again): given back, for the next event to try. The
+    // callback holds the appender, not this EventLog: the appender's own threads run it.
+    RecordAsync({"outcome", tenant, std::move(fields)},
+                [&appender = ledger_, r = std::move(r)](const absl::StatusOr<LoggedEvent>& logged) {
+                  if (logged.ok()) return;
+                  spdlog::error("outcome of refused entry {} not recorded yet: {}", r.index,
+                                logged.status().ToString());
+                  appender.PutBackRecordedAfterRefusal(r);
                 });
   }
 }

@@ -299,20 +299,37 @@ struct Ledger::Impl {
     std::optional<uint64_t> first;
     absl::Status s = store.SequenceLedgerBatch(
         [&](const store::LedgerState& state) -> absl::StatusOr<store::LedgerBatch> {
-          first = state.size;
-          return BuildBatch(state, batch, leaves);
+          first.reset();
+          auto built = BuildBatch(state, batch, leaves);
+          if (built.ok()) first = state.size;  // only a built batch can have been written
+          return built;
         });
     if (!s.ok()) {
-      if (first && store::MayHaveApplied(s)) {
-        UncertainBatch u{*first, std::move(leaves), {}};
-        for (const Waiter& w : batch) u.tenants.push_back(w.append.tenant_id);
-        uncertain.push_back(std::move(u));
-      }
+      if (first && store::MayHaveApplied(s)) RememberUncertain(*first, batch, std::move(leaves));
       return s;
     }
     Raise(committed_size, *first + batch.size());
     if (!uncertain.empty()) SettleUncertain(*first, /*final=*/true);
     return *first;
+  }
+
+  // Remembers a batch that may have been written although its commit failed. Bounded: in a long
+  // outage every failed batch would be remembered, so past kMaxUncertainBatches the oldest is
+  // dropped, logged as unsettled.
+  static constexpr size_t kMaxUncertainBatches = 256;
+  void RememberUncertain(uint64_t first, const std::vector<Waiter>& batch,
+                         std::vector<std::string> leaves) {
+    if (uncertain.size() >= kMaxUncertainBatches) {
+      const UncertainBatch& oldest = uncertain.front();
+      spdlog::error(
+          "ledger: too many uncertain batches; entries {}..{} stay unsettled: they may "
+          "be in the log although their callers were told they were not recorded",
+          oldest.first, oldest.first + oldest.leaves.size() - 1);
+      uncertain.erase(uncertain.begin());
+    }
+    UncertainBatch u{first, std::move(leaves), {}};
+    for (const Waiter& w : batch) u.tenants.push_back(w.append.tenant_id);
+    uncertain.push_back(std::move(u));
   }
 
   // Settles the uncertain batches against a stored log of `size` entries. A batch is in the log
@@ -490,6 +507,13 @@ struct Ledger::Impl {
           "although their callers were told they were not recorded",
           u.first, u.first + u.leaves.size() - 1);
     }
+    std::lock_guard lock(found_mu);
+    for (const RecordedAfterRefusal& r : found) {
+      spdlog::error(
+          "ledger: stopping before the outcome of entry {} (committed after its caller "
+          "was told it was not recorded) was recorded",
+          r.index);
+    }
   }
 
   // Tiles read for one proof, each fetched once.
@@ -554,6 +578,12 @@ Ledger::~Ledger() {
   impl_->cv.notify_all();
   impl_->sequencer.join();
   impl_->answer_threads.reset();  // runs the last callbacks
+}
+
+void Ledger::PutBackRecordedAfterRefusal(const RecordedAfterRefusal& entry) {
+  std::lock_guard lock(impl_->found_mu);
+  impl_->found.push_back(entry);
+  impl_->any_found.store(true);
 }
 
 std::vector<RecordedAfterRefusal> Ledger::TakeRecordedAfterRefusal() {

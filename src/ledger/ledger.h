@@ -74,6 +74,7 @@ using AppendCallback = absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>;
 struct RecordedAfterRefusal {
   uint64_t index = 0;
   std::string tenant_id;
+  int attempts = 0;  // to record its outcome (EventLog gives up after a few)
 };
 
 // Where EventLog puts its entries: the Ledger. The seam exists so that the benchmark binary
@@ -88,6 +89,8 @@ class EntryAppender {
   virtual void AppendAsync(PendingAppend append, AppendCallback done) = 0;
   // The refused appends found in the log since the last call (cheap when there are none).
   virtual std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() { return {}; }
+  // Gives one back whose outcome could not be recorded, to be taken again.
+  virtual void PutBackRecordedAfterRefusal(const RecordedAfterRefusal& /*entry*/) {}
 };
 
 class Ledger final : public EntryAppender {
@@ -109,6 +112,7 @@ class Ledger final : public EntryAppender {
   // of the log settles whether it was written (this instance's next batch, or the log growing
   // past it), the entries found are returned here. Unsettled ones are logged at shutdown.
   std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() override;
+  void PutBackRecordedAfterRefusal(const RecordedAfterRefusal& entry) override;
 
   // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
   absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();

@@ -108,7 +108,9 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   const std::string kek = crypto::TenantKeyId(t.id);
   if (auto s = keys_.CreateKey(kek); !s.ok()) return s;
   auto undo_key = [&](absl::Status s) {
-    (void)keys_.DestroyKey(kek);  // nothing was sealed under it yet
+    // No tenant exists to read what was sealed under it (its name, its record key and records, a
+    // first data key); those rows stay behind, unreadable: crypto-shredded.
+    (void)keys_.DestroyKey(kek);
     return s;
   };
   auto sealed_name = keys_.Wrap(kek, t.name, NameAad(t.id));
@@ -124,8 +126,7 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   auto logged = events_.Record({"tenant.create", t.id, std::move(fields)});
   if (!logged.ok()) return undo_key(logged.status());
   // The log now says the tenant was created: a failure from here on is recorded as its outcome
-  // (sealed under the KEK before it is destroyed; the public entry pair shows it anyway).
-  // A data key already stored in the home cell stays there, sealed under the destroyed KEK.
+  // (sealed before the KEK is destroyed; the public entry pair shows it anyway).
   auto failed = [&](absl::Status s) {
     boost::json::object outcome{{"actor", actor_id},
                                 {"role", actor_role},

@@ -241,6 +241,30 @@ TEST_F(ObjectServiceTest, ARotationThatFailedOnTheReplicaIsFinishedWithTheSameKe
   }
 }
 
+// Cells left holding different keys under one version (by an earlier release's half-done
+// rotation): writes go on under a new version instead of failing forever.
+TEST_F(ObjectServiceTest, AVersionTheCellsDisagreeOnIsRotatedPast) {
+  const std::string aad(
+      "custos dek v1\0t1\0"
+      "1",
+      18);
+  for (const char* region : {"home", "replica"}) {
+    auto wrapped = keys_->Wrap(crypto::TenantKeyId("t1"), random_.Bytes(32), aad);
+    ASSERT_TRUE(wrapped.ok());
+    ASSERT_TRUE(cells_[region]->PutDataKey({"t1", 1, *wrapped, 0, 0}).ok());
+  }
+  auto put = service_->Put(tenant_, "after", "bytes", "");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(cells_["home"]->GetObject("t1", "after")->dek_version, 2);
+  Open({});
+  EXPECT_EQ(service_->Get(tenant_, "after")->bytes, "bytes");
+  auto home = *cells_["home"]->ListDataKeys("t1");
+  auto replica = *cells_["replica"]->ListDataKeys("t1");
+  ASSERT_EQ(home.size(), 2u);
+  ASSERT_EQ(replica.size(), 2u);
+  EXPECT_EQ(home[1].wrapped, replica[1].wrapped);
+}
+
 // Two instances over the same cells: the one that reaches the seal limit second adopts the key
 // the first stored, instead of sealing under a key of its own that no cell holds.
 TEST_F(ObjectServiceTest, TwoInstancesRotateToOneKey) {
