@@ -10,6 +10,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
+#include "base/files.h"
 #include "base/strings.h"
 #include "cli/cli.h"
 #include "cli/internal/app.h"
@@ -31,12 +32,7 @@ absl::Status WriteSecretFile(const std::string& path, std::string_view content) 
       ::fsync(fd) != 0) {
     return absl::UnavailableError(StrCat("cannot write ", path));
   }
-  const std::string dir = fs::path(path).parent_path().string();
-  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return absl::UnavailableError(StrCat("cannot open ", dir));
-  absl::Cleanup close_dir = [dir_fd] { ::close(dir_fd); };
-  if (::fsync(dir_fd) != 0) return absl::UnavailableError(StrCat("cannot sync ", dir));
-  return absl::OkStatus();
+  return SyncDirectoryOf(path);
 }
 
 // What init can check before it creates anything, so that a mistake in the options does not

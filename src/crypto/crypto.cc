@@ -103,24 +103,30 @@ std::string Sha256(std::string_view a, std::string_view b, std::string_view c) {
 
 std::string Sha256Hex(std::string_view data) { return absl::BytesToHexString(Sha256(data)); }
 
-// HMAC-SHA-256 with the MAC fetched once per process and one context per thread (SHA-256 set on
-// it once), keyed anew on each call: HMAC() fetches the MAC and the digest and allocates a
-// context on every call, and it runs on every data request (the tenant's ledger pseudonym). A
-// context keeps its last key until its thread next uses it, like the AES contexts above.
+namespace {
+
+// A context of MAC `name` with its one parameter set (HMAC's digest, CMAC's cipher), for a
+// thread to key anew on each call (made once per thread).
+EvpMacCtx NewMacContext(const char* name, const char* param, const char* value) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, name, nullptr);
+  if (mac == nullptr) Die("EVP_MAC_fetch");
+  EvpMacCtx c(EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
+  EVP_MAC_free(mac);  // the context holds its own reference
+  std::string v(value);
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(param, v.data(), 0),
+                               OSSL_PARAM_construct_end()};
+  if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1) Die("EVP_MAC_CTX_set_params");
+  return c;
+}
+
+}  // namespace
+
+// HMAC-SHA-256 with one context per thread (SHA-256 set on it once), keyed anew on each call:
+// HMAC() fetches the MAC and the digest and allocates a context on every call, and it runs on
+// every data request (the tenant's ledger pseudonym). A context keeps its last key until its
+// thread next uses it, like the AES contexts above.
 std::string HmacSha256(std::string_view key, std::string_view data) {
-  static EVP_MAC* const mac = [] {
-    EVP_MAC* m = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    if (m == nullptr) Die("EVP_MAC_fetch");
-    return m;
-  }();
-  thread_local EvpMacCtx ctx = [] {
-    EvpMacCtx c(EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
-    char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 OSSL_PARAM_construct_end()};
-    if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1) Die("EVP_MAC_CTX_set_params");
-    return c;
-  }();
+  thread_local EvpMacCtx ctx = NewMacContext("HMAC", OSSL_MAC_PARAM_DIGEST, "SHA256");
   // A null key would mean "keep the previous key" to EVP_MAC_init: point at a real byte, so an
   // empty key is simply the empty key.
   static constexpr unsigned char kEmpty = 0;
@@ -221,19 +227,7 @@ absl::StatusOr<std::string> GcmOpen(std::string_view key, std::string_view nonce
 // L — two single-block CMACs (OpenSSL 3.0's KBKDF fixes its counter at 32 bits, so CMAC is
 // called directly). One CMAC context per thread, keyed anew on each call.
 std::string XaesSubkey(std::string_view key, std::string_view context) {
-  static EVP_MAC* const mac = [] {
-    EVP_MAC* m = EVP_MAC_fetch(nullptr, "CMAC", nullptr);
-    if (m == nullptr) Die("EVP_MAC_fetch CMAC");
-    return m;
-  }();
-  thread_local EvpMacCtx ctx = [] {
-    EvpMacCtx c(EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
-    char cipher[] = "AES-256-CBC";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
-                                 OSSL_PARAM_construct_end()};
-    if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1) Die("EVP_MAC_CTX_set_params CMAC");
-    return c;
-  }();
+  thread_local EvpMacCtx ctx = NewMacContext("CMAC", OSSL_MAC_PARAM_CIPHER, "AES-256-CBC");
   std::string out(kAeadKeySize, '\0');
   for (unsigned char i = 1; i <= 2; ++i) {
     unsigned char block[16] = {0x00, i, 'X', 0x00};

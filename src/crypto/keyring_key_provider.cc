@@ -34,6 +34,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/files.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/key_provider.h"
@@ -189,15 +190,6 @@ absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
     if (n < 0) return IoError("cannot write", path);
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return absl::OkStatus();
-}
-
-absl::Status SyncDirectoryOf(const std::string& path) {
-  const std::string parent = std::filesystem::path(path).parent_path().string();
-  const std::string dir = parent.empty() ? std::string(".") : parent;
-  ScopedFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return IoError("cannot open directory", dir);
-  if (::fsync(fd.get()) != 0) return IoError("cannot fsync directory", dir);
   return absl::OkStatus();
 }
 

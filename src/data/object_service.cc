@@ -174,19 +174,24 @@ struct ObjectService::Impl {
         *record = std::move(mine);
       }
     }
-    const store::DataKeyRecord& stored = **record;
-    auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), stored.wrapped,
+    auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), (*record)->wrapped,
                                    DekAad(t.tenant_id, version));
     if (!dek.ok()) return dek.status();
+    return MakeCurrent(t, k, **record, *std::move(dek));
+  }
+
+  // Makes the home cell's record `stored` (its key unwrapped: `dek`) the current key once the
+  // replica holds it too. A version the cells disagree on (left by a rotation of an earlier
+  // release that failed half-way) becomes current used up, so that the caller moves past it.
+  absl::Status MakeCurrent(const TenantCells& t, TenantKeys& k, const store::DataKeyRecord& stored,
+                           std::string dek) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
     absl::Status replicated = StoreInReplica(t, stored);
     if (!replicated.ok() && !absl::IsDataLoss(replicated)) return replicated;
-    k.keys[version] = std::move(*dek);
-    k.current = version;
+    k.keys[stored.version] = std::move(dek);
+    k.current = stored.version;
     k.seals = stored.seals;
     k.current_everywhere = true;
     if (!replicated.ok()) {
-      // The cells hold different keys under this version (left by a rotation of an earlier
-      // release that failed half-way): seal nothing under it; the caller moves on.
       spdlog::error("tenant {}: {}; rotating past it", t.tenant_id, replicated.message());
       k.seals = options.max_seals_per_dek;
     }
@@ -214,6 +219,18 @@ struct ObjectService::Impl {
     return absl::OkStatus();
   }
 
+  // The current key was loaded from the cells, maybe from a half-done rotation: makes sure the
+  // replica holds it (MakeCurrent).
+  absl::Status ConfirmCurrentEverywhere(const TenantCells& t, TenantKeys& k)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+    auto home = Cell(t.home_region);
+    if (!home.ok()) return home.status();
+    auto stored = StoredDataKey(**home, t.tenant_id, k.current);
+    if (!stored.ok()) return stored.status();
+    if (!stored->has_value()) return absl::UnavailableError("home cell lacks the current key");
+    return MakeCurrent(t, k, **stored, k.keys[k.current]);
+  }
+
   // Returns (version, key) to seal one more object with, rotating when the DEK is used up.
   absl::StatusOr<std::pair<int64_t, std::string>> SealingKey(const TenantCells& t) {
     TenantKeys& k = KeysOf(t.tenant_id);
@@ -223,30 +240,16 @@ struct ObjectService::Impl {
     // already, with that version's stored seal count, else creates it. (The stored count covers
     // every instance's committed seals; each instance moves on when its own count reaches the
     // limit, so N instances seal at most N x the limit under one key.)
-    // Bounded: each rotation stores a key, and a store that misbehaves must not make this spin.
-    for (int rotations = 0;; ++rotations) {
-      if (rotations > 8) return absl::UnavailableError("data key rotation did not settle");
-      while (k.current == 0 || k.seals >= options.max_seals_per_dek) {
-        if (++rotations > 8) return absl::UnavailableError("data key rotation did not settle");
-        if (auto s = RotateKey(t, k); !s.ok()) return s;
+    // Bounded: each step stores a key, and a store that misbehaves must not make this spin.
+    for (int steps = 0;
+         k.current == 0 || k.seals >= options.max_seals_per_dek || !k.current_everywhere; ++steps) {
+      if (steps == 8) return absl::UnavailableError("data key rotation did not settle");
+      if (auto s = k.current == 0 || k.seals >= options.max_seals_per_dek
+                       ? RotateKey(t, k)
+                       : ConfirmCurrentEverywhere(t, k);
+          !s.ok()) {
+        return s;
       }
-      if (k.current_everywhere) break;
-      // Loaded from the cells: maybe from a half-done rotation.
-      auto home = Cell(t.home_region);
-      if (!home.ok()) return home.status();
-      auto stored = StoredDataKey(**home, t.tenant_id, k.current);
-      if (!stored.ok()) return stored.status();
-      if (!stored->has_value()) return absl::UnavailableError("home cell lacks the current key");
-      absl::Status s = StoreInReplica(t, **stored);
-      if (absl::IsDataLoss(s)) {
-        // The cells hold different keys under this version (left by a rotation of an earlier
-        // release that failed half-way): seal nothing more under it, move on to a new one.
-        spdlog::error("tenant {}: {}; rotating past it", t.tenant_id, s.message());
-        k.seals = options.max_seals_per_dek;
-        continue;
-      }
-      if (!s.ok()) return s;
-      k.current_everywhere = true;
     }
     ++k.seals;
     return std::make_pair(k.current, k.keys[k.current]);

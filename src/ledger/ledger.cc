@@ -313,6 +313,13 @@ struct Ledger::Impl {
     return *first;
   }
 
+  static void LogUnsettled(const UncertainBatch& u, std::string_view why) {
+    spdlog::error(
+        "ledger: {}: entries {}..{} stay unsettled: they may be in the log although their "
+        "callers were told they were not recorded",
+        why, u.first, u.first + u.leaves.size() - 1);
+  }
+
   // Remembers a batch that may have been written although its commit failed. Bounded: in a long
   // outage every failed batch would be remembered, so past kMaxUncertainBatches the oldest is
   // dropped, logged as unsettled.
@@ -320,11 +327,7 @@ struct Ledger::Impl {
   void RememberUncertain(uint64_t first, const std::vector<Waiter>& batch,
                          std::vector<std::string> leaves) {
     if (uncertain.size() >= kMaxUncertainBatches) {
-      const UncertainBatch& oldest = uncertain.front();
-      spdlog::error(
-          "ledger: too many uncertain batches; entries {}..{} stay unsettled: they may "
-          "be in the log although their callers were told they were not recorded",
-          oldest.first, oldest.first + oldest.leaves.size() - 1);
+      LogUnsettled(uncertain.front(), "too many uncertain batches");
       uncertain.erase(uncertain.begin());
     }
     UncertainBatch u{first, std::move(leaves), {}};
@@ -501,12 +504,7 @@ struct Ledger::Impl {
     if (auto state = store.LoadLedgerState(); state.ok() && !uncertain.empty()) {
       SettleUncertain(state->size, /*final=*/false);
     }
-    for (const UncertainBatch& u : uncertain) {
-      spdlog::error(
-          "ledger: stopping with entries {}..{} unsettled: they may be in the log "
-          "although their callers were told they were not recorded",
-          u.first, u.first + u.leaves.size() - 1);
-    }
+    for (const UncertainBatch& u : uncertain) LogUnsettled(u, "stopping");
     std::lock_guard lock(found_mu);
     for (const RecordedAfterRefusal& r : found) {
       spdlog::error(

@@ -1,4 +1,5 @@
 #include "cli/internal/checkpoint_state.h"
+#include "base/files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -120,13 +121,7 @@ absl::Status SaveCheckpoint(const std::string& path, std::string_view note) {
   const std::string tmp = StrCat(path, ".tmp");
   if (auto s = WriteAndSync(tmp, note); !s.ok()) return s;
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("replace", path);
-  fs::path dir = fs::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open the folder of", path);
-  absl::Cleanup close_fd = [fd] { ::close(fd); };
-  if (::fsync(fd) != 0) return Errno("sync the folder of", path);
-  return absl::OkStatus();
+  return SyncDirectoryOf(path);
 }
 
 }  // namespace custos::cli::internal
