@@ -87,6 +87,10 @@ constexpr size_t kReadBufferSlack = 64 * 1024;
 // The first read of a request, and the most a connection waiting for one keeps allocated: the
 // cap above bounds the buffer, it must not be what every idle connection costs.
 constexpr size_t kFirstReadBytes = 4 * 1024;
+// How long a connection closed by the server may still be read from and discarded (see
+// LingeringClose). Apache lingers 2 s, nginx up to 30 s; a client sending a body the server
+// refused at a few MB/s has sent 16 MiB (the default object limit) well within this.
+constexpr absl::Duration kLingerTime = absl::Seconds(5);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -441,8 +445,32 @@ class Session : public std::enable_shared_from_this<Session> {
     serializer_.reset();
     timer_.cancel();
     server_.in_flight.fetch_sub(1);
-    if (ec || !keep_alive_) return Close();
+    if (ec) return Close();
+    if (!keep_alive_) return LingeringClose();
     ReadHeader();
+  }
+
+  // Closes a connection the client may still be sending on (an error answered before the body
+  // was read, say a 413 on the Content-Length). Closing a socket with unread data makes the
+  // kernel reset the connection, and a reset destroys the answer in the client's receive
+  // buffer if it has not read it yet (RFC 9112 9.6) -- and a client that sends its whole
+  // request before reading has not. So the sending side is shut (the client sees the answer
+  // end), then what it still sends is read and thrown away until it closes, for at most
+  // kLingerTime.
+  void LingeringClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    buffer_.clear();
+    ArmTimer(kLingerTime);
+    Discard();
+  }
+
+  void Discard() {
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();  // closed, or the time is up
+                              self->Discard();
+                            });
   }
 
   void Close() {

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, assert_error, key_path, raw_request, read_http_response
+from conftest import (Server, assert_error, key_path, raw_request, read_http_response,
+                      wait_for_close)
 
 
 def read_head(sock: socket.socket, deadline: float) -> tuple[int, dict[str, str], bytes]:
@@ -237,3 +238,24 @@ def test_out_of_file_descriptors_pauses_accepts_instead_of_spinning(tmp_path: Pa
     finally:
         assert s.stop() == 0
 
+
+
+def test_an_error_before_the_body_reaches_a_client_still_sending_it(server_factory):
+    """A client that sends its whole request before reading (Python's http.client, most
+    libraries) gets the 413 answered as soon as the head is read. Closing with its body unread
+    would make the kernel reset the connection, destroying the answer before the client reads
+    it; the server reads and discards the rest instead (a lingering close)."""
+    s = server_factory("--max-object-bytes", "1024")
+    t = s.create_tenant()
+    body = b"x" * (32 << 20)  # far more than the socket buffers hold
+    for attempt in range(3):
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            sock.sendall(b"PUT " + key_path(t["id"], f"big{attempt}").encode() +
+                         b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                         t["admin_token"].encode() +
+                         b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            r = read_http_response(sock, time.monotonic() + 10)
+            assert r is not None, "no answer"
+            assert_error(r, 413, "too_large")
+            assert wait_for_close(sock, time.monotonic() + 10) == b""
+    assert s.list_all(t["id"], t["admin_token"]) == []
