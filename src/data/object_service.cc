@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <shared_mutex>
@@ -278,6 +279,27 @@ struct ObjectService::Impl {
     return it->second;
   }
 
+  // The keys other than `used` that the tenant's cells hold under DEK `version`. An earlier
+  // release's half-done rotation could store one key under a version at home and another at
+  // the replica, and seal objects under the replica's; those open with the key found here.
+  // Cells that cannot be read are passed over: this is only a second chance after a failure.
+  std::vector<std::string> OtherKeysOf(const TenantCells& t, int64_t version,
+                                       std::string_view used) {
+    std::vector<std::string> out;
+    for (const std::string& region : Regions(t)) {
+      auto cell = Cell(region);
+      if (!cell.ok()) continue;
+      auto record = StoredDataKey(**cell, t.tenant_id, version);
+      if (!record.ok() || !record->has_value()) continue;
+      auto dek = key_provider.Unwrap(crypto::TenantKeyId(t.tenant_id), (*record)->wrapped,
+                                     DekAad(t.tenant_id, version));
+      if (dek.ok() && *dek != used && std::find(out.begin(), out.end(), *dek) == out.end()) {
+        out.push_back(std::move(*dek));
+      }
+    }
+    return out;
+  }
+
   // The writers of the tenant's cells, home first; all found before any write is queued.
   absl::StatusOr<std::vector<internal::CellWriter*>> WritersOf(const TenantCells& t) {
     std::vector<internal::CellWriter*> out;
@@ -425,8 +447,16 @@ absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std:
   if (!o.ok()) return o.status();
   auto dek = impl_->OpeningKey(tenant, o->dek_version);
   if (!dek.ok()) return dek.status();
-  auto plain = crypto::AeadOpen(*dek, o->sealed,
-                                ObjectAad(tenant.tenant_id, key, o->dek_version, o->sha256_hex));
+  const std::string aad = ObjectAad(tenant.tenant_id, key, o->dek_version, o->sha256_hex);
+  auto plain = crypto::AeadOpen(*dek, o->sealed, aad);
+  if (absl::IsDataLoss(plain.status())) {
+    for (const std::string& other : impl_->OtherKeysOf(tenant, o->dek_version, *dek)) {
+      if (auto opened = crypto::AeadOpen(other, o->sealed, aad); opened.ok()) {
+        plain = std::move(opened);
+        break;
+      }
+    }
+  }
   if (!plain.ok()) return plain.status();
   return ObjectContent{std::move(*plain), o->content_type, o->sha256_hex, o->version,
                        o->updated_at_ms};

@@ -265,6 +265,36 @@ TEST_F(ObjectServiceTest, AVersionTheCellsDisagreeOnIsRotatedPast) {
   EXPECT_EQ(home[1].wrapped, replica[1].wrapped);
 }
 
+// The objects that release sealed under the replica's key of such a version are read with it:
+// the home cell's key under that version does not open them.
+TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionAreRead) {
+  const std::string aad(
+      "custos dek v1\0t1\0"
+      "1",
+      18);
+  for (const char* region : {"home", "replica"}) {
+    auto wrapped = keys_->Wrap(crypto::TenantKeyId("t1"), random_.Bytes(32), aad);
+    ASSERT_TRUE(wrapped.ok());
+    ASSERT_TRUE(cells_[region]->PutDataKey({"t1", 1, *wrapped, 0, 0}).ok());
+  }
+  // Sealed under the replica's version-1 key (a tenant living in that cell alone sees only
+  // it), then stored in both cells, as that release did.
+  ASSERT_TRUE(service_->Put({"t1", "replica", ""}, "old", "old bytes", "").ok());
+  auto row = *cells_["replica"]->GetObject("t1", "old");
+  ASSERT_EQ(row.dek_version, 1);
+  ASSERT_TRUE(
+      cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
+  Open({});
+  auto got = service_->Get(tenant_, "old");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->bytes, "old bytes");
+  // A row that opens under neither key is still refused.
+  row.sealed[row.sealed.size() - 1] ^= 1;
+  ASSERT_TRUE(
+      cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
+  EXPECT_EQ(service_->Get(tenant_, "old").status().code(), absl::StatusCode::kDataLoss);
+}
+
 // Two instances over the same cells: the one that reaches the seal limit second adopts the key
 // the first stored, instead of sealing under a key of its own that no cell holds.
 TEST_F(ObjectServiceTest, TwoInstancesRotateToOneKey) {
