@@ -28,6 +28,8 @@ using internal::LedgerRemote;
 using internal::SignedCheckpoint;
 
 constexpr int kAccessLogPage = 1000;
+// How far past the checkpoint the access log may run while it is read (appends go on meanwhile).
+constexpr uint64_t kMaxRecordsPastCheckpoint = 10'000'000;
 constexpr size_t kMaxPrintedFailures = 100;
 
 std::string B64(std::string_view bytes) { return absl::Base64Escape(AbslView(bytes)); }
@@ -163,19 +165,31 @@ absl::StatusOr<std::optional<uint64_t>> ReadAccessLogPage(LedgerRemote& remote,
   return cursor;
 }
 
+// The tenant's whole access log. `checkpoint_size` bounds how far past the checkpoint (read
+// first) records may go: the log grows while it is read, but not without end, and a server must
+// not keep a verifier paging forever.
 absl::StatusOr<std::vector<AccessRecord>> ReadAccessLog(LedgerRemote& remote,
                                                         std::string_view tenant_id,
-                                                        std::string_view token) {
+                                                        std::string_view token,
+                                                        uint64_t checkpoint_size) {
   std::vector<AccessRecord> records;
   std::optional<uint64_t> cursor;
   while (true) {
     std::string target = StrCat("/v1/tenants/", tenant_id, "/access-log?limit=", kAccessLogPage);
     if (cursor) target += StrCat("&cursor=", *cursor);
+    const size_t before = records.size();
     auto next = ReadAccessLogPage(remote, target, token, records);
     if (!next.ok()) return next.status();
     if (!*next) return records;
+    if (records.size() == before) {
+      return absl::DataLossError("the access log names a next page after an empty one");
+    }
     if (cursor && **next <= *cursor) {
       return absl::DataLossError("the access log's cursor does not advance");
+    }
+    if (**next > checkpoint_size + kMaxRecordsPastCheckpoint) {
+      return absl::DataLossError(StrCat("the access log runs on past ledger index ", **next,
+                                        ", far beyond the checkpoint of size ", checkpoint_size));
     }
     cursor = *next;
   }
@@ -193,6 +207,28 @@ struct ProveContext {
   std::vector<AccessRecord> records;
   std::map<uint64_t, KeptEntry> entries;  // the records' entries and all under the pseudonym
 };
+
+// The pseudonym comes from the server; what ties it to the tenant is the tenant's first record,
+// its creation, which names the tenant id and whose entry (checked in CheckRecords once the
+// checkpoint covers it) carries the pseudonym. Without this a server could name a pseudonym with
+// no entries, answer an empty access log, and have it proved.
+absl::Status CheckBeginsWithCreation(const ProveContext& c) {
+  if (c.records.empty()) {
+    return absl::DataLossError(StrCat("the access log of tenant ", c.tenant_id,
+                                      " is empty: it has no tenant.create record to tie the "
+                                      "pseudonym ",
+                                      c.pseudonym, " to the tenant"));
+  }
+  auto head = internal::CheckRecordShape(c.records.front(), c.tenant_id);
+  if (!head.ok()) return head.status();
+  if (head->kind != "tenant.create") {
+    return absl::DataLossError(StrCat("the access log of tenant ", c.tenant_id,
+                                      " does not begin with its tenant.create record (ledger "
+                                      "index ",
+                                      c.records.front().ledger_index, " is ", head->kind, ")"));
+  }
+  return absl::OkStatus();
+}
 
 // Every record against its entry and the checkpoint; every entry under the pseudonym against
 // the records. Returns the failures; a network error ends the run.
@@ -268,14 +304,24 @@ absl::StatusOr<std::string> Prove(const LedgerProveOptions& o) {
   auto pseudonym = FetchPseudonym(remote, o.tenant_id, *token);
   if (!pseudonym.ok()) return pseudonym.status();
   c.pseudonym = *std::move(pseudonym);
+  const std::string pins_file = o.state_file.empty() ? "" : o.state_file + ".pseudonyms";
+  auto pins = internal::LoadPseudonymPins(pins_file);
+  if (!pins.ok()) return pins.status();
+  if (auto pinned = pins->find(c.tenant_id);
+      pinned != pins->end() && pinned->second != c.pseudonym) {
+    return absl::DataLossError(StrCat("the server names ledger pseudonym ", c.pseudonym,
+                                      " for tenant ", c.tenant_id, ", but it was proved under ",
+                                      pinned->second, " before (", pins_file, ")"));
+  }
   // The checkpoint first: every entry it covers was committed, with its record, before the
   // access log is read, so the log must hold a record for each of the tenant's entries.
   auto current = FetchCheckpoint(remote, *key);
   if (!current.ok()) return current.status();
   c.current = *std::move(current);
-  auto records = ReadAccessLog(remote, o.tenant_id, *token);
+  auto records = ReadAccessLog(remote, o.tenant_id, *token, c.current.checkpoint.size);
   if (!records.ok()) return records.status();
   c.records = *std::move(records);
+  if (auto s = CheckBeginsWithCreation(c); !s.ok()) return s;
 
   std::set<uint64_t> wanted;
   for (const AccessRecord& r : c.records) wanted.insert(r.ledger_index);
@@ -293,6 +339,10 @@ absl::StatusOr<std::string> Prove(const LedgerProveOptions& o) {
 
   auto tail = SaveAndDescribe(o.state_file, c.current, *saved);
   if (!tail.ok()) return tail.status();
+  if (!pins_file.empty() && !pins->contains(c.tenant_id)) {
+    (*pins)[c.tenant_id] = c.pseudonym;
+    if (auto s = internal::SavePseudonymPins(pins_file, *pins); !s.ok()) return s;
+  }
   const uint64_t size = c.current.checkpoint.size;
   const size_t newer = std::count_if(c.records.begin(), c.records.end(),
                                      [&](const AccessRecord& r) { return r.ledger_index >= size; });

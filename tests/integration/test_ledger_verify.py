@@ -5,10 +5,13 @@ an access hidden from a tenant's access log is caught by prove."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -420,3 +423,93 @@ def test_prove_refuses_a_foreign_state_and_a_foreign_token(server_factory, tmp_p
     r = prove(a, t, vkey_a, tmp_path, token=u["admin_token"])
     assert r.returncode == 1
     assert f"GET /v1/tenants/{t['id']}: HTTP 403 permission_denied" in r.stderr, r.stderr
+
+
+class LyingFront:
+    """A dishonest server in front of a real one: forwards every GET, but answers the tenant
+    with another ledger pseudonym and an empty access log ("hide"), or an access log of empty
+    pages that never ends ("endless")."""
+
+    def __init__(self, upstream: Server, mode: str):
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+                r = upstream.request("GET", self.path, headers=headers)
+                body = r.body
+                if mode == "hide" and re.fullmatch(r"/v1/tenants/[^/?]+", self.path) and \
+                        r.status == 200:
+                    o = json.loads(body)
+                    o["ledger_pseudonym"] = "ab" * 32
+                    body = json.dumps(o).encode()
+                if "/access-log" in self.path and r.status == 200:
+                    front.pages += 1
+                    cursor = re.search(r"cursor=(\d+)", self.path)
+                    nxt = None if mode == "hide" else str(int(cursor.group(1)) + 1 if cursor else 1)
+                    body = json.dumps({"events": [], "next_cursor": nxt}).encode()
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.header("Content-Type") or "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.pages = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_prove_is_not_fooled_by_another_pseudonym_or_an_endless_log(server_factory, tmp_path):
+    s = server_factory()
+    vkey = vkey_file(s, tmp_path / "vkey")
+    t, _, _ = busy_tenants(s)
+    hide = LyingFront(s, "hide")
+    endless = LyingFront(s, "endless")
+    try:
+        # A pseudonym with no entries and an empty access log: nothing would be missing, but
+        # nothing ties that pseudonym to the tenant.
+        lying = custos("ledger", "prove", "--url", f"http://127.0.0.1:{hide.port}", "--tenant",
+                       t["id"], "--token", t["admin_token"], "--vkey", str(vkey))
+        assert lying.returncode == 1, lying.stdout
+        assert f"the access log of tenant {t['id']} is empty: it has no tenant.create record" \
+            in lying.stderr, lying.stderr
+        # Pages that are empty yet name a next one: refused at once, not read forever.
+        start = time.monotonic()
+        r = custos("ledger", "prove", "--url", f"http://127.0.0.1:{endless.port}", "--tenant",
+                   t["id"], "--token", t["admin_token"], "--vkey", str(vkey))
+        assert r.returncode == 1, r.stdout
+        assert "the access log names a next page after an empty one" in r.stderr, r.stderr
+        assert endless.pages == 1 and time.monotonic() - start < 30
+    finally:
+        hide.close()
+        endless.close()
+
+
+def test_prove_pins_the_tenants_pseudonym_beside_its_state(server_factory, tmp_path):
+    s = server_factory()
+    vkey = vkey_file(s, tmp_path / "vkey")
+    t, u, _ = busy_tenants(s)
+    state = tmp_path / "state"
+    for tenant in (t, u):
+        r = prove(s, tenant, vkey, tmp_path, state)
+        assert r.returncode == 0, r.stdout + r.stderr
+    pins = tmp_path / "state.pseudonyms"
+    pseudonym = s.get(f"/v1/tenants/{t['id']}", token=t["admin_token"]).json()["ledger_pseudonym"]
+    assert f"{t['id']} {pseudonym}\n" in pins.read_text()
+    assert len(pins.read_text().splitlines()) == 2
+    # Had the tenant been proved under another pseudonym before, this server is caught.
+    pins.write_text(pins.read_text().replace(pseudonym, "cd" * 32))
+    r = prove(s, t, vkey, tmp_path, state)
+    assert r.returncode == 1
+    assert (f"the server names ledger pseudonym {pseudonym} for tenant {t['id']}, but it was "
+            f"proved under {'cd' * 32} before ({pins})") in r.stderr, r.stderr

@@ -55,6 +55,14 @@ absl::Status WriteAndSync(const std::string& path, std::string_view data) {
   return absl::OkStatus();
 }
 
+// Replaces `path` with `data` atomically: a temporary file, fsync, rename, fsync of the folder.
+absl::Status ReplaceFile(const std::string& path, std::string_view data) {
+  const std::string tmp = StrCat(path, ".tmp");
+  if (auto s = WriteAndSync(tmp, data); !s.ok()) return s;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("replace", path);
+  return SyncDirectoryOf(path);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ValueOrFile(std::string_view value_or_path, std::string_view what) {
@@ -118,10 +126,37 @@ absl::StatusOr<std::optional<SignedCheckpoint>> LoadSavedCheckpoint(
 }
 
 absl::Status SaveCheckpoint(const std::string& path, std::string_view note) {
-  const std::string tmp = StrCat(path, ".tmp");
-  if (auto s = WriteAndSync(tmp, note); !s.ok()) return s;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("replace", path);
-  return SyncDirectoryOf(path);
+  return ReplaceFile(path, note);
+}
+
+absl::StatusOr<PseudonymPins> LoadPseudonymPins(const std::string& path) {
+  PseudonymPins pins;
+  if (path.empty()) return pins;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (ec) return absl::UnavailableError(StrCat("cannot read ", path, ": ", ec.message()));
+    return pins;
+  }
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  std::istringstream lines(*text);
+  std::string line;
+  for (int n = 1; std::getline(lines, line); ++n) {
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos || space == 0 || line.find(' ', space + 1) != line.npos ||
+        !pins.emplace(line.substr(0, space), line.substr(space + 1)).second) {
+      return absl::InvalidArgumentError(
+          StrCat(path, " line ", n, " is not \"tenant_id pseudonym\" for a new tenant"));
+    }
+  }
+  return pins;
+}
+
+absl::Status SavePseudonymPins(const std::string& path, const PseudonymPins& pins) {
+  std::string text;
+  for (const auto& [tenant, pseudonym] : pins) text += StrCat(tenant, " ", pseudonym, "\n");
+  return ReplaceFile(path, text);
 }
 
 }  // namespace custos::cli::internal

@@ -6,6 +6,7 @@
 // written).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,5 +42,14 @@ absl::StatusOr<std::optional<SignedCheckpoint>> LoadSavedCheckpoint(const std::s
 
 // Replaces `path` with `note` atomically (temporary file, fsync, rename, fsync of the folder).
 absl::Status SaveCheckpoint(const std::string& path, std::string_view note);
+
+// The ledger pseudonym of each tenant `ledger prove` has proved, kept beside its state file in
+// `<state>.pseudonyms` (a line "tenant_id pseudonym" each): a tenant's pseudonym never changes,
+// so a server that later names another one for it is caught. Empty if `path` is empty or there
+// is no file yet; kInvalidArgument if the file is malformed.
+using PseudonymPins = std::map<std::string, std::string, std::less<>>;
+absl::StatusOr<PseudonymPins> LoadPseudonymPins(const std::string& path);
+// Replaces `path` with `pins` atomically, as SaveCheckpoint.
+absl::Status SavePseudonymPins(const std::string& path, const PseudonymPins& pins);
 
 }  // namespace custos::cli::internal

@@ -92,5 +92,19 @@ TEST(CheckpointState, ServerCheckpointSignedByAnotherKeyIsNamed) {
   EXPECT_TRUE(OpenSignedCheckpoint(log.Sign(1), log.vkey, "checkpoint").ok());
 }
 
+TEST(CheckpointState, PseudonymPinsRoundTripAndRefuseMalformedFiles) {
+  custos::testing::TempDir dir;
+  const std::string path = dir.File("state.pseudonyms");
+  EXPECT_TRUE(LoadPseudonymPins(path)->empty());  // no file yet
+  EXPECT_TRUE(LoadPseudonymPins("")->empty());    // no --state
+  PseudonymPins pins{{"tenantA", std::string(64, 'a')}, {"tenantB", std::string(64, 'b')}};
+  ASSERT_TRUE(SavePseudonymPins(path, pins).ok());
+  EXPECT_EQ(*LoadPseudonymPins(path), pins);
+  for (const char* bad : {"tenantA\n", "tenantA a b\n", " a\n", "t x\nt y\n"}) {
+    Write(path, bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(LoadPseudonymPins(path).status())) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace custos::cli::internal
