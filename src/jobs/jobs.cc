@@ -28,7 +28,12 @@ bool JobDue(const store::JobLease& lease, std::string_view holder, absl::Time no
             absl::Duration period) {
   if (lease.holder != holder) return false;
   if (lease.last_run_ms == 0) return true;
-  return now - absl::FromUnixMillis(lease.last_run_ms) >= period;
+  const absl::Duration since = now - absl::FromUnixMillis(lease.last_run_ms);
+  // A last run more than a period ahead was recorded by a clock that has since moved back (a
+  // fake clock after a restart, a wall clock corrected by NTP): waiting for the clock to catch
+  // up would stop the job for as long as it ran ahead. A little ahead is clock skew between
+  // instances, and waits as usual.
+  return since >= period || since < -period;
 }
 
 struct JobRunner::State {

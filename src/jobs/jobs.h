@@ -38,7 +38,8 @@ struct Job {
 };
 
 // Pure scheduling: whether `holder`, given `lease` as stored after its acquire attempt, runs the
-// job of `period` at `now`: it holds the lease and a period has passed since the last run.
+// job of `period` at `now`: it holds the lease and a period has passed since the last run (or
+// the last run is more than a period ahead of `now`: the clock moved back).
 bool JobDue(const store::JobLease& lease, std::string_view holder, absl::Time now,
             absl::Duration period);
 

@@ -218,7 +218,8 @@ const std::vector<PgStatement>& Statements() {
          "INSERT INTO job_leases(name, holder, expires_at_ms) VALUES($1, $2, $4) "
          "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
          "expires_at_ms = EXCLUDED.expires_at_ms "
-         "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3"},
+         "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3 "
+         "OR job_leases.expires_at_ms > 2 * $4 - $3"},
         {"read_job_lease",
          "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
         {"record_job_run",

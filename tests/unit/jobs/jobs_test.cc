@@ -31,6 +31,10 @@ TEST(JobDue, OnlyTheHolderAndOnlyOncePerPeriod) {
   EXPECT_FALSE(JobDue({"b", 0, 0}, "a", now, period)) << "not the holder";
   EXPECT_FALSE(JobDue({"a", 0, 10'000'000 - 59'999}, "a", now, period));
   EXPECT_TRUE(JobDue({"a", 0, 10'000'000 - 60'000}, "a", now, period));
+  // A last run ahead of now: skew between instances waits; a clock that moved back does not.
+  EXPECT_FALSE(JobDue({"a", 0, 10'000'000 + 60'000}, "a", now, period));
+  EXPECT_TRUE(JobDue({"a", 0, 10'000'000 + 60'001}, "a", now, period));
+  EXPECT_TRUE(JobDue({"a", 0, 10'000'000 + 86'400'000}, "a", now, period));
 }
 
 class JobRunnerTest : public ::testing::TestWithParam<bool> {
@@ -115,6 +119,33 @@ TEST_P(JobRunnerTest, RunsOncePerPeriodAcrossInstancesAndTakesOverWhenTheHolderS
                                     absl::ToUnixMillis(clock_.Now() + kTtl));
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(lease->holder, "instance-a");
+}
+
+// An instance whose clock ran a day ahead (a fake clock, since restarted) took the lease and ran
+// the job then. Back on the right time, instances take the lease over without waiting the day
+// out, and the job runs at once instead of a day later; a lease only a term ahead still holds.
+TEST_P(JobRunnerTest, ALeaseAndARunFromAClockThatRanAheadDoNotStopTheJob) {
+  std::atomic<int> runs{0};
+  ManualClock ahead;
+  ahead.Advance(absl::Hours(24));
+  JobRunner a(*store_a_, ahead, {"instance-a", absl::Seconds(1), kTtl});
+  ASSERT_TRUE(a.Register({"expire", kPeriod,
+                          [&runs] {
+                            ++runs;
+                            return absl::OkStatus();
+                          }})
+                  .ok());
+  ASSERT_TRUE(a.RunDue().ok());
+  ASSERT_EQ(runs.load(), 1);
+  auto b = Runner(*store_b_, "instance-b", runs);
+  ASSERT_TRUE(b->RunDue().ok());
+  EXPECT_EQ(b->RunsForTest("expire"), 1) << "the lease was not taken over, or the run waited";
+  EXPECT_EQ(runs.load(), 2);
+  // Taken at our time: held as usual against a second taker within the term.
+  auto lease = store_a_->AcquireJobLease("expire", "instance-c", absl::ToUnixMillis(clock_.Now()),
+                                         absl::ToUnixMillis(clock_.Now() + kTtl));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->holder, "instance-b");
 }
 
 TEST_P(JobRunnerTest, FailedRunIsRetriedAndALostLeaseRecordsNothing) {
