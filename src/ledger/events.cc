@@ -254,6 +254,7 @@ absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id
                                                       const AccessLogFilter& f) {
   AccessLogPage page;
   uint64_t from = f.start_index;
+  int scanned = 0;
   constexpr int kGroupsPerRead = 64;
   while (true) {
     auto groups = store_.ReadRecordGroups(tenant_id, from, kGroupsPerRead);
@@ -269,6 +270,10 @@ absl::StatusOr<AccessLogPage> EventLog::ReadTenantLog(std::string_view tenant_id
         std::string_view sealed(d.data() + at, len);
         at += len;
         if (index < f.start_index) continue;
+        if (scanned++ == f.max_scanned) {
+          page.next_index = index;
+          return page;
+        }
         auto record = OpenRecord(tenant_id, sealed);
         if (!record.ok()) return record.status();
         boost::system::error_code ec;

@@ -167,9 +167,15 @@ struct AccessLogFilter {
   std::optional<std::string> role, kind;
   uint64_t start_index = 0;  // resume after a cursor
   int limit = 100;
+  // Records opened (each unsealed and parsed) per read at most. The filters apply to a
+  // record's contents, so without a bound a filter that matches little would read a tenant's
+  // whole history per request -- and anyone with a token can grow that history with refused
+  // accesses. When it is reached the page ends early, with next_index set.
+  int max_scanned = 10'000;
 };
 
 struct AccessLogPage {
+  // At most `limit` events; fewer (even none) with next_index set when max_scanned was reached.
   std::vector<LoggedEvent> events;
   std::optional<uint64_t> next_index;  // index to resume at, if more may follow
 };
