@@ -5,6 +5,7 @@
 #include "CLI/CLI.hpp"
 #include "base/process.h"
 #include "cli/cli.h"
+#include "data/data.h"
 
 #ifndef CUSTOS_DEFAULT_REGIONS
 #define CUSTOS_DEFAULT_REGIONS "config/regions.yaml"
@@ -55,7 +56,8 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000));
   serve_cmd->add_option("--max-connections", serve.max_connections, "connections served at once")
       ->check(CLI::Range(1, 1000000));
-  serve_cmd->add_option("--max-object-bytes", serve.max_object_bytes, "object size limit");
+  serve_cmd->add_option("--max-object-bytes", serve.max_object_bytes, "object size limit")
+      ->check(CLI::Range(size_t{1}, custos::data::kMaxObjectBytesLimit));
   serve_cmd
       ->add_option("--dek-max-seals", serve.dek_max_seals,
                    "objects sealed per data key before it rotates")

@@ -51,8 +51,13 @@ struct TenantCells {
   std::string replica_region;  // empty when single-region
 };
 
+// The largest object limit a server accepts (serve --max-object-bytes): an object is one value
+// in a cell, held whole in memory while served, and SQLite refuses values over 1e9 bytes,
+// PostgreSQL over 1 GiB.
+inline constexpr size_t kMaxObjectBytesLimit = size_t{512} << 20;
+
 struct ObjectServiceOptions {
-  size_t max_object_bytes = 16 << 20;
+  size_t max_object_bytes = 16 << 20;  // at most kMaxObjectBytesLimit
   // Seals per DEK before rotation. GCM with random 96-bit nonces stays far below its 2^32 limit:
   // N instances seal at most N x this under one key (object_service.cc SealingKey), so the CLI
   // caps it at 2^28 (16 instances at the cap still stay within 2^32).

@@ -68,6 +68,17 @@ def test_serve_rejects_a_bad_listen_address(tmp_path, listen):
     assert r.returncode != 0 and r.stderr.strip()
 
 
+@pytest.mark.parametrize("limit", ["0", "536870913", "2000000000"])
+def test_serve_refuses_an_object_limit_no_cell_can_store(tmp_path, limit):
+    """An object is one value in a cell: SQLite refuses values over 1e9 bytes, PostgreSQL over
+    1 GiB. A limit above 512 MiB would let a PUT fail with 500 or a 503 retried forever."""
+    s = Server(tmp_path / "data")
+    r = _run("serve", "--data-dir", str(s.data_dir), "--listen", "127.0.0.1:0",
+             "--max-object-bytes", limit, timeout=15)
+    assert r.returncode != 0
+    assert "--max-object-bytes" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("origin", ["a+b", "with space", "two\nlines"])
 def test_init_refuses_a_bad_origin_before_creating_anything(tmp_path, origin):
     d = tmp_path / "data"

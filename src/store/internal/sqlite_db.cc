@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "base/errors.h"
 #include "base/strings.h"
 
 namespace custos::store::internal {
@@ -20,13 +21,13 @@ absl::Status SqliteError(int rc, sqlite3* db, std::string_view what) {
     case SQLITE_CONSTRAINT: return absl::AlreadyExistsError(msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB: return absl::DataLossError(msg);
+    case SQLITE_TOOBIG: return TooLarge(msg);  // a value over SQLite's length limit (1e9 bytes)
     default: return absl::InternalError(msg);
   }
 }
 
 Statement& Statement::Bind(int i, std::string_view text) {
-  int rc =
-      sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
   return *this;
 }
@@ -34,8 +35,8 @@ Statement& Statement::Bind(int i, std::string_view text) {
 Statement& Statement::BindBlob(int i, std::string_view bytes) {
   // A zero-length blob must still bind as a blob, not NULL: pass a non-null pointer.
   static const char kEmpty = 0;
-  int rc = sqlite3_bind_blob(stmt_, i, bytes.empty() ? &kEmpty : bytes.data(),
-                             static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_bind_blob64(stmt_, i, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
+                               SQLITE_TRANSIENT);
   if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, db_, "bind");
   return *this;
 }
