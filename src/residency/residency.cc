@@ -39,9 +39,14 @@ bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// Region ids name cells (store schemas, directories): lowercase, digits, inner hyphens.
+// Region ids name cells (store schemas, directories): lowercase, digits, inner hyphens. At most
+// 51 bytes: a PostgreSQL cell's schema is "custos_cell_" (12 bytes) + the id, and PostgreSQL
+// identifiers are at most 63 bytes.
+constexpr size_t kMaxRegionIdBytes = 63 - 12;
 bool IsRegionId(absl::string_view s) {
-  if (s.empty() || s.size() > 63 || !IsLower(s.front()) || s.back() == '-') return false;
+  if (s.empty() || s.size() > kMaxRegionIdBytes || !IsLower(s.front()) || s.back() == '-') {
+    return false;
+  }
   return absl::c_all_of(s, [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
 }
 bool IsGeography(absl::string_view s) {
@@ -197,7 +202,7 @@ absl::StatusOr<Region> ParseRegion(const YAML::Node& node, size_t index) {
   if (absl::Status s = CheckKeys(node, path, kRegionKeys); !s.ok()) return s;
   Region region;
   auto id = ReadString(node, path, "id", true, IsRegionId,
-                       "a region id (lowercase letters, digits and inner hyphens, at most 63)");
+                       "a region id (lowercase letters, digits and inner hyphens, at most 51)");
   if (!id.ok()) return id.status();
   region.id = *std::move(id);
   path = absl::StrCat(path, " (", region.id, ")");

@@ -402,6 +402,9 @@ TEST(FromYaml, RejectsMalformedCatalogsNamingTheProblem) {
   ExpectInvalid("regions:\n" + ok + "    restrictions: {excluded_services: [Consumer Apps]}\n",
                 "is not a snake_case word");
   ExpectInvalid("regions:\n" + RegionYaml("Bad_Id", "G", 0), "is not a region id");
+  // 51 bytes at most: "custos_cell_" + the id must fit a PostgreSQL identifier (63 bytes).
+  ExpectInvalid("regions:\n" + RegionYaml(std::string(52, 'a'), "G", 0), "at most 51");
+  EXPECT_TRUE(Catalog::FromYaml("regions:\n" + RegionYaml(std::string(51, 'a'), "G", 0)).ok());
   ExpectInvalid(
       "regions:\n  - {id: a, name: A, geography: G, country: USA, lat: 0, lon: 0, "
       "operated_by: p}\n",
