@@ -234,7 +234,9 @@ class SqliteCellStore final : public CellStore {
 
 absl::StatusOr<std::unique_ptr<CellStore>> OpenSqliteCellStore(const std::string& path,
                                                                std::string region, bool create) {
-  // Deleted objects are overwritten in the file: a purge leaves no sealed bytes behind.
+  // Deleted objects are overwritten in the database file. Earlier images of their pages may stay
+  // in the WAL file until a checkpoint wraps over them (a clean stop removes it); those bytes
+  // are sealed under the tenant's data keys, so destroying the tenant's KEK shreds them too.
   auto db = Database::Open(path, create, kMigrations, /*secure_delete=*/true);
   if (!db.ok()) return db.status();
   return std::make_unique<SqliteCellStore>(std::move(*db), std::move(region));
