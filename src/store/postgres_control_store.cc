@@ -930,6 +930,11 @@ absl::StatusOr<std::unique_ptr<ControlStore>> OpenPostgresControlStore(const std
   options.statements = Statements();
   options.max_connections = 16;
   options.max_idle = options.max_connections;  // as for cells: reconnecting costs a server fork
+  // Under the ledger's bound on one batch commit (15 s, ledger.cc kCommitBound): a caller that
+  // waited that long is answered "not recorded", so the commit must have ended by then, not
+  // land afterwards with an entry for an access that was refused. The control store's
+  // statements are small; only a hung or overloaded server takes this long.
+  options.statement_timeout = absl::Seconds(10);
   auto pool = PgPool::Open(std::move(options), kMigrations, create);
   if (!pool.ok()) return pool.status();
   return std::make_unique<PostgresControlStore>(std::move(*pool));

@@ -16,12 +16,16 @@ namespace {
 // WAL is flushed (with the server's fsync=on, durable). Lock and statement timeouts bound every
 // wait (a lock held elsewhere answers kUnavailable, as SQLite's busy timeout does) unless the
 // DSN (options=-c …), the role or the database already set them.
-constexpr char kSessionSql[] =
-    "SET synchronous_commit TO on; "
-    "SET client_encoding TO 'UTF8'; "
-    "SELECT set_config('lock_timeout', '5s', false) WHERE current_setting('lock_timeout') = '0'; "
-    "SELECT set_config('statement_timeout', '60s', false) "
-    "WHERE current_setting('statement_timeout') = '0'";
+std::string SessionSql(absl::Duration statement_timeout) {
+  return StrCat(
+      "SET synchronous_commit TO on; "
+      "SET client_encoding TO 'UTF8'; "
+      "SELECT set_config('lock_timeout', '5s', false) WHERE current_setting('lock_timeout') = "
+      "'0'; "
+      "SELECT set_config('statement_timeout', '",
+      absl::ToInt64Milliseconds(statement_timeout),
+      "ms', false) WHERE current_setting('statement_timeout') = '0'");
+}
 
 std::string Trimmed(const char* what) {
   std::string s(what);
@@ -162,7 +166,8 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgPool::Connect(bool prepare) 
 #pragma GCC diagnostic pop
     {
       pqxx::nontransaction txn(*conn);
-      txn.exec(StrCat("SET search_path TO ", QuoteIdentifier(options_.schema), "; ", kSessionSql));
+      txn.exec(StrCat("SET search_path TO ", QuoteIdentifier(options_.schema), "; ",
+                      SessionSql(options_.statement_timeout)));
     }
     if (prepare) {
       for (const PgStatement& s : options_.statements) conn->prepare(s.name, s.sql);

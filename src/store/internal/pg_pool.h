@@ -80,6 +80,8 @@ class PgPool {
     int max_connections = 8;  // open at once, busy or idle
     int max_idle = 2;         // kept open when unused
     absl::Duration acquire_timeout = absl::Seconds(5);
+    // The longest one statement may run (unless the DSN, role or database set one).
+    absl::Duration statement_timeout = absl::Seconds(60);
   };
 
   // Connects, creates the schema when `create` and applies, in order, the migrations whose

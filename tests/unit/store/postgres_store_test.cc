@@ -253,6 +253,30 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
   EXPECT_EQ(dup.code(), absl::StatusCode::kAlreadyExists) << dup;
 }
 
+TEST(PgPool, BoundsEveryStatementByItsTimeout) {
+  auto server = PgServerDsn();
+  if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set";
+  PgTestDatabase db(*server);
+  internal::PgPool::Options options;
+  options.dsn = db.dsn();
+  options.schema = "timeout_test";
+  options.statement_timeout = absl::Milliseconds(300);
+  auto pool = internal::PgPool::Open(options, {}, /*create=*/true);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::string shown;
+  auto show = (*pool)->Read("show", [&](pqxx::nontransaction& txn) -> absl::Status {
+    shown = txn.exec("SHOW statement_timeout")[0][0].as<std::string>();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(show.ok()) << show;
+  EXPECT_EQ(shown, "300ms");
+  auto slow = (*pool)->Read("slow", [](pqxx::nontransaction& txn) -> absl::Status {
+    txn.exec("SELECT pg_sleep(3)");
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(slow.code(), absl::StatusCode::kUnavailable) << slow;
+}
+
 TEST(PgDsn, DefaultsAreAddedUnlessGiven) {
   using internal::DsnWithDefaults;
   constexpr std::string_view kTcp =
