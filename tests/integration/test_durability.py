@@ -251,3 +251,34 @@ def test_sigterm_on_idle_server_exits_zero_promptly(server_factory):
     assert s.stop() == 0
     assert time.monotonic() - start < 5
     c.close()
+
+
+def test_a_write_refused_by_one_cell_is_answered_failed_and_logged(server_factory):
+    """A write the replica refuses after the home committed it is answered as failed, and the
+    server says so in its log (the cells differ on that object until its next write: the known
+    limit in docs/deploy.md); the next write of the key makes them agree again."""
+    requires_sqlite_files()
+    s = server_factory()
+    t = s.create_tenant()
+    tid, tok = t["id"], t["admin_token"]
+    replica = s.cell_path(t["replica_region"])
+    conn = sqlite3.connect(replica, timeout=10)
+    try:
+        conn.execute("CREATE TRIGGER refuse_put BEFORE INSERT ON objects "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        conn.commit()
+        r = s.put(key_path(tid, "doc"), b"first", token=tok)
+        assert r.status >= 400, r  # 409 here: SQLite reports the trigger as a constraint
+        conn.execute("DROP TRIGGER refuse_put")
+        conn.commit()
+    finally:
+        conn.close()
+    deadline = time.monotonic() + 5
+    while "a write committed in 1 of its cells and failed in the other" not in s.logs():
+        assert time.monotonic() < deadline, s.logs()[-2000:]
+        time.sleep(0.05)
+    assert tid in s.logs() and "doc" not in s.logs()  # ids only, never an object key
+    assert s.put(key_path(tid, "doc"), b"second", token=tok).status in (200, 201)
+    cells = [s.query_cell(region, "SELECT sha256 FROM objects WHERE tenant_id = ? AND key = ?",
+                          (tid, "doc")) for region in (t["home_region"], t["replica_region"])]
+    assert cells[0] == cells[1] == [(sha256_hex(b"second"),)]
