@@ -250,6 +250,7 @@ CASES = [
           ("limit-negative", "limit=-1"), ("limit-too-big", "limit=1001"),
           ("limit-word", "limit=abc"), ("limit-suffix", "limit=10abc"), ("limit-empty", "limit="),
           ("limit-float", "limit=1.5"), ("limit-huge", "limit=99999999999999999999"),
+          ("limit-plus", "limit=%2B5"), ("limit-space", "limit=%205"), ("limit-zero-padded", "limit=05"),
           ("prefix-control", "prefix=a%01"), ("prefix-c1", "prefix=a%C2%85"), ("prefix-too-long", "prefix=" + "p" * 1025)]],
     # --- purposes ------------------------------------------------------------------------------
     *[(f"purpose-{purpose}-{m}", m, path, body, {"X-Custos-Purpose": purpose}, "A", 403,

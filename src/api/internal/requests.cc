@@ -175,6 +175,16 @@ absl::StatusOr<uint64_t> QueryUint(const Query& query, const std::string& name) 
   return n;
 }
 
+// The `limit` parameter: digits only (not "+5", " 5" or "05"), 1-1000; `fallback` if absent.
+absl::StatusOr<int> QueryLimit(const Query& query, int fallback) {
+  if (!query.contains("limit")) return fallback;
+  auto n = QueryUint(query, "limit");
+  if (!n.ok() || *n < 1 || *n > 1000) {
+    return absl::InvalidArgumentError("limit must be an integer from 1 to 1000");
+  }
+  return static_cast<int>(*n);
+}
+
 absl::StatusOr<ListQuery> ParseListQuery(const Query& query) {
   ListQuery q;
   if (auto it = query.find("prefix"); it != query.end()) q.prefix = it->second;
@@ -184,12 +194,9 @@ absl::StatusOr<ListQuery> ParseListQuery(const Query& query) {
   if (HasControlCharacter(q.prefix)) {
     return absl::InvalidArgumentError("prefix contains a control character");
   }
-  q.limit = kDefaultListLimit;
-  if (auto it = query.find("limit"); it != query.end()) {
-    if (!absl::SimpleAtoi(it->second, &q.limit) || q.limit < 1 || q.limit > 1000) {
-      return absl::InvalidArgumentError("limit must be an integer from 1 to 1000");
-    }
-  }
+  auto limit = QueryLimit(query, kDefaultListLimit);
+  if (!limit.ok()) return limit.status();
+  q.limit = *limit;
   if (auto it = query.find("cursor"); it != query.end() && !it->second.empty()) {
     if (!absl::WebSafeBase64Unescape(it->second, &q.start_after) ||
         !data::ValidateObjectKey(q.start_after).ok()) {
@@ -210,12 +217,11 @@ absl::StatusOr<ledger::AccessLogFilter> ParseAccessLogQuery(const Query& query) 
   }
   if (auto it = query.find("role"); it != query.end()) f.role = it->second;
   if (auto it = query.find("kind"); it != query.end()) f.kind = it->second;
-  if (auto it = query.find("limit"); it != query.end()) {
-    if (!absl::SimpleAtoi(it->second, &f.limit) || f.limit < 1 || f.limit > 1000) {
-      return absl::InvalidArgumentError("limit must be an integer from 1 to 1000");
-    }
-  }
-  if (query.contains("cursor")) {
+  auto limit = QueryLimit(query, f.limit);
+  if (!limit.ok()) return limit.status();
+  f.limit = *limit;
+  // An empty cursor is the start, as in listings.
+  if (auto it = query.find("cursor"); it != query.end() && !it->second.empty()) {
     auto start = QueryUint(query, "cursor");
     if (!start.ok()) return absl::InvalidArgumentError("malformed cursor");
     f.start_index = *start;
