@@ -209,9 +209,10 @@ struct ProveContext {
 };
 
 // The pseudonym comes from the server; what ties it to the tenant is the tenant's first record,
-// its creation, which names the tenant id and whose entry (checked in CheckRecords once the
-// checkpoint covers it) carries the pseudonym. Without this a server could name a pseudonym with
-// no entries, answer an empty access log, and have it proved.
+// its creation, which names the tenant id and whose entry (checked in CheckRecords) carries the
+// pseudonym -- so the checkpoint must cover it. Without this a server could name a pseudonym
+// with no entries, answer an empty access log (or one whose creation record it placed past the
+// checkpoint), and have it proved.
 absl::Status CheckBeginsWithCreation(const ProveContext& c) {
   if (c.records.empty()) {
     return absl::DataLossError(StrCat("the access log of tenant ", c.tenant_id,
@@ -226,6 +227,12 @@ absl::Status CheckBeginsWithCreation(const ProveContext& c) {
                                       " does not begin with its tenant.create record (ledger "
                                       "index ",
                                       c.records.front().ledger_index, " is ", head->kind, ")"));
+  }
+  if (c.records.front().ledger_index >= c.current.checkpoint.size) {
+    return absl::UnavailableError(
+        StrCat("the tenant.create record of tenant ", c.tenant_id, " (ledger index ",
+               c.records.front().ledger_index, ") is not covered by the checkpoint of size ",
+               c.current.checkpoint.size, " yet: run again after the next checkpoint"));
   }
   return absl::OkStatus();
 }

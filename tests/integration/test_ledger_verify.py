@@ -427,8 +427,9 @@ def test_prove_refuses_a_foreign_state_and_a_foreign_token(server_factory, tmp_p
 
 class LyingFront:
     """A dishonest server in front of a real one: forwards every GET, but answers the tenant
-    with another ledger pseudonym and an empty access log ("hide"), or an access log of empty
-    pages that never ends ("endless")."""
+    with another ledger pseudonym and an empty access log ("hide"), or with another pseudonym
+    and only the tenant's real tenant.create record, moved past the checkpoint ("renumber"), or
+    an access log of empty pages that never ends ("endless")."""
 
     def __init__(self, upstream: Server, mode: str):
         front = self
@@ -443,16 +444,21 @@ class LyingFront:
                 headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
                 r = upstream.request("GET", self.path, headers=headers)
                 body = r.body
-                if mode == "hide" and re.fullmatch(r"/v1/tenants/[^/?]+", self.path) and \
-                        r.status == 200:
+                if mode in ("hide", "renumber") and \
+                        re.fullmatch(r"/v1/tenants/[^/?]+", self.path) and r.status == 200:
                     o = json.loads(body)
                     o["ledger_pseudonym"] = "ab" * 32
                     body = json.dumps(o).encode()
                 if "/access-log" in self.path and r.status == 200:
                     front.pages += 1
                     cursor = re.search(r"cursor=(\d+)", self.path)
-                    nxt = None if mode == "hide" else str(int(cursor.group(1)) + 1 if cursor else 1)
-                    body = json.dumps({"events": [], "next_cursor": nxt}).encode()
+                    events = []
+                    if mode == "renumber":
+                        events = json.loads(body)["events"][:1]  # tenant.create
+                        events[0]["ledger_index"] = 1_000_000
+                    nxt = str(int(cursor.group(1)) + 1 if cursor else 1) \
+                        if mode == "endless" else None
+                    body = json.dumps({"events": events, "next_cursor": nxt}).encode()
                 self.send_response(r.status)
                 self.send_header("Content-Type", r.header("Content-Type") or "text/plain")
                 self.send_header("Content-Length", str(len(body)))
@@ -474,6 +480,7 @@ def test_prove_is_not_fooled_by_another_pseudonym_or_an_endless_log(server_facto
     vkey = vkey_file(s, tmp_path / "vkey")
     t, _, _ = busy_tenants(s)
     hide = LyingFront(s, "hide")
+    renumber = LyingFront(s, "renumber")
     endless = LyingFront(s, "endless")
     try:
         # A pseudonym with no entries and an empty access log: nothing would be missing, but
@@ -483,6 +490,16 @@ def test_prove_is_not_fooled_by_another_pseudonym_or_an_endless_log(server_facto
         assert lying.returncode == 1, lying.stdout
         assert f"the access log of tenant {t['id']} is empty: it has no tenant.create record" \
             in lying.stderr, lying.stderr
+        # The real creation record, but placed past the checkpoint, where no entry ties it to
+        # the pseudonym: not proved, and with --state nothing pinned.
+        state = tmp_path / "state"
+        lying = custos("ledger", "prove", "--url", f"http://127.0.0.1:{renumber.port}",
+                       "--tenant", t["id"], "--token", t["admin_token"], "--vkey", str(vkey),
+                       "--state", str(state))
+        assert lying.returncode == 1, lying.stdout
+        assert f"the tenant.create record of tenant {t['id']} (ledger index 1000000) is not " \
+            "covered by the checkpoint" in lying.stderr, lying.stderr
+        assert not (tmp_path / "state.pseudonyms").exists()
         # Pages that are empty yet name a next one: refused at once, not read forever.
         start = time.monotonic()
         r = custos("ledger", "prove", "--url", f"http://127.0.0.1:{endless.port}", "--tenant",
@@ -492,6 +509,7 @@ def test_prove_is_not_fooled_by_another_pseudonym_or_an_endless_log(server_facto
         assert endless.pages == 1 and time.monotonic() - start < 30
     finally:
         hide.close()
+        renumber.close()
         endless.close()
 
 
