@@ -52,9 +52,10 @@ struct TenantCells {
 };
 
 // The largest object limit a server accepts (serve --max-object-bytes): an object is one value
-// in a cell, held whole in memory while served, and SQLite refuses values over 1e9 bytes,
-// PostgreSQL over 1 GiB.
-inline constexpr size_t kMaxObjectBytesLimit = size_t{512} << 20;
+// in a cell, held whole in memory while served. SQLite refuses values over 1e9 bytes; PostgreSQL
+// values over 1 GiB, and libpqxx reads bytea as hex text (2 bytes per byte), so a value over
+// 512 MiB could be stored and never read back.
+inline constexpr size_t kMaxObjectBytesLimit = size_t{256} << 20;
 
 struct ObjectServiceOptions {
   size_t max_object_bytes = 16 << 20;  // at most kMaxObjectBytesLimit

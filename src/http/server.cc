@@ -88,8 +88,8 @@ constexpr size_t kReadBufferSlack = 64 * 1024;
 // cap above bounds the buffer, it must not be what every idle connection costs.
 constexpr size_t kFirstReadBytes = 4 * 1024;
 // How long a connection closed by the server may still be read from and discarded (see
-// LingeringClose). Apache lingers 2 s, nginx up to 30 s; a client sending a body the server
-// refused at a few MB/s has sent 16 MiB (the default object limit) well within this.
+// LingeringClose). Apache lingers 2 s, nginx up to 30 s. A client still sending a refused body
+// after this (16 MiB, the default object limit, at under 3.4 MB/s) is reset as before.
 constexpr absl::Duration kLingerTime = absl::Seconds(5);
 
 class Session : public std::enable_shared_from_this<Session> {

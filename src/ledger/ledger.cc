@@ -28,7 +28,7 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using TileKey = std::pair<int, uint64_t>;  // (level, index); level -1 = entry bundle
 // Longest one batch commit may take: the stores' lock wait (5 s) plus writing and syncing. The
-// PostgreSQL control store's statement timeout (10 s) keeps its commits within it.
+// PostgreSQL control store times out each statement after 10 s (a batch is a few statements).
 constexpr absl::Duration kCommitBound = absl::Seconds(15);
 
 std::string SerializeFrontier(const Frontier& f) {

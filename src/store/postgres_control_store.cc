@@ -219,7 +219,7 @@ const std::vector<PgStatement>& Statements() {
          "ON CONFLICT(name) DO UPDATE SET holder = EXCLUDED.holder, "
          "expires_at_ms = EXCLUDED.expires_at_ms "
          "WHERE job_leases.holder = EXCLUDED.holder OR job_leases.expires_at_ms <= $3 "
-         "OR job_leases.expires_at_ms > 2 * $4 - $3"},
+         "OR job_leases.expires_at_ms > $4 + 3600000"},
         {"read_job_lease",
          "SELECT holder, expires_at_ms, last_run_ms FROM job_leases WHERE name = $1"},
         {"record_job_run",
@@ -930,10 +930,12 @@ absl::StatusOr<std::unique_ptr<ControlStore>> OpenPostgresControlStore(const std
   options.statements = Statements();
   options.max_connections = 16;
   options.max_idle = options.max_connections;  // as for cells: reconnecting costs a server fork
-  // Under the ledger's bound on one batch commit (15 s, ledger.cc kCommitBound): a caller that
-  // waited that long is answered "not recorded", so the commit must have ended by then, not
-  // land afterwards with an entry for an access that was refused. The control store's
-  // statements are small; only a hung or overloaded server takes this long.
+  // Each statement of a ledger batch well under the ledger's bound on one batch commit (15 s,
+  // ledger.cc kCommitBound), after which a waiting caller is answered "not recorded". This
+  // bounds each statement, not the batch's handful together (nor the wait for a connection),
+  // so a server that slows every statement to just under it can still make a commit land after
+  // its caller gave up: Ledger::Append logs that case ("outcome unknown"). The control store's
+  // statements are small; only a hung or overloaded server comes near this.
   options.statement_timeout = absl::Seconds(10);
   auto pool = PgPool::Open(std::move(options), kMigrations, create);
   if (!pool.ok()) return pool.status();

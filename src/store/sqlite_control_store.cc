@@ -320,7 +320,7 @@ class SqliteControlStore final : public ControlStore {
           "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, "
           "expires_at_ms = excluded.expires_at_ms "
           "WHERE job_leases.holder = excluded.holder OR job_leases.expires_at_ms <= ?3 "
-          "OR job_leases.expires_at_ms > 2 * ?4 - ?3");
+          "OR job_leases.expires_at_ms > ?4 + 3600000");
       if (!take.ok()) return take.status();
       take->Bind(1, name).Bind(2, holder).Bind(3, now_ms).Bind(4, expires_at_ms);
       if (auto s = take->Run(); !s.ok()) return s;

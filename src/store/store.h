@@ -244,11 +244,11 @@ class ControlStore {
 
   // Background-job leases, shared by every instance on the store. AcquireJobLease takes lease
   // `name` for `holder` until `expires_at_ms` iff it is unheld, expired at `now_ms`, already
-  // `holder`'s (a renewal), or set to expire more than a lease term (expires_at_ms - now_ms)
-  // after `expires_at_ms` -- which no holder's clock within a lease term of ours set: it ran
-  // ahead, and waiting would stop the job for as long -- in one atomic conditional write, and
-  // returns the lease as stored afterwards: it is `holder`'s iff the returned holder is
-  // `holder`.
+  // `holder`'s (a renewal), or set to expire over an hour after `expires_at_ms` -- which only a
+  // clock that ran ahead set (a fake one, or one far off: instances' clocks must agree within
+  // the lease term), and waiting would stop the job for as long -- in one atomic conditional
+  // write, and returns the lease as stored afterwards: it is `holder`'s iff the returned holder
+  // is `holder`.
   virtual absl::StatusOr<JobLease> AcquireJobLease(std::string_view name, std::string_view holder,
                                                    int64_t now_ms, int64_t expires_at_ms) = 0;
   // Records a completed run at `ran_at_ms`; kAborted if `holder` no longer holds the lease.

@@ -123,7 +123,8 @@ TEST_P(JobRunnerTest, RunsOncePerPeriodAcrossInstancesAndTakesOverWhenTheHolderS
 
 // An instance whose clock ran a day ahead (a fake clock, since restarted) took the lease and ran
 // the job then. Back on the right time, instances take the lease over without waiting the day
-// out, and the job runs at once instead of a day later; a lease only a term ahead still holds.
+// out, and the job runs at once instead of a day later. A lease from a clock less than an hour
+// ahead (skew) still holds: instances never take it from each other back and forth.
 TEST_P(JobRunnerTest, ALeaseAndARunFromAClockThatRanAheadDoNotStopTheJob) {
   std::atomic<int> runs{0};
   ManualClock ahead;
@@ -146,6 +147,17 @@ TEST_P(JobRunnerTest, ALeaseAndARunFromAClockThatRanAheadDoNotStopTheJob) {
                                          absl::ToUnixMillis(clock_.Now() + kTtl));
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(lease->holder, "instance-b");
+  // Instance D's clock is 20 minutes ahead: the lease it takes holds against B.
+  b->Stop();
+  const absl::Time d_now = clock_.Now() + absl::Minutes(20);
+  lease = store_a_->AcquireJobLease("expire", "instance-d", absl::ToUnixMillis(d_now),
+                                    absl::ToUnixMillis(d_now + kTtl));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_EQ(lease->holder, "instance-d");
+  lease = store_b_->AcquireJobLease("expire", "instance-b", absl::ToUnixMillis(clock_.Now()),
+                                    absl::ToUnixMillis(clock_.Now() + kTtl));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->holder, "instance-d");
 }
 
 TEST_P(JobRunnerTest, FailedRunIsRetriedAndALostLeaseRecordsNothing) {
