@@ -337,13 +337,13 @@ struct ObjectService::Impl {
     const int64_t now_us = absl::ToUnixMicros(clock.Now());
     const int64_t us = std::max(now_us, stamp_floor_us.load() + 1);
     stamp_floor_us.store(us);
-    return (us << 10) | instance_bits;
+    return (us << store::kStampWriterBits) | instance_bits;
   }
 
   // Keeps later stamps above `held`, a stamp a cell holds (another instance's, or given before
   // this process's clock moved back).
   void ObserveStamp(int64_t held) {
-    const int64_t us = held >> 10;
+    const int64_t us = held >> store::kStampWriterBits;
     int64_t cur = stamp_floor_us.load();
     while (cur < us && !stamp_floor_us.compare_exchange_weak(cur, us)) {
     }

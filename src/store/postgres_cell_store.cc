@@ -58,6 +58,7 @@ CREATE TABLE tombstones(
   key TEXT COLLATE "C" NOT NULL,
   stamp BIGINT NOT NULL,
   PRIMARY KEY(tenant_id, key));
+CREATE INDEX tombstones_by_stamp ON tombstones(stamp);
 )sql"},
 }};
 
@@ -118,14 +119,16 @@ const std::vector<PgStatement>& Statements() {
     auto* statements = new std::vector<PgStatement>{
         // A delete applies only over a lower stamp, and leaves a tombstone (even where there
         // was no object: a put stamped before it may still be on its way) unless a higher-
-        // stamped object is held. Returns (existed, held stamp if superseded).
+        // stamped object is held; tombstones stamped before $4 are dropped. Returns (existed,
+        // held stamp if superseded).
         {"delete_object",
          "WITH gone AS (DELETE FROM objects WHERE tenant_id = $1 AND key = $2 AND stamp < $3 "
          "RETURNING version), "
          "newer AS (SELECT stamp FROM objects WHERE tenant_id = $1 AND key = $2 AND stamp >= $3), "
          "tomb AS (INSERT INTO tombstones(tenant_id, key, stamp) SELECT $1, $2, $3 "
          "WHERE NOT EXISTS (SELECT 1 FROM newer) ON CONFLICT(tenant_id, key) DO UPDATE SET "
-         "stamp = EXCLUDED.stamp WHERE tombstones.stamp < EXCLUDED.stamp) "
+         "stamp = EXCLUDED.stamp WHERE tombstones.stamp < EXCLUDED.stamp), "
+         "expired AS (DELETE FROM tombstones WHERE stamp < $4) "
          "SELECT EXISTS(SELECT 1 FROM gone), (SELECT stamp FROM newer)"},
         {"get_object",
          "SELECT " CUSTOS_OBJECT_META ", sealed FROM objects WHERE tenant_id = $1 AND key = $2"},
@@ -237,7 +240,8 @@ class PostgresCellStore final : public CellStore {
       for (size_t i = 0; i < writes.size();) {
         const StoredObject& o = writes[i].object;
         if (writes[i].op == CellWrite::Op::kDelete) {
-          auto r = txn.exec_prepared1("delete_object", o.tenant_id, o.key, o.stamp);
+          auto r = txn.exec_prepared1("delete_object", o.tenant_id, o.key, o.stamp,
+                                      o.stamp - kTombstoneLifetimeStamps);
           if (r[1].is_null()) {
             results[i++] = {0, r[0].as<bool>()};
           } else {  // a higher-stamped object is held

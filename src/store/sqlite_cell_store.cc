@@ -41,6 +41,7 @@ CREATE TABLE tombstones(
   key TEXT NOT NULL,
   stamp INTEGER NOT NULL,
   PRIMARY KEY(tenant_id, key)) WITHOUT ROWID;
+CREATE INDEX tombstones_by_stamp ON tombstones(stamp);
 )sql"},
 }};
 
@@ -277,13 +278,19 @@ class SqliteCellStore final : public CellStore {
       if (!held.ok()) return held.status();
       if (held->existed) return held;  // the object is held under a higher stamp
     }
-    // Left even where there was no object: a put stamped before it may still be on its way.
+    // Left even where there was no object: a put stamped before it may still be on its way. Kept
+    // for kTombstoneLifetimeStamps; each delete drops the expired ones (by the stamp index).
     auto tomb = c.Prepare(
         "INSERT INTO tombstones(tenant_id, key, stamp) VALUES(?,?,?) "
         "ON CONFLICT(tenant_id, key) DO UPDATE SET stamp = excluded.stamp "
         "WHERE tombstones.stamp < excluded.stamp");
     if (!tomb.ok()) return tomb.status();
     if (auto done = tomb->Bind(1, o.tenant_id).Bind(2, o.key).Bind(3, o.stamp).Run(); !done.ok()) {
+      return done;
+    }
+    auto expired = c.Prepare("DELETE FROM tombstones WHERE stamp < ?");
+    if (!expired.ok()) return expired.status();
+    if (auto done = expired->Bind(1, o.stamp - kTombstoneLifetimeStamps).Run(); !done.ok()) {
       return done;
     }
     return CellWriteResult{0, existed};

@@ -272,6 +272,13 @@ struct StoredObject {
   int64_t stamp = 0;          // the order of the write (CellWrite); set by writers, not reads
 };
 
+// Write stamps are unix microseconds times 2^kStampWriterBits, plus bits that tell writers apart.
+inline constexpr int kStampWriterBits = 10;
+// A delete's tombstone is kept for an hour of stamps, far longer than a write can be on its way
+// to a cell (writes give up after seconds), and then dropped: the deleted object's key is gone
+// from the cell too.
+inline constexpr int64_t kTombstoneLifetimeStamps = int64_t{3'600'000'000} << kStampWriterBits;
+
 // One mutation of a cell. Puts carry the whole object (version is assigned by the cell).
 //
 // Writes of one object are ordered by their stamp (object.stamp, > 0), not by their arrival:

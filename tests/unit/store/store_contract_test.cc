@@ -341,6 +341,28 @@ TEST_P(StoreContract, CellsGivenWritesInAnyOrderAgree) {
   EXPECT_EQ((*a)->GetObject("t", "k")->sealed, "four");
 }
 
+// A delete's tombstone keeps older puts out for kTombstoneLifetimeStamps, then is dropped (by a
+// later delete): the deleted key is no longer held by the cell.
+TEST_P(StoreContract, TombstonesExpire) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  auto write = [&](CellWrite w, int64_t stamp) {
+    w.object.stamp = stamp;
+    auto r = (*cell)->Apply(std::vector<CellWrite>{w});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? (*r)[0] : CellWriteResult{};
+  };
+  const int64_t t0 = int64_t{1} << 40;
+  write(Del("t", "gone"), t0);
+  EXPECT_TRUE(write(Put(Obj("t", "gone")), t0 - 1).superseded) << "the tombstone keeps it out";
+  write(Del("t", "other"), t0 + kTombstoneLifetimeStamps - 1);
+  EXPECT_TRUE(write(Put(Obj("t", "gone")), t0 - 2).superseded) << "not expired yet";
+  write(Del("t", "other"), t0 + kTombstoneLifetimeStamps + 1);
+  EXPECT_FALSE(write(Put(Obj("t", "gone")), t0 - 3).superseded) << "expired and dropped";
+  EXPECT_TRUE((*cell)->GetObject("t", "gone").ok());
+}
+
 // --- control ----------------------------------------------------------------------------------
 
 TEST_P(StoreContract, ControlPrincipalsTenantsAndSettings) {
