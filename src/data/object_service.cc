@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <atomic>
 #include <future>
 #include <mutex>
 #include <shared_mutex>
@@ -58,18 +57,8 @@ struct ObjectService::Impl {
   const Clock& clock;
   ObjectServiceOptions options;
 
-  // Held while stamping and enqueueing one write to every cell of its tenant, so that this
-  // instance's writes reach each cell in stamp order.
+  // Held while enqueueing one write to both cells so they apply writes in the same order.
   std::mutex submit_mu;
-  // Write stamps (store.h, CellWrite): a hybrid logical clock in microseconds -- the clock's
-  // time, but never at or below a stamp given before or held by a cell (ObserveStamp) -- times
-  // 1024, plus 10 random bits of this instance, so that two instances never give one stamp.
-  std::atomic<int64_t> stamp_floor_us{0};  // the last stamp's clock part, or above
-  const int64_t instance_bits;
-
-  // A write a cell found superseded is stamped again above what the cell holds and retried,
-  // at most this many times (it only races writes of the same object from other instances).
-  static constexpr int kMaxSupersededRetries = 3;
 
   std::shared_mutex tenants_mu;
   // guarded by tenants_mu
@@ -77,21 +66,10 @@ struct ObjectService::Impl {
 
   Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e, Random& r,
        const Clock& cl, ObjectServiceOptions o)
-      : cells(std::move(c)),
-        key_provider(k),
-        events(e),
-        random(r),
-        clock(cl),
-        options(o),
-        instance_bits(RandomBits10(r)) {
+      : cells(std::move(c)), key_provider(k), events(e), random(r), clock(cl), options(o) {
     for (auto& [region, cell] : cells) {
       writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
     }
-  }
-
-  static int64_t RandomBits10(Random& random) {
-    const std::string b = random.Bytes(2);
-    return (static_cast<unsigned char>(b[0]) | static_cast<unsigned char>(b[1]) << 8) & 1023;
   }
 
   absl::StatusOr<CellStore*> Cell(const std::string& region) {
@@ -333,30 +311,10 @@ struct ObjectService::Impl {
     return out;
   }
 
-  int64_t NextStamp() ABSL_EXCLUSIVE_LOCKS_REQUIRED(submit_mu) {
-    const int64_t now_us = absl::ToUnixMicros(clock.Now());
-    const int64_t us = std::max(now_us, stamp_floor_us.load() + 1);
-    stamp_floor_us.store(us);
-    return (us << store::kStampWriterBits) | instance_bits;
-  }
-
-  // Keeps later stamps above `held`, a stamp a cell holds (another instance's, or given before
-  // this process's clock moved back).
-  void ObserveStamp(int64_t held) {
-    const int64_t us = held >> store::kStampWriterBits;
-    int64_t cur = stamp_floor_us.load();
-    while (cur < us && !stamp_floor_us.compare_exchange_weak(cur, us)) {
-    }
-  }
-
-  // Stamps `w` and enqueues it on every cell of the tenant (the same order in every cell);
-  // `done` runs once, on the writer thread of the last cell to finish, with the home cell's
-  // result or the first error. One completion per write, however many cells: a waiting caller
-  // is woken once. A write the home cell found superseded (another instance wrote the object
-  // with a higher stamp, or this process's clock moved back) is stamped above it and retried:
-  // the home cell decides, and the replica follows the stamps whatever order writes reach it in.
-  void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done,
-                            int retries_left = kMaxSupersededRetries) {
+  // Enqueues `w` on every cell of the tenant (the same order in every cell); `done` runs once,
+  // on the writer thread of the last cell to finish, with the home cell's result or the first
+  // error. One completion per write, however many cells: a waiting caller is woken once.
+  void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done) {
     auto cells = WritersOf(t);
     if (!cells.ok()) return std::move(done)(cells.status());
     struct Join {
@@ -366,19 +324,15 @@ struct ObjectService::Impl {
       absl::Status error;  // the first
       absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
       WriteCallback done;
-      TenantCells tenant;
-      CellWrite write;  // kept to retry a superseded write
     };
     auto join = std::make_shared<Join>();
     join->left = cells->size();
     join->done = std::move(done);
-    join->tenant = t;
-    auto answer = [this, &join, retries_left](bool home) {
-      return [this, join, home, retries_left](absl::StatusOr<CellWriteResult> r) {
+    auto answer = [&join, tenant_id = t.tenant_id](bool home) {
+      return [join, home, tenant_id](absl::StatusOr<CellWriteResult> r) {
         std::unique_lock lock(join->mu);
         if (r.ok()) ++join->committed;
         if (!r.ok() && join->error.ok()) join->error = r.status();
-        if (r.ok() && r->superseded) ObserveStamp(r->held_stamp);
         if (home) join->home = std::move(r);
         if (--join->left > 0) return;
         lock.unlock();
@@ -390,24 +344,14 @@ struct ObjectService::Impl {
             spdlog::error(
                 "tenant {}: a write committed in {} of its cells and failed in the "
                 "other ({}); they differ on that object until it is written again",
-                join->tenant.tenant_id, join->committed, join->error.ToString());
+                tenant_id, join->committed, join->error.ToString());
           }
           return std::move(join->done)(join->error);
-        }
-        if (join->home->superseded) {
-          if (retries_left == 0) {
-            return std::move(join->done)(
-                Conflict("the object was changed at the same time by another writer; retry"));
-          }
-          return WriteEverywhereAsync(join->tenant, std::move(join->write), std::move(join->done),
-                                      retries_left - 1);
         }
         std::move(join->done)(std::move(join->home));
       };
     };
     std::lock_guard submit(submit_mu);
-    w.object.stamp = NextStamp();
-    join->write = w;  // before any cell can answer
     for (size_t i = 0; i + 1 < cells->size(); ++i) (*cells)[i]->EnqueueAsync(w, answer(i == 0));
     cells->back()->EnqueueAsync(std::move(w), answer(cells->size() == 1));  // the last takes it
   }

@@ -27,7 +27,7 @@ using internal::PgPool;
 using internal::PgStatement;
 using internal::ReadBytes;
 
-constexpr std::array<PgMigration, 2> kMigrations = {{
+constexpr std::array<PgMigration, 1> kMigrations = {{
     {1, R"sql(
 CREATE TABLE objects(
   tenant_id TEXT COLLATE "C" NOT NULL,
@@ -50,16 +50,6 @@ CREATE TABLE data_keys(
   created_at BIGINT NOT NULL,
   PRIMARY KEY(tenant_id, version));
 )sql"},
-    // Writes ordered by stamp (store.h, CellWrite); a delete leaves its stamp behind.
-    {2, R"sql(
-ALTER TABLE objects ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
-CREATE TABLE tombstones(
-  tenant_id TEXT COLLATE "C" NOT NULL,
-  key TEXT COLLATE "C" NOT NULL,
-  stamp BIGINT NOT NULL,
-  PRIMARY KEY(tenant_id, key));
-CREATE INDEX tombstones_by_stamp ON tombstones(stamp);
-)sql"},
 }};
 
 #define CUSTOS_OBJECT_META "key, version, dek_version, size, sha256, content_type, updated_at"
@@ -74,62 +64,32 @@ constexpr size_t kMaxRowsPerPut = 32;
 std::string PutObjectsName(size_t rows) { return "put_objects_" + std::to_string(rows); }
 
 // Puts `rows` objects and counts their seals. Parameters are column-major (libpqxx passes each
-// column as one dynamic list): $1..$rows the tenants, then the keys, and so on for the 9 columns.
-// A put applies only over a lower stamp (store.h, CellWrite): of the object or of its
-// tombstone, which it then clears. Returns (tenant, key, version, applied, held stamp) per row.
+// column as one dynamic list): $1..$rows the tenants, then the keys, and so on for the 8 columns.
 std::string PutObjectsSql(size_t rows) {
+  // The last column is the version of a new object.
   std::string sql = StrCat(
-      "WITH v(tenant_id, key, dek_version, size, sha256, content_type, updated_at, sealed, "
-      "stamp) AS (VALUES ",
-      internal::ColumnMajorValues(
-          rows, 9, 1, "",
-          {"::text COLLATE \"C\"", "::text COLLATE \"C\"", "::bigint", "::bigint", "::text",
-           "::text", "::bigint", "::bytea", "::bigint"}),
-      "), ");
+      "WITH put AS (INSERT INTO objects AS o(tenant_id, key, dek_version, size, sha256, "
+      "content_type, updated_at, sealed, version) VALUES ",
+      internal::ColumnMajorValues(rows, 8, 1, ",1"));
   sql +=
-      "put AS (INSERT INTO objects AS o(tenant_id, key, dek_version, size, sha256, "
-      "content_type, updated_at, sealed, stamp, version) SELECT v.*, 1 FROM v WHERE NOT EXISTS "
-      "(SELECT 1 FROM tombstones t WHERE t.tenant_id = v.tenant_id AND t.key = v.key AND "
-      "t.stamp >= v.stamp) "
-      "ON CONFLICT(tenant_id, key) DO UPDATE SET version = o.version + 1, "
+      " ON CONFLICT(tenant_id, key) DO UPDATE SET version = o.version + 1, "
       "dek_version = EXCLUDED.dek_version, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, "
       "content_type = EXCLUDED.content_type, updated_at = EXCLUDED.updated_at, "
-      "sealed = EXCLUDED.sealed, stamp = EXCLUDED.stamp WHERE o.stamp < EXCLUDED.stamp "
-      "RETURNING tenant_id, key, version), "
-      // Data-modifying WITH parts run to completion although the SELECT does not read them.
-      "cleared AS (DELETE FROM tombstones t USING put p WHERE t.tenant_id = p.tenant_id AND "
-      "t.key = p.key), "
-      // Every put sealed under its data key, applied or not.
+      "sealed = EXCLUDED.sealed RETURNING tenant_id, key, version, dek_version), "
+      // Runs to completion although the SELECT does not read it (PostgreSQL's rule for
+      // data-modifying WITH).
       "counted AS (UPDATE data_keys d SET seals = d.seals + c.n FROM (SELECT tenant_id, "
-      "dek_version, count(*) AS n FROM v GROUP BY tenant_id, dek_version) c "
+      "dek_version, count(*) AS n FROM put GROUP BY tenant_id, dek_version) c "
       "WHERE d.tenant_id = c.tenant_id AND d.version = c.dek_version) "
-      "SELECT tenant_id, key, version, true, 0::bigint FROM put "
-      // The rest changed nothing: what the cell holds (read before this statement, which did
-      // not touch those objects).
-      "UNION ALL SELECT v.tenant_id, v.key, COALESCE(o.version, 0), false, "
-      "COALESCE(o.stamp, t.stamp, 0) FROM v "
-      "LEFT JOIN objects o ON o.tenant_id = v.tenant_id AND o.key = v.key "
-      "LEFT JOIN tombstones t ON t.tenant_id = v.tenant_id AND t.key = v.key "
-      "WHERE NOT EXISTS (SELECT 1 FROM put p WHERE p.tenant_id = v.tenant_id AND p.key = v.key)";
+      "SELECT tenant_id, key, version FROM put";
   return sql;
 }
 
 const std::vector<PgStatement>& Statements() {
   static const auto* kStatements = [] {
     auto* statements = new std::vector<PgStatement>{
-        // A delete applies only over a lower stamp, and leaves a tombstone (even where there
-        // was no object: a put stamped before it may still be on its way) unless a higher-
-        // stamped object is held; tombstones stamped before $4 are dropped. Returns (existed,
-        // held stamp if superseded).
         {"delete_object",
-         "WITH gone AS (DELETE FROM objects WHERE tenant_id = $1 AND key = $2 AND stamp < $3 "
-         "RETURNING version), "
-         "newer AS (SELECT stamp FROM objects WHERE tenant_id = $1 AND key = $2 AND stamp >= $3), "
-         "tomb AS (INSERT INTO tombstones(tenant_id, key, stamp) SELECT $1, $2, $3 "
-         "WHERE NOT EXISTS (SELECT 1 FROM newer) ON CONFLICT(tenant_id, key) DO UPDATE SET "
-         "stamp = EXCLUDED.stamp WHERE tombstones.stamp < EXCLUDED.stamp), "
-         "expired AS (DELETE FROM tombstones WHERE stamp < $4) "
-         "SELECT EXISTS(SELECT 1 FROM gone), (SELECT stamp FROM newer)"},
+         "DELETE FROM objects WHERE tenant_id = $1 AND key = $2 RETURNING version"},
         {"get_object",
          "SELECT " CUSTOS_OBJECT_META ", sealed FROM objects WHERE tenant_id = $1 AND key = $2"},
         // Listings: from the prefix (>=) or after the cursor (>), up to the prefix's bound or not.
@@ -240,13 +200,8 @@ class PostgresCellStore final : public CellStore {
       for (size_t i = 0; i < writes.size();) {
         const StoredObject& o = writes[i].object;
         if (writes[i].op == CellWrite::Op::kDelete) {
-          auto r = txn.exec_prepared1("delete_object", o.tenant_id, o.key, o.stamp,
-                                      o.stamp - kTombstoneLifetimeStamps);
-          if (r[1].is_null()) {
-            results[i++] = {0, r[0].as<bool>()};
-          } else {  // a higher-stamped object is held
-            results[i++] = {0, true, true, r[1].as<int64_t>()};
-          }
+          auto r = txn.exec_prepared("delete_object", o.tenant_id, o.key);
+          results[i++] = {0, !r.empty()};
           continue;
         }
         const size_t end = i + PutRunLength(writes.subspan(i));
@@ -377,7 +332,7 @@ class PostgresCellStore final : public CellStore {
   static absl::Status PutRun(pqxx::transaction_base& txn, std::span<const CellWrite> writes,
                              std::span<CellWriteResult> results) {
     std::vector<std::string> tenants, keys, sha256s, content_types;
-    std::vector<int64_t> dek_versions, sizes, updated, stamps;
+    std::vector<int64_t> dek_versions, sizes, updated;
     std::vector<pqxx::binarystring> sealed;
     for (const CellWrite& w : writes) {
       const StoredObject& o = w.object;
@@ -389,27 +344,23 @@ class PostgresCellStore final : public CellStore {
       content_types.push_back(o.content_type);
       updated.push_back(o.updated_at_ms);
       sealed.push_back(Bytes(o.sealed));
-      stamps.push_back(o.stamp);
     }
     using pqxx::prepare::make_dynamic_params;
     pqxx::result rows = txn.exec_prepared(
         PutObjectsName(writes.size()), make_dynamic_params(tenants), make_dynamic_params(keys),
         make_dynamic_params(dek_versions), make_dynamic_params(sizes), make_dynamic_params(sha256s),
         make_dynamic_params(content_types), make_dynamic_params(updated),
-        make_dynamic_params(sealed), make_dynamic_params(stamps));
-    // Rows come in no promised order: match them to writes by object.
-    std::map<std::pair<std::string, std::string>, CellWriteResult> result_of;
+        make_dynamic_params(sealed));
+    // RETURNING gives no promise of order: match rows to writes by object.
+    std::map<std::pair<std::string, std::string>, int64_t> version_of;
     for (const auto& row : rows) {
-      const int64_t version = row[2].as<int64_t>();
-      CellWriteResult r{version, version > 1};
-      if (!row[3].as<bool>()) r = {version, version > 0, true, row[4].as<int64_t>()};
-      result_of[{row[0].as<std::string>(), row[1].as<std::string>()}] = r;
+      version_of[{row[0].as<std::string>(), row[1].as<std::string>()}] = row[2].as<int64_t>();
     }
     for (size_t k = 0; k < writes.size(); ++k) {
-      auto it = result_of.find({writes[k].object.tenant_id, writes[k].object.key});
+      auto it = version_of.find({writes[k].object.tenant_id, writes[k].object.key});
       // Possibly after the statement committed: an unknown outcome (store.h, Apply).
-      if (it == result_of.end()) return absl::DataLossError("a put returned no result");
-      results[k] = it->second;
+      if (it == version_of.end()) return absl::DataLossError("a put returned no version");
+      results[k] = {it->second, it->second > 1};
     }
     return absl::OkStatus();
   }

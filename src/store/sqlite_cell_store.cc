@@ -1,7 +1,6 @@
 // CellStore on one SQLite file per region.
 #include <array>
 #include <map>
-#include <optional>
 
 #include "store/internal/sqlite_db.h"
 #include "store/store.h"
@@ -12,7 +11,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 2> kMigrations = {{
+constexpr std::array<Database::Migration, 1> kMigrations = {{
     {1, R"sql(
 CREATE TABLE objects(
   tenant_id TEXT NOT NULL,
@@ -32,16 +31,6 @@ CREATE TABLE data_keys(
   seals INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY(tenant_id, version));
-)sql"},
-    // Writes ordered by stamp (store.h, CellWrite); a delete leaves its stamp behind.
-    {2, R"sql(
-ALTER TABLE objects ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;
-CREATE TABLE tombstones(
-  tenant_id TEXT NOT NULL,
-  key TEXT NOT NULL,
-  stamp INTEGER NOT NULL,
-  PRIMARY KEY(tenant_id, key)) WITHOUT ROWID;
-CREATE INDEX tombstones_by_stamp ON tombstones(stamp);
 )sql"},
 }};
 
@@ -201,46 +190,14 @@ class SqliteCellStore final : public CellStore {
     return o;
   }
 
-  // The stamp of `o`'s tombstone, if its last write was a delete.
-  static absl::StatusOr<std::optional<int64_t>> TombstoneStamp(Connection& c,
-                                                               const StoredObject& o) {
-    auto s = c.Prepare("SELECT stamp FROM tombstones WHERE tenant_id = ? AND key = ?");
-    if (!s.ok()) return s.status();
-    s->Bind(1, o.tenant_id).Bind(2, o.key);
-    auto row = s->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return std::optional<int64_t>();
-    std::optional<int64_t> stamp = s->Int(0);
-    if (auto done = s->Run(); !done.ok()) return done;
-    return stamp;
-  }
-
-  // The result of a write of `o` that changed nothing: the object as held, if any.
-  static absl::StatusOr<CellWriteResult> Superseded(Connection& c, const StoredObject& o,
-                                                    int64_t tombstone_stamp) {
-    auto s = c.Prepare("SELECT version, stamp FROM objects WHERE tenant_id = ? AND key = ?");
-    if (!s.ok()) return s.status();
-    s->Bind(1, o.tenant_id).Bind(2, o.key);
-    auto row = s->Step();
-    if (!row.ok()) return row.status();
-    CellWriteResult r{0, false, true, tombstone_stamp};
-    if (*row) r = {s->Int(0), true, true, s->Int(1)};
-    if (auto done = s->Run(); !done.ok()) return done;
-    return r;
-  }
-
   static absl::StatusOr<CellWriteResult> Put(Connection& c, const StoredObject& o) {
-    auto tombstone = TombstoneStamp(c, o);
-    if (!tombstone.ok()) return tombstone.status();
-    if (*tombstone && **tombstone >= o.stamp) return Superseded(c, o, **tombstone);
     auto s = c.Prepare(
         "INSERT INTO objects(tenant_id, key, version, dek_version, size, sha256, content_type, "
-        "updated_at, sealed, stamp) VALUES(?,?,1,?,?,?,?,?,?,?) "
+        "updated_at, sealed) VALUES(?,?,1,?,?,?,?,?,?) "
         "ON CONFLICT(tenant_id, key) DO UPDATE SET version = version + 1, "
         "dek_version = excluded.dek_version, size = excluded.size, sha256 = excluded.sha256, "
         "content_type = excluded.content_type, updated_at = excluded.updated_at, "
-        "sealed = excluded.sealed, stamp = excluded.stamp WHERE objects.stamp < excluded.stamp "
-        "RETURNING version");
+        "sealed = excluded.sealed RETURNING version");
     if (!s.ok()) return s.status();
     s->Bind(1, o.tenant_id)
         .Bind(2, o.key)
@@ -249,50 +206,23 @@ class SqliteCellStore final : public CellStore {
         .Bind(5, o.sha256_hex)
         .Bind(6, o.content_type)
         .Bind(7, o.updated_at_ms)
-        .BindBlob(8, o.sealed)
-        .Bind(9, o.stamp);
+        .BindBlob(8, o.sealed);
     auto row = s->Step();
     if (!row.ok()) return row.status();
-    if (!*row) return Superseded(c, o, 0);  // the object is held under a higher stamp
+    if (!*row) return absl::InternalError("upsert returned no row");
     int64_t version = s->Int(0);
     if (auto done = s->Run(); !done.ok()) return done;
-    if (*tombstone) {
-      auto gone = c.Prepare("DELETE FROM tombstones WHERE tenant_id = ? AND key = ?");
-      if (!gone.ok()) return gone.status();
-      if (auto done = gone->Bind(1, o.tenant_id).Bind(2, o.key).Run(); !done.ok()) return done;
-    }
     return CellWriteResult{version, version > 1};
   }
 
   static absl::StatusOr<CellWriteResult> Delete(Connection& c, const StoredObject& o) {
-    auto s = c.Prepare(
-        "DELETE FROM objects WHERE tenant_id = ? AND key = ? AND stamp < ? RETURNING version");
+    auto s = c.Prepare("DELETE FROM objects WHERE tenant_id = ? AND key = ? RETURNING version");
     if (!s.ok()) return s.status();
-    s->Bind(1, o.tenant_id).Bind(2, o.key).Bind(3, o.stamp);
+    s->Bind(1, o.tenant_id).Bind(2, o.key);
     auto row = s->Step();
     if (!row.ok()) return row.status();
-    const bool existed = *row;
+    bool existed = *row;
     if (auto done = s->Run(); !done.ok()) return done;
-    if (!existed) {
-      auto held = Superseded(c, o, 0);
-      if (!held.ok()) return held.status();
-      if (held->existed) return held;  // the object is held under a higher stamp
-    }
-    // Left even where there was no object: a put stamped before it may still be on its way. Kept
-    // for kTombstoneLifetimeStamps; each delete drops the expired ones (by the stamp index).
-    auto tomb = c.Prepare(
-        "INSERT INTO tombstones(tenant_id, key, stamp) VALUES(?,?,?) "
-        "ON CONFLICT(tenant_id, key) DO UPDATE SET stamp = excluded.stamp "
-        "WHERE tombstones.stamp < excluded.stamp");
-    if (!tomb.ok()) return tomb.status();
-    if (auto done = tomb->Bind(1, o.tenant_id).Bind(2, o.key).Bind(3, o.stamp).Run(); !done.ok()) {
-      return done;
-    }
-    auto expired = c.Prepare("DELETE FROM tombstones WHERE stamp < ?");
-    if (!expired.ok()) return expired.status();
-    if (auto done = expired->Bind(1, o.stamp - kTombstoneLifetimeStamps).Run(); !done.ok()) {
-      return done;
-    }
     return CellWriteResult{0, existed};
   }
 

@@ -269,35 +269,17 @@ struct StoredObject {
   std::string content_type;
   int64_t updated_at_ms = 0;  // unix milliseconds
   std::string sealed;         // AES-256-GCM nonce||ciphertext||tag; empty in listings
-  int64_t stamp = 0;          // the order of the write (CellWrite); set by writers, not reads
 };
 
-// Write stamps are unix microseconds times 2^kStampWriterBits, plus bits that tell writers apart.
-inline constexpr int kStampWriterBits = 10;
-// A delete's tombstone is kept for an hour of stamps, far longer than a write can be on its way
-// to a cell (writes give up after seconds), and then dropped: the deleted object's key is gone
-// from the cell too.
-inline constexpr int64_t kTombstoneLifetimeStamps = int64_t{3'600'000'000} << kStampWriterBits;
-
 // One mutation of a cell. Puts carry the whole object (version is assigned by the cell).
-//
-// Writes of one object are ordered by their stamp (object.stamp, > 0), not by their arrival:
-// a put or delete changes a cell only if its stamp is higher than that of what the cell holds
-// for the object -- the object itself, or the tombstone its last delete left. So two cells that
-// receive the same writes in different orders (from two instances writing at once) end up
-// holding the same one. A write that changed nothing is `superseded`.
 struct CellWrite {
   enum class Op { kPut, kDelete } op = Op::kPut;
-  StoredObject object;  // for kDelete only tenant_id, key and stamp are read
+  StoredObject object;  // for kDelete only tenant_id and key are read
 };
 
 struct CellWriteResult {
-  int64_t version = 0;   // the object's version after a put (superseded: as held); 0 after a delete
+  int64_t version = 0;   // the object's version after a put; 0 after a delete
   bool existed = false;  // the key existed before the write
-  bool superseded = false;  // the cell holds a write of the object stamped at least as high
-  // When superseded: the stamp the cell holds (under concurrent writes of the object it may be
-  // an older one: on PostgreSQL it is read from the statement's snapshot).
-  int64_t held_stamp = 0;
 };
 
 struct DataKeyRecord {

@@ -17,10 +17,6 @@ namespace {
 
 using custos::testing::TempDir;
 
-// The stamp of rows a test writes into a cell directly, standing in for an insider's edit: above
-// any the service gives (store.h, CellWrite), so the row is replaced.
-constexpr int64_t kTamperStamp = int64_t{1} << 62;
-
 class ObjectServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { Open({}); }
@@ -91,7 +87,6 @@ TEST_F(ObjectServiceTest, SealedBytesAreBoundToTenantAndKey) {
   for (const char* region : {"home", "replica"}) {
     auto k1 = *cells_[region]->GetObject("t1", "k1");
     k1.key = "k2";
-    k1.stamp = kTamperStamp;  // above the service's: the row is replaced
     ASSERT_TRUE(cells_[region]
                     ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, k1}})
                     .ok());
@@ -107,7 +102,6 @@ TEST_F(ObjectServiceTest, RolledBackCiphertextUnderNewerMetadataDoesNotOpen) {
   for (const char* region : {"home", "replica"}) {
     auto row = *cells_[region]->GetObject("t1", "terms");
     row.sealed = old_row.sealed;  // same tenant, key and data key: only the content differs
-    row.stamp = kTamperStamp;
     ASSERT_TRUE(cells_[region]
                     ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}})
                     .ok());
@@ -288,7 +282,6 @@ TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionA
   ASSERT_TRUE(service_->Put({"t1", "replica", ""}, "old", "old bytes", "").ok());
   auto row = *cells_["replica"]->GetObject("t1", "old");
   ASSERT_EQ(row.dek_version, 1);
-  row.stamp = kTamperStamp;
   ASSERT_TRUE(
       cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
   Open({});
@@ -297,7 +290,6 @@ TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionA
   EXPECT_EQ(got->bytes, "old bytes");
   // A row that opens under neither key is still refused.
   row.sealed[row.sealed.size() - 1] ^= 1;
-  row.stamp = kTamperStamp + 1;
   ASSERT_TRUE(
       cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
   EXPECT_EQ(service_->Get(tenant_, "old").status().code(), absl::StatusCode::kDataLoss);
@@ -336,107 +328,6 @@ TEST_F(ObjectServiceTest, TwoInstancesRotateToOneKey) {
       EXPECT_EQ(got->bytes, bytes);
     }
   }
-}
-
-// Forwards to a cell store, holding every Apply until released: a replica far away, or slow.
-class HeldCellStore final : public store::CellStore {
- public:
-  explicit HeldCellStore(store::CellStore& inner) : inner_(inner) {}
-  void Release() { release_.set_value(); }
-
-  const std::string& region() const override { return inner_.region(); }
-  absl::StatusOr<std::vector<store::CellWriteResult>> Apply(
-      std::span<const store::CellWrite> writes) override {
-    released_.wait();
-    return inner_.Apply(writes);
-  }
-  absl::StatusOr<store::StoredObject> GetObject(std::string_view t, std::string_view k) override {
-    return inner_.GetObject(t, k);
-  }
-  absl::StatusOr<std::vector<store::StoredObject>> ListObjects(std::string_view t,
-                                                               std::string_view p,
-                                                               std::string_view a, int n) override {
-    return inner_.ListObjects(t, p, a, n);
-  }
-  absl::StatusOr<store::CellUsage> Usage(std::string_view t) override { return inner_.Usage(t); }
-  absl::Status PutDataKey(const store::DataKeyRecord& k) override { return inner_.PutDataKey(k); }
-  absl::StatusOr<std::vector<store::DataKeyRecord>> ListDataKeys(std::string_view t) override {
-    return inner_.ListDataKeys(t);
-  }
-
- private:
-  store::CellStore& inner_;
-  std::promise<void> release_;
-  std::shared_future<void> released_ = release_.get_future().share();
-};
-
-// Two instances write one object; one instance's replica write is slow, so the replica gets
-// the two writes in the opposite order from the home cell. Writes are ordered by their stamps,
-// not their arrival, so both cells keep the later write (before, the replica kept the earlier
-// one: the cells differed and nothing told).
-TEST_F(ObjectServiceTest, TwoInstancesWritingOneObjectLeaveTheCellsAlike) {
-  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
-  ASSERT_TRUE(service_->Put(tenant_, "warm", "x", "").ok());  // keys loaded
-  std::map<std::string, std::unique_ptr<store::CellStore>> other_cells;
-  for (const char* region : {"home", "replica"}) {
-    other_cells[region] =
-        *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, false);
-  }
-  // The slow instance puts (or deletes) `key` first; this one puts "later" meanwhile.
-  auto race = [&](const std::string& key, bool slow_deletes) {
-    HeldCellStore slow_replica(*other_cells["replica"]);
-    ObjectService slow({{"home", other_cells["home"].get()}, {"replica", &slow_replica}}, *keys_,
-                       *events_, random_, clock_);
-    std::promise<absl::Status> slow_done;
-    std::thread slow_write([&] {
-      slow_done.set_value(slow_deletes ? slow.Delete(tenant_, key)
-                                       : slow.Put(tenant_, key, "earlier", "").status());
-    });
-    // The slow write is in the home cell, and on its way to the replica.
-    while (cells_["home"]->GetObject("t1", key).ok() == slow_deletes) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    EXPECT_TRUE(service_->Put(tenant_, key, "later", "").ok());
-    slow_replica.Release();
-    slow_write.join();
-    EXPECT_TRUE(slow_done.get_future().get().ok());
-    auto home = cells_["home"]->GetObject("t1", key);
-    auto replica = cells_["replica"]->GetObject("t1", key);
-    ASSERT_TRUE(home.ok()) << key;
-    ASSERT_TRUE(replica.ok()) << key << ": the later put is gone from the replica";
-    EXPECT_EQ(home->sealed, replica->sealed) << key << ": the cells differ";
-    EXPECT_EQ(service_->Get(tenant_, key)->bytes, "later");
-  };
-  race("put-then-put", /*slow_deletes=*/false);
-  ASSERT_TRUE(service_->Put(tenant_, "delete-then-put", "first", "").ok());
-  race("delete-then-put", /*slow_deletes=*/true);
-}
-
-// An instance whose clock is behind the stamps a cell holds (another instance's clock ran
-// ahead, or this one's moved back) still writes: the superseded write is stamped above what the
-// cell holds and retried, and later writes are stamped above it at once.
-TEST_F(ObjectServiceTest, AWriteBehindAnotherInstancesClockIsRetriedAboveIt) {
-  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
-  OffsetClock ahead;
-  ahead.Advance(24 * 3600);
-  std::map<std::string, std::unique_ptr<store::CellStore>> other_cells;
-  std::map<std::string, store::CellStore*> raw;
-  for (const char* region : {"home", "replica"}) {
-    other_cells[region] =
-        *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, false);
-    raw[region] = other_cells[region].get();
-  }
-  {
-    ObjectService fast(raw, *keys_, *events_, random_, ahead);
-    ASSERT_TRUE(fast.Put(tenant_, "doc", "from the future", "").ok());
-  }
-  auto put = service_->Put(tenant_, "doc", "now", "");
-  ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_EQ(put->version, 2);
-  EXPECT_EQ(service_->Get(tenant_, "doc")->bytes, "now");
-  ASSERT_TRUE(service_->Delete(tenant_, "doc").ok());
-  EXPECT_EQ(service_->Get(tenant_, "doc").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(cells_["replica"]->GetObject("t1", "doc").status().code(), absl::StatusCode::kNotFound);
 }
 
 // One tenant's write that a cell refuses must not take down the writes batched with it (other

@@ -259,108 +259,24 @@ TEST_P(StoreContract, CellReopensWithItsData) {
   EXPECT_EQ((*other)->GetObject("t", "k").status().code(), absl::StatusCode::kNotFound);
 }
 
-// Writes of one key from many threads at once: the cell keeps the highest-stamped one whatever
-// order they arrive in (store.h, CellWrite); each write that changed the object got its own
-// version, and the others were superseded by a higher stamp without changing anything.
-TEST_P(StoreContract, ConcurrentWritesToOneKeyAreOrderedByStamp) {
+TEST_P(StoreContract, ConcurrentWritesToOneKeyGetDistinctVersions) {
   auto cell = OpenCell("r");
   ASSERT_TRUE(cell.ok()) << cell.status();
   ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
   std::vector<std::thread> threads;
-  std::vector<store::StoredObject> written(8 * 5);
-  std::vector<absl::StatusOr<std::vector<CellWriteResult>>> results(8 * 5);
+  std::vector<int64_t> versions(8 * 5);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 5; ++i) {
-        const int n = t * 5 + i;
-        written[n] = Obj("t", "hot", "content " + std::to_string(n));
-        results[n] = (*cell)->Apply(std::vector<CellWrite>{Put(written[n])});
+        auto r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "hot"))});
+        versions[t * 5 + i] = r.ok() ? (*r)[0].version : -1;
       }
     });
   }
   for (auto& th : threads) th.join();
-  std::vector<int64_t> applied_versions;
-  const store::StoredObject* highest = &written[0];
-  for (size_t n = 0; n < written.size(); ++n) {
-    ASSERT_TRUE(results[n].ok()) << results[n].status();
-    const CellWriteResult& r = (*results[n])[0];
-    // (A superseded write's held_stamp is exact only without concurrent writers: on
-    // PostgreSQL it is read from the statement's snapshot. The next test checks it.)
-    if (!r.superseded) applied_versions.push_back(r.version);
-    if (written[n].stamp > highest->stamp) highest = &written[n];
-  }
-  std::sort(applied_versions.begin(), applied_versions.end());
-  ASSERT_FALSE(applied_versions.empty());
-  for (size_t i = 0; i < applied_versions.size(); ++i) {
-    EXPECT_EQ(applied_versions[i], static_cast<int64_t>(i + 1));
-  }
-  auto stored = (*cell)->GetObject("t", "hot");
-  ASSERT_TRUE(stored.ok());
-  EXPECT_EQ(stored->sealed, highest->sealed);
-  EXPECT_EQ(stored->version, static_cast<int64_t>(applied_versions.size()));
-  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 40) << "every put sealed, applied or not";
-}
-
-// Two cells receiving the same puts and deletes of one key in opposite orders end up alike: a
-// put never resurrects an object a later-stamped delete removed, and a delete never removes an
-// object a later-stamped put wrote.
-TEST_P(StoreContract, CellsGivenWritesInAnyOrderAgree) {
-  auto a = OpenCell("ra");
-  auto b = OpenCell("rb");
-  ASSERT_TRUE(a.ok() && b.ok());
-  for (auto* cell : {&*a, &*b}) ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
-  const std::vector<CellWrite> writes = {Put(Obj("t", "k", "one")), Del("t", "k"),
-                                         Put(Obj("t", "j", "two")), Put(Obj("t", "j", "three")),
-                                         Del("t", "j")};  // stamped in this order
-  for (const CellWrite& w : writes) {
-    ASSERT_TRUE((*a)->Apply(std::vector<CellWrite>{w}).ok());
-  }
-  for (auto it = writes.rbegin(); it != writes.rend(); ++it) {
-    auto r = (*b)->Apply(std::vector<CellWrite>{*it});
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-  for (auto* cell : {&*a, &*b}) {
-    EXPECT_EQ((*cell)->GetObject("t", "k").status().code(), absl::StatusCode::kNotFound);
-    EXPECT_EQ((*cell)->GetObject("t", "j").status().code(), absl::StatusCode::kNotFound);
-  }
-  // A put stamped after the deletes brings the object back in both, in either order.
-  const CellWrite again = Put(Obj("t", "k", "four"));
-  for (auto* cell : {&*a, &*b}) {
-    auto r = (*cell)->Apply(std::vector<CellWrite>{again});
-    ASSERT_TRUE(r.ok());
-    EXPECT_FALSE((*r)[0].superseded);
-    EXPECT_EQ((*cell)->GetObject("t", "k")->sealed, "four");
-  }
-  // A write stamped before what a cell holds changes nothing and says so.
-  store::StoredObject stale = Obj("t", "k", "stale");
-  stale.stamp = 1;
-  auto r = (*a)->Apply(std::vector<CellWrite>{Put(stale)});
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE((*r)[0].superseded);
-  EXPECT_EQ((*r)[0].held_stamp, again.object.stamp);
-  EXPECT_EQ((*a)->GetObject("t", "k")->sealed, "four");
-}
-
-// A delete's tombstone keeps older puts out for kTombstoneLifetimeStamps, then is dropped (by a
-// later delete): the deleted key is no longer held by the cell.
-TEST_P(StoreContract, TombstonesExpire) {
-  auto cell = OpenCell("r");
-  ASSERT_TRUE(cell.ok()) << cell.status();
-  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
-  auto write = [&](CellWrite w, int64_t stamp) {
-    w.object.stamp = stamp;
-    auto r = (*cell)->Apply(std::vector<CellWrite>{w});
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? (*r)[0] : CellWriteResult{};
-  };
-  const int64_t t0 = int64_t{1} << 40;
-  write(Del("t", "gone"), t0);
-  EXPECT_TRUE(write(Put(Obj("t", "gone")), t0 - 1).superseded) << "the tombstone keeps it out";
-  write(Del("t", "other"), t0 + kTombstoneLifetimeStamps - 1);
-  EXPECT_TRUE(write(Put(Obj("t", "gone")), t0 - 2).superseded) << "not expired yet";
-  write(Del("t", "other"), t0 + kTombstoneLifetimeStamps + 1);
-  EXPECT_FALSE(write(Put(Obj("t", "gone")), t0 - 3).superseded) << "expired and dropped";
-  EXPECT_TRUE((*cell)->GetObject("t", "gone").ok());
+  std::sort(versions.begin(), versions.end());
+  for (size_t i = 0; i < versions.size(); ++i) EXPECT_EQ(versions[i], static_cast<int64_t>(i + 1));
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 40);
 }
 
 // --- control ----------------------------------------------------------------------------------

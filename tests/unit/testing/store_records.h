@@ -1,8 +1,6 @@
 // Small builders of store records for the store tests (SQLite-only and contract tests alike).
 #pragma once
 
-#include <atomic>
-#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -10,12 +8,9 @@
 
 namespace custos::testing {
 
-// A stored object with fixed metadata; only the tenant, key and sealed bytes vary. Each is
-// stamped above every one built before (store.h, CellWrite), as one instance's writes are.
+// A stored object with fixed metadata; only the tenant, key and sealed bytes vary.
 inline store::StoredObject Obj(std::string tenant, std::string key, std::string sealed = "sealed") {
-  static std::atomic<int64_t> last_stamp{0};
   store::StoredObject o;
-  o.stamp = ++last_stamp;
   o.tenant_id = std::move(tenant);
   o.key = std::move(key);
   o.dek_version = 1;
