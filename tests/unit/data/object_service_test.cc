@@ -45,6 +45,20 @@ class ObjectServiceTest : public ::testing::Test {
     service_ = std::make_unique<ObjectService>(raw, *keys_, *events_, random_, clock_, options);
   }
 
+  // Stores a different data key under version 1 in each cell, as an earlier release's
+  // half-done rotation could.
+  void StoreDisagreeingFirstKeys() {
+    const std::string aad(
+        "custos dek v1\0t1\0"
+        "1",
+        18);
+    for (const char* region : {"home", "replica"}) {
+      auto wrapped = keys_->Wrap(crypto::TenantKeyId("t1"), random_.Bytes(32), aad);
+      ASSERT_TRUE(wrapped.ok());
+      ASSERT_TRUE(cells_[region]->PutDataKey({"t1", 1, *wrapped, 0, 0}).ok());
+    }
+  }
+
   TempDir dir_;
   crypto::OpenSslRandom random_;
   SystemClock clock_;
@@ -244,15 +258,7 @@ TEST_F(ObjectServiceTest, ARotationThatFailedOnTheReplicaIsFinishedWithTheSameKe
 // Cells left holding different keys under one version (by an earlier release's half-done
 // rotation): writes go on under a new version instead of failing forever.
 TEST_F(ObjectServiceTest, AVersionTheCellsDisagreeOnIsRotatedPast) {
-  const std::string aad(
-      "custos dek v1\0t1\0"
-      "1",
-      18);
-  for (const char* region : {"home", "replica"}) {
-    auto wrapped = keys_->Wrap(crypto::TenantKeyId("t1"), random_.Bytes(32), aad);
-    ASSERT_TRUE(wrapped.ok());
-    ASSERT_TRUE(cells_[region]->PutDataKey({"t1", 1, *wrapped, 0, 0}).ok());
-  }
+  StoreDisagreeingFirstKeys();
   auto put = service_->Put(tenant_, "after", "bytes", "");
   ASSERT_TRUE(put.ok()) << put.status();
   EXPECT_EQ(cells_["home"]->GetObject("t1", "after")->dek_version, 2);
@@ -268,15 +274,7 @@ TEST_F(ObjectServiceTest, AVersionTheCellsDisagreeOnIsRotatedPast) {
 // The objects that release sealed under the replica's key of such a version are read with it:
 // the home cell's key under that version does not open them.
 TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionAreRead) {
-  const std::string aad(
-      "custos dek v1\0t1\0"
-      "1",
-      18);
-  for (const char* region : {"home", "replica"}) {
-    auto wrapped = keys_->Wrap(crypto::TenantKeyId("t1"), random_.Bytes(32), aad);
-    ASSERT_TRUE(wrapped.ok());
-    ASSERT_TRUE(cells_[region]->PutDataKey({"t1", 1, *wrapped, 0, 0}).ok());
-  }
+  StoreDisagreeingFirstKeys();
   // Sealed under the replica's version-1 key (a tenant living in that cell alone sees only
   // it), then stored in both cells, as that release did.
   ASSERT_TRUE(service_->Put({"t1", "replica", ""}, "old", "old bytes", "").ok());
