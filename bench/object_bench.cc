@@ -62,6 +62,9 @@ class CountingCellStore final : public store::CellStore {
   absl::StatusOr<store::CellUsage> Usage(std::string_view tenant_id) override {
     return inner_.Usage(tenant_id);
   }
+  absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) override {
+    return inner_.PurgeTombstones(deleted_before_ms, limit);
+  }
   absl::Status PutDataKey(const store::DataKeyRecord& key) override {
     return inner_.PutDataKey(key);
   }

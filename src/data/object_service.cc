@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
@@ -10,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "data/internal/cell_writer.h"
+#include "data/internal/write_stamps.h"
 #include "spdlog/spdlog.h"
 
 namespace custos::data {
@@ -57,8 +59,11 @@ struct ObjectService::Impl {
   const Clock& clock;
   ObjectServiceOptions options;
 
-  // Held while enqueueing one write to both cells so they apply writes in the same order.
+  // Held while stamping one write and enqueueing it to its cells, so that this instance's
+  // writes reach every cell in stamp order (cells apply by stamp: see store.h, CellWrite).
   std::mutex submit_mu;
+  internal::WriteStamps stamps ABSL_GUARDED_BY(submit_mu);
+  bool stopping ABSL_GUARDED_BY(submit_mu) = false;  // no more writes are sent
 
   std::shared_mutex tenants_mu;
   // guarded by tenants_mu
@@ -66,10 +71,31 @@ struct ObjectService::Impl {
 
   Impl(std::map<std::string, CellStore*> c, crypto::KeyProvider& k, ledger::EventLog& e, Random& r,
        const Clock& cl, ObjectServiceOptions o)
-      : cells(std::move(c)), key_provider(k), events(e), random(r), clock(cl), options(o) {
+      : cells(std::move(c)),
+        key_provider(k),
+        events(e),
+        random(r),
+        clock(cl),
+        options(o),
+        stamps(InstanceBits(r)) {
     for (auto& [region, cell] : cells) {
-      writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
+      writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch, clock);
     }
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(submit_mu);
+      stopping = true;
+    }
+    // Drains the writers while the rest is alive: their callbacks use it (and answer a write
+    // to send again as unavailable, since `stopping`).
+    writers.clear();
+  }
+
+  static uint32_t InstanceBits(Random& r) {
+    const std::string b = r.Bytes(2);
+    return static_cast<uint8_t>(b[0]) << 8 | static_cast<uint8_t>(b[1]);
   }
 
   absl::StatusOr<CellStore*> Cell(const std::string& region) {
@@ -311,49 +337,104 @@ struct ObjectService::Impl {
     return out;
   }
 
-  // Enqueues `w` on every cell of the tenant (the same order in every cell); `done` runs once,
-  // on the writer thread of the last cell to finish, with the home cell's result or the first
-  // error. One completion per write, however many cells: a waiting caller is woken once.
+  // A write on its way to a tenant's cells, over its attempts.
+  struct PendingWrite {
+    CellWrite write;
+    std::vector<internal::CellWriter*> cells;  // home first
+    std::string tenant_id;
+    WriteCallback done;
+    int resends_left = kResends;
+    // Whether the object existed, as the home cell saw it at the first attempt applied there
+    // (a later attempt sees this write's own result).
+    std::optional<bool> existed;
+  };
+  // How often a write that a cell found superseded by a later stamp is sent again, stamped
+  // above it, before the caller gets kAborted.
+  static constexpr int kResends = 3;
+
+  // Sends `w` to every cell of the tenant; `done` runs once, on the writer thread of the last
+  // cell to answer, with the home cell's result or the first error. A write that some cell
+  // found superseded (another instance wrote the object with a later stamp at about the same
+  // time) is sent again to every cell, stamped above the later one, so that a write answered
+  // OK is the object's latest in every cell.
   void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done) {
     auto cells = WritersOf(t);
     if (!cells.ok()) return std::move(done)(cells.status());
-    struct Join {
-      std::mutex mu;
-      size_t left = 0;
-      size_t committed = 0;
-      absl::Status error;  // the first
-      absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
-      WriteCallback done;
-    };
-    auto join = std::make_shared<Join>();
-    join->left = cells->size();
-    join->done = std::move(done);
-    auto answer = [&join, tenant_id = t.tenant_id](bool home) {
-      return [join, home, tenant_id](absl::StatusOr<CellWriteResult> r) {
+    auto pending = std::make_shared<PendingWrite>(
+        PendingWrite{std::move(w), *std::move(cells), t.tenant_id, std::move(done)});
+    Send(std::move(pending), 0);
+  }
+
+  // The cells' answers to one attempt of a write.
+  struct Attempt {
+    std::mutex mu;
+    size_t left = 0;  // cells yet to answer
+    size_t committed = 0;
+    bool superseded = false;
+    int64_t held_stamp = 0;  // the highest a cell holds, if superseded
+    absl::Status error;      // the first
+    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
+  };
+
+  // One attempt of `p`, stamped above `observed`.
+  void Send(std::shared_ptr<PendingWrite> p, int64_t observed) {
+    auto join = std::make_shared<Attempt>();
+    join->left = p->cells.size();
+    auto answer = [this, &p, &join](bool home) {
+      return [this, p, join, home](absl::StatusOr<CellWriteResult> r) {
         std::unique_lock lock(join->mu);
-        if (r.ok()) ++join->committed;
+        if (r.ok() && r->applied) ++join->committed;
+        if (r.ok() && !r->applied) {
+          join->superseded = true;
+          join->held_stamp = std::max(join->held_stamp, r->held_stamp);
+        }
         if (!r.ok() && join->error.ok()) join->error = r.status();
         if (home) join->home = std::move(r);
         if (--join->left > 0) return;
         lock.unlock();
-        if (!join->error.ok()) {
-          if (join->committed > 0) {
-            // Answered as failed, yet applied in a cell: the cells differ on this object until
-            // its next write (docs/deploy.md, known limit). Logged without the key (logs carry
-            // ids only), so that an operator sees it happen.
-            spdlog::error(
-                "tenant {}: a write committed in {} of its cells and failed in the "
-                "other ({}); they differ on that object until it is written again",
-                tenant_id, join->committed, join->error.ToString());
-          }
-          return std::move(join->done)(join->error);
-        }
-        std::move(join->done)(std::move(join->home));
+        Finish(p, *join);
       };
     };
-    std::lock_guard submit(submit_mu);
-    for (size_t i = 0; i + 1 < cells->size(); ++i) (*cells)[i]->EnqueueAsync(w, answer(i == 0));
-    cells->back()->EnqueueAsync(std::move(w), answer(cells->size() == 1));  // the last takes it
+    {
+      std::lock_guard submit(submit_mu);
+      if (!stopping) {
+        stamps.Observe(observed);
+        p->write.stamp = stamps.Next(clock.Now());
+        for (size_t i = 0; i < p->cells.size(); ++i) {
+          p->cells[i]->EnqueueAsync(p->write, answer(i == 0));
+        }
+        return;
+      }
+    }
+    std::move(p->done)(absl::UnavailableError("the object service is shutting down"));
+  }
+
+  // Answers `p` once every cell answered `join`, or sends it again.
+  void Finish(const std::shared_ptr<PendingWrite>& p, const Attempt& join) {
+    if (!join.error.ok()) {
+      if (join.committed > 0) {
+        // Answered as failed, yet applied in a cell: the cells differ on this object until
+        // its next write (docs/deploy.md, known limit). Logged without the key (logs carry
+        // ids only), so that an operator sees it happen.
+        spdlog::error(
+            "tenant {}: a write committed in {} of its cells and failed in the "
+            "other ({}); they differ on that object until it is written again",
+            p->tenant_id, join.committed, join.error.ToString());
+      }
+      return std::move(p->done)(join.error);
+    }
+    CellWriteResult home = *join.home;
+    if (home.applied && !p->existed) p->existed = home.existed;
+    if (!join.superseded) {
+      home.existed = p->existed.value_or(home.existed);
+      return std::move(p->done)(home);
+    }
+    if (p->resends_left-- == 0) {
+      return std::move(p->done)(
+          Conflict("the object was written at the same moment through another instance; "
+                   "write it again"));
+    }
+    Send(p, join.held_stamp);
   }
 
   // Runs an asynchronous operation (`start` is handed its callback) and waits for its result
@@ -481,6 +562,7 @@ absl::Status ObjectService::Delete(const TenantCells& tenant, std::string_view k
   w.op = CellWrite::Op::kDelete;
   w.object.tenant_id = tenant.tenant_id;
   w.object.key = std::string(key);
+  w.object.updated_at_ms = absl::ToUnixMillis(impl_->clock.Now());  // the tombstone's time
   auto r = impl_->AwaitWrite<CellWriteResult>([&](WriteCallback done) {
     impl_->WriteEverywhereAsync(tenant, std::move(w), std::move(done));
   });

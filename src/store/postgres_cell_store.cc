@@ -27,7 +27,7 @@ using internal::PgPool;
 using internal::PgStatement;
 using internal::ReadBytes;
 
-constexpr std::array<PgMigration, 1> kMigrations = {{
+constexpr std::array<PgMigration, 2> kMigrations = {{
     {1, R"sql(
 CREATE TABLE objects(
   tenant_id TEXT COLLATE "C" NOT NULL,
@@ -50,6 +50,12 @@ CREATE TABLE data_keys(
   created_at BIGINT NOT NULL,
   PRIMARY KEY(tenant_id, version));
 )sql"},
+    // As sqlite_cell_store.cc: writes ordered by stamp, deleted objects kept as tombstones.
+    {2, R"sql(
+ALTER TABLE objects ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX objects_tombstones ON objects(updated_at) WHERE deleted;
+)sql"},
 }};
 
 #define CUSTOS_OBJECT_META "key, version, dek_version, size, sha256, content_type, updated_at"
@@ -64,18 +70,23 @@ constexpr size_t kMaxRowsPerPut = 32;
 std::string PutObjectsName(size_t rows) { return "put_objects_" + std::to_string(rows); }
 
 // Puts `rows` objects and counts their seals. Parameters are column-major (libpqxx passes each
-// column as one dynamic list): $1..$rows the tenants, then the keys, and so on for the 8 columns.
+// column as one dynamic list): $1..$rows the tenants, then the keys, and so on for the 9 columns.
+// A put applies only over a lower stamp (store.h, CellWrite); one that does not returns no row.
+// The conflict takes the row's lock and re-checks the stamp on its latest version, so a put and
+// a delete of one object from two instances are ordered by stamp under READ COMMITTED too.
 std::string PutObjectsSql(size_t rows) {
   // The last column is the version of a new object.
   std::string sql = StrCat(
       "WITH put AS (INSERT INTO objects AS o(tenant_id, key, dek_version, size, sha256, "
-      "content_type, updated_at, sealed, version) VALUES ",
-      internal::ColumnMajorValues(rows, 8, 1, ",1"));
+      "content_type, updated_at, sealed, stamp, version) VALUES ",
+      internal::ColumnMajorValues(rows, 9, 1, ",1"));
   sql +=
-      " ON CONFLICT(tenant_id, key) DO UPDATE SET version = o.version + 1, "
+      " ON CONFLICT(tenant_id, key) DO UPDATE SET "
+      "version = CASE WHEN o.deleted THEN 1 ELSE o.version + 1 END, "
       "dek_version = EXCLUDED.dek_version, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, "
       "content_type = EXCLUDED.content_type, updated_at = EXCLUDED.updated_at, "
-      "sealed = EXCLUDED.sealed RETURNING tenant_id, key, version, dek_version), "
+      "sealed = EXCLUDED.sealed, stamp = EXCLUDED.stamp, deleted = false "
+      "WHERE o.stamp < EXCLUDED.stamp RETURNING tenant_id, key, version, dek_version), "
       // Runs to completion although the SELECT does not read it (PostgreSQL's rule for
       // data-modifying WITH).
       "counted AS (UPDATE data_keys d SET seals = d.seals + c.n FROM (SELECT tenant_id, "
@@ -88,28 +99,46 @@ std::string PutObjectsSql(size_t rows) {
 const std::vector<PgStatement>& Statements() {
   static const auto* kStatements = [] {
     auto* statements = new std::vector<PgStatement>{
+        // A tombstone keeps the version its object had (0: deleted already), and the stamp.
         {"delete_object",
-         "DELETE FROM objects WHERE tenant_id = $1 AND key = $2 RETURNING version"},
+         "INSERT INTO objects AS o(tenant_id, key, version, dek_version, size, sha256, "
+         "content_type, updated_at, sealed, stamp, deleted) "
+         "VALUES($1, $2, 0, 0, 0, '', '', $3, ''::bytea, $4, true) "
+         "ON CONFLICT(tenant_id, key) DO UPDATE SET "
+         "version = CASE WHEN o.deleted THEN 0 ELSE o.version END, dek_version = 0, size = 0, "
+         "sha256 = '', content_type = '', updated_at = EXCLUDED.updated_at, sealed = ''::bytea, "
+         "stamp = EXCLUDED.stamp, deleted = true "
+         "WHERE o.stamp < EXCLUDED.stamp RETURNING version"},
+        {"object_stamp", "SELECT stamp FROM objects WHERE tenant_id = $1 AND key = $2"},
+        // The re-check of `deleted` on the row it deletes keeps a put that revived the object
+        // since the sub-select read it (READ COMMITTED re-evaluates the outer conditions).
+        {"purge_tombstones",
+         "DELETE FROM objects WHERE deleted AND updated_at < $1 AND (tenant_id, key) IN "
+         "(SELECT tenant_id, key FROM objects WHERE deleted AND updated_at < $1 LIMIT $2)"},
         {"get_object",
-         "SELECT " CUSTOS_OBJECT_META ", sealed FROM objects WHERE tenant_id = $1 AND key = $2"},
+         "SELECT " CUSTOS_OBJECT_META ", sealed FROM objects WHERE tenant_id = $1 AND key = $2 "
+         "AND NOT deleted"},
         // Listings: from the prefix (>=) or after the cursor (>), up to the prefix's bound or not.
-        {"list_ge", "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key >= $2 "
+        {"list_ge", "SELECT " CUSTOS_OBJECT_META
+                    " FROM objects WHERE tenant_id = $1 AND NOT deleted AND key >= $2 "
                     "ORDER BY key LIMIT $3"},
-        {"list_gt", "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
+        {"list_gt", "SELECT " CUSTOS_OBJECT_META
+                    " FROM objects WHERE tenant_id = $1 AND NOT deleted AND key > $2 "
                     "ORDER BY key LIMIT $3"},
-        {"list_ge_lt",
-         "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key >= $2 "
-         "AND key < $4 ORDER BY key LIMIT $3"},
-        {"list_gt_lt",
-         "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
-         "AND key < $4 ORDER BY key LIMIT $3"},
+        {"list_ge_lt", "SELECT " CUSTOS_OBJECT_META
+                       " FROM objects WHERE tenant_id = $1 AND NOT deleted AND key >= $2 "
+                       "AND key < $4 ORDER BY key LIMIT $3"},
+        {"list_gt_lt", "SELECT " CUSTOS_OBJECT_META
+                       " FROM objects WHERE tenant_id = $1 AND NOT deleted AND key > $2 "
+                       "AND key < $4 ORDER BY key LIMIT $3"},
         // A prefix that is not valid UTF-8 (e.g. a character cut in half) compared as bytes.
         {"list_bytes_prefix",
-         "SELECT " CUSTOS_OBJECT_META " FROM objects WHERE tenant_id = $1 AND key > $2 "
+         "SELECT " CUSTOS_OBJECT_META
+         " FROM objects WHERE tenant_id = $1 AND NOT deleted AND key > $2 "
          "AND substring(convert_to(key, 'UTF8') FROM 1 FOR $4) = $5 ORDER BY key LIMIT $3"},
         {"usage",
          "SELECT COUNT(*), COALESCE(SUM(octet_length(sealed)), 0) FROM objects "
-         "WHERE tenant_id = $1"},
+         "WHERE tenant_id = $1 AND NOT deleted"},
         {"insert_data_key",
          "INSERT INTO data_keys(tenant_id, version, wrapped, seals, created_at) "
          "VALUES($1, $2, $3, $4, $5)"},
@@ -200,8 +229,14 @@ class PostgresCellStore final : public CellStore {
       for (size_t i = 0; i < writes.size();) {
         const StoredObject& o = writes[i].object;
         if (writes[i].op == CellWrite::Op::kDelete) {
-          auto r = txn.exec_prepared("delete_object", o.tenant_id, o.key);
-          results[i++] = {0, !r.empty()};
+          auto r = txn.exec_prepared("delete_object", o.tenant_id, o.key, o.updated_at_ms,
+                                     writes[i].stamp);
+          if (r.empty()) {
+            results[i] = Superseded(txn, o);
+          } else {
+            results[i] = {0, r[0][0].as<int64_t>() > 0};
+          }
+          ++i;
           continue;
         }
         const size_t end = i + PutRunLength(writes.subspan(i));
@@ -278,6 +313,14 @@ class PostgresCellStore final : public CellStore {
     });
   }
 
+  absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) override {
+    return pool_->WriteStatement(
+        "purge tombstones", [&](pqxx::nontransaction& txn) -> absl::StatusOr<int64_t> {
+          auto r = txn.exec_prepared0("purge_tombstones", deleted_before_ms, int64_t{limit});
+          return static_cast<int64_t>(r.affected_rows());
+        });
+  }
+
   absl::Status PutDataKey(const DataKeyRecord& k) override {
     if (auto s = internal::CheckText({k.tenant_id}); !s.ok()) return s;
     return pool_->Write("put data key", [&](pqxx::work& txn) -> absl::Status {
@@ -332,7 +375,7 @@ class PostgresCellStore final : public CellStore {
   static absl::Status PutRun(pqxx::transaction_base& txn, std::span<const CellWrite> writes,
                              std::span<CellWriteResult> results) {
     std::vector<std::string> tenants, keys, sha256s, content_types;
-    std::vector<int64_t> dek_versions, sizes, updated;
+    std::vector<int64_t> dek_versions, sizes, updated, stamps;
     std::vector<pqxx::binarystring> sealed;
     for (const CellWrite& w : writes) {
       const StoredObject& o = w.object;
@@ -344,13 +387,14 @@ class PostgresCellStore final : public CellStore {
       content_types.push_back(o.content_type);
       updated.push_back(o.updated_at_ms);
       sealed.push_back(Bytes(o.sealed));
+      stamps.push_back(w.stamp);
     }
     using pqxx::prepare::make_dynamic_params;
     pqxx::result rows = txn.exec_prepared(
         PutObjectsName(writes.size()), make_dynamic_params(tenants), make_dynamic_params(keys),
         make_dynamic_params(dek_versions), make_dynamic_params(sizes), make_dynamic_params(sha256s),
         make_dynamic_params(content_types), make_dynamic_params(updated),
-        make_dynamic_params(sealed));
+        make_dynamic_params(sealed), make_dynamic_params(stamps));
     // RETURNING gives no promise of order: match rows to writes by object.
     std::map<std::pair<std::string, std::string>, int64_t> version_of;
     for (const auto& row : rows) {
@@ -358,11 +402,27 @@ class PostgresCellStore final : public CellStore {
     }
     for (size_t k = 0; k < writes.size(); ++k) {
       auto it = version_of.find({writes[k].object.tenant_id, writes[k].object.key});
+      if (it != version_of.end()) {
+        results[k] = {it->second, it->second > 1};
+        continue;
+      }
+      results[k] = Superseded(txn, writes[k].object);
       // Possibly after the statement committed: an unknown outcome (store.h, Apply).
-      if (it == version_of.end()) return absl::DataLossError("a put returned no version");
-      results[k] = {it->second, it->second > 1};
+      if (results[k].held_stamp < writes[k].stamp) {
+        return absl::DataLossError("a put was neither applied nor superseded");
+      }
     }
     return absl::OkStatus();
+  }
+
+  // The result of a write that found a later one of its object (the stamp it holds now, which
+  // may be later still).
+  static CellWriteResult Superseded(pqxx::transaction_base& txn, const StoredObject& o) {
+    CellWriteResult r;
+    r.applied = false;
+    auto row = txn.exec_prepared("object_stamp", o.tenant_id, o.key);
+    if (!row.empty()) r.held_stamp = row[0][0].as<int64_t>();
+    return r;
   }
 
   std::unique_ptr<PgPool> pool_;

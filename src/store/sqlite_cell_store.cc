@@ -11,7 +11,7 @@ namespace {
 using internal::Connection;
 using internal::Database;
 
-constexpr std::array<Database::Migration, 1> kMigrations = {{
+constexpr std::array<Database::Migration, 2> kMigrations = {{
     {1, R"sql(
 CREATE TABLE objects(
   tenant_id TEXT NOT NULL,
@@ -31,6 +31,13 @@ CREATE TABLE data_keys(
   seals INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY(tenant_id, version));
+)sql"},
+    // Writes ordered by stamp (store.h, CellWrite); a deleted object stays as a tombstone row
+    // (deleted = 1, no content) that holds its delete's stamp until PurgeTombstones.
+    {2, R"sql(
+ALTER TABLE objects ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX objects_tombstones ON objects(updated_at) WHERE deleted = 1;
 )sql"},
 }};
 
@@ -62,10 +69,10 @@ class SqliteCellStore final : public CellStore {
       std::map<std::pair<std::string, int64_t>, int64_t> seals;  // (tenant, dek) -> count
       for (const CellWrite& w : writes) {
         const StoredObject& o = w.object;
-        absl::StatusOr<CellWriteResult> r = w.op == CellWrite::Op::kPut ? Put(c, o) : Delete(c, o);
+        absl::StatusOr<CellWriteResult> r = Write(c, w);
         if (!r.ok()) return r.status();
         results.push_back(*r);
-        if (w.op == CellWrite::Op::kPut) ++seals[{o.tenant_id, o.dek_version}];
+        if (w.op == CellWrite::Op::kPut && r->applied) ++seals[{o.tenant_id, o.dek_version}];
       }
       for (const auto& [tenant_dek, n] : seals) {
         auto u =
@@ -87,7 +94,7 @@ class SqliteCellStore final : public CellStore {
     return db_->Read([&](Connection& c) -> absl::StatusOr<StoredObject> {
       auto s = c.Prepare(
           "SELECT key, version, dek_version, size, sha256, content_type, updated_at, sealed "
-          "FROM objects WHERE tenant_id = ? AND key = ?");
+          "FROM objects WHERE tenant_id = ? AND key = ? AND deleted = 0");
       if (!s.ok()) return s.status();
       s->Bind(1, tenant_id).Bind(2, key);
       auto row = s->Step();
@@ -113,7 +120,7 @@ class SqliteCellStore final : public CellStore {
     }
     std::string sql =
         "SELECT key, version, dek_version, size, sha256, content_type, updated_at FROM objects "
-        "WHERE tenant_id = ?1 AND key ";
+        "WHERE tenant_id = ?1 AND deleted = 0 AND key ";
     sql += exclusive ? "> ?2" : ">= ?2";
     if (!upper.empty()) sql += " AND key < ?3";
     sql += " ORDER BY key LIMIT ?4";
@@ -135,13 +142,29 @@ class SqliteCellStore final : public CellStore {
   absl::StatusOr<CellUsage> Usage(std::string_view tenant_id) override {
     return db_->Read([&](Connection& c) -> absl::StatusOr<CellUsage> {
       auto s = c.Prepare(
-          "SELECT COUNT(*), COALESCE(SUM(length(sealed)), 0) FROM objects WHERE tenant_id = ?");
+          "SELECT COUNT(*), COALESCE(SUM(length(sealed)), 0) FROM objects WHERE tenant_id = ? "
+          "AND deleted = 0");
       if (!s.ok()) return s.status();
       s->Bind(1, tenant_id);
       auto row = s->Step();
       if (!row.ok()) return row.status();
       return CellUsage{s->Int(0), s->Int(1)};
     });
+  }
+
+  absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) override {
+    int64_t purged = 0;
+    absl::Status s = db_->WriteTransaction([&](Connection& c) -> absl::Status {
+      auto d = c.Prepare(
+          "DELETE FROM objects WHERE rowid IN (SELECT rowid FROM objects "
+          "WHERE deleted = 1 AND updated_at < ? LIMIT ?)");
+      if (!d.ok()) return d.status();
+      if (auto s = d->Bind(1, deleted_before_ms).Bind(2, int64_t{limit}).Run(); !s.ok()) return s;
+      purged = sqlite3_changes(c.raw());
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return purged;
   }
 
   absl::Status PutDataKey(const DataKeyRecord& k) override {
@@ -190,40 +213,63 @@ class SqliteCellStore final : public CellStore {
     return o;
   }
 
-  static absl::StatusOr<CellWriteResult> Put(Connection& c, const StoredObject& o) {
+  // Applies `w` if its stamp is above the object's (a tombstone's included). The row's version
+  // counts puts since the object was (re)created; a tombstone keeps the version the object had
+  // when deleted (0 if it was deleted already), which tells a delete whether it existed.
+  static absl::StatusOr<CellWriteResult> Write(Connection& c, const CellWrite& w) {
+    const StoredObject& o = w.object;
+    const bool put = w.op == CellWrite::Op::kPut;
     auto s = c.Prepare(
-        "INSERT INTO objects(tenant_id, key, version, dek_version, size, sha256, content_type, "
-        "updated_at, sealed) VALUES(?,?,1,?,?,?,?,?,?) "
-        "ON CONFLICT(tenant_id, key) DO UPDATE SET version = version + 1, "
-        "dek_version = excluded.dek_version, size = excluded.size, sha256 = excluded.sha256, "
-        "content_type = excluded.content_type, updated_at = excluded.updated_at, "
-        "sealed = excluded.sealed RETURNING version");
+        put ? "INSERT INTO objects(tenant_id, key, version, dek_version, size, sha256, "
+              "content_type, updated_at, sealed, stamp) VALUES(?,?,1,?,?,?,?,?,?,?) "
+              "ON CONFLICT(tenant_id, key) DO UPDATE SET "
+              "version = CASE WHEN deleted THEN 1 ELSE version + 1 END, "
+              "dek_version = excluded.dek_version, size = excluded.size, sha256 = excluded.sha256, "
+              "content_type = excluded.content_type, updated_at = excluded.updated_at, "
+              "sealed = excluded.sealed, stamp = excluded.stamp, deleted = 0 "
+              "WHERE stamp < excluded.stamp RETURNING version"
+            : "INSERT INTO objects(tenant_id, key, version, dek_version, size, sha256, "
+              "content_type, updated_at, sealed, stamp, deleted) "
+              "VALUES(?,?,0,0,0,'','',?,X'',?,1) "
+              "ON CONFLICT(tenant_id, key) DO UPDATE SET "
+              "version = CASE WHEN deleted THEN 0 ELSE version END, dek_version = 0, size = 0, "
+              "sha256 = '', content_type = '', updated_at = excluded.updated_at, sealed = X'', "
+              "stamp = excluded.stamp, deleted = 1 "
+              "WHERE stamp < excluded.stamp RETURNING version");
     if (!s.ok()) return s.status();
-    s->Bind(1, o.tenant_id)
-        .Bind(2, o.key)
-        .Bind(3, o.dek_version)
-        .Bind(4, o.size)
-        .Bind(5, o.sha256_hex)
-        .Bind(6, o.content_type)
-        .Bind(7, o.updated_at_ms)
-        .BindBlob(8, o.sealed);
+    s->Bind(1, o.tenant_id).Bind(2, o.key);
+    if (put) {
+      s->Bind(3, o.dek_version)
+          .Bind(4, o.size)
+          .Bind(5, o.sha256_hex)
+          .Bind(6, o.content_type)
+          .Bind(7, o.updated_at_ms)
+          .BindBlob(8, o.sealed)
+          .Bind(9, w.stamp);
+    } else {
+      s->Bind(3, o.updated_at_ms).Bind(4, w.stamp);
+    }
     auto row = s->Step();
     if (!row.ok()) return row.status();
-    if (!*row) return absl::InternalError("upsert returned no row");
+    if (!*row) return Superseded(c, o);
     int64_t version = s->Int(0);
     if (auto done = s->Run(); !done.ok()) return done;
-    return CellWriteResult{version, version > 1};
+    return put ? CellWriteResult{version, version > 1} : CellWriteResult{0, version > 0};
   }
 
-  static absl::StatusOr<CellWriteResult> Delete(Connection& c, const StoredObject& o) {
-    auto s = c.Prepare("DELETE FROM objects WHERE tenant_id = ? AND key = ? RETURNING version");
+  // The result of a write that found a later one of its object.
+  static absl::StatusOr<CellWriteResult> Superseded(Connection& c, const StoredObject& o) {
+    auto s = c.Prepare("SELECT stamp FROM objects WHERE tenant_id = ? AND key = ?");
     if (!s.ok()) return s.status();
     s->Bind(1, o.tenant_id).Bind(2, o.key);
     auto row = s->Step();
     if (!row.ok()) return row.status();
-    bool existed = *row;
+    if (!*row) return absl::InternalError("a write was refused, yet its object has no row");
+    CellWriteResult r;
+    r.applied = false;
+    r.held_stamp = s->Int(0);
     if (auto done = s->Run(); !done.ok()) return done;
-    return CellWriteResult{0, existed};
+    return r;
   }
 
   std::unique_ptr<Database> db_;

@@ -272,14 +272,25 @@ struct StoredObject {
 };
 
 // One mutation of a cell. Puts carry the whole object (version is assigned by the cell).
+//
+// Writes of one object are ordered by `stamp`, not by arrival: a cell applies a write only if
+// its stamp is above the stamp of the object's last write there, a put's or a delete's (a delete
+// leaves a tombstone row holding its stamp). So every cell ends with the write of the highest
+// stamp, whichever order two instances' writes reach the home and the replica cell in. Stamps
+// come from data::ObjectService (a hybrid clock, unique per instance).
 struct CellWrite {
   enum class Op { kPut, kDelete } op = Op::kPut;
   StoredObject object;  // for kDelete only tenant_id and key are read
+  int64_t stamp = 0;    // > 0
 };
 
 struct CellWriteResult {
   int64_t version = 0;   // the object's version after a put; 0 after a delete
-  bool existed = false;  // the key existed before the write
+  bool existed = false;  // the key existed (not deleted) before the write
+  // False if the cell holds a later write of the object (a higher stamp, given in
+  // `held_stamp`): then nothing changed, and version and existed say nothing.
+  bool applied = true;
+  int64_t held_stamp = 0;
 };
 
 struct DataKeyRecord {
@@ -318,6 +329,11 @@ class CellStore {
                                                                 int limit) = 0;
 
   virtual absl::StatusOr<CellUsage> Usage(std::string_view tenant_id) = 0;
+
+  // Removes the tombstones of objects deleted before `deleted_before_ms` (unix ms), at most
+  // `limit` of them; returns how many. A tombstone must outlive every write of its object still
+  // in flight with a lower stamp (writes give up within a minute; callers keep an hour).
+  virtual absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) = 0;
 
   // kAlreadyExists if that version exists.
   virtual absl::Status PutDataKey(const DataKeyRecord& key) = 0;

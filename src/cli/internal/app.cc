@@ -277,6 +277,24 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
       !s.ok()) {
     return s;
   }
+  // A deleted object's tombstone orders it against writes still on their way (store.h,
+  // CellWrite); those give up within a minute, so an hour is ample. A bounded slice per cell
+  // and run keeps each run short.
+  if (auto s =
+          app->jobs->Register({"tombstone-purge", absl::Minutes(10),
+                               [cells = &app->cells, clock = app->clock.get()]() -> absl::Status {
+                                 const int64_t before =
+                                     absl::ToUnixMillis(clock->Now() - absl::Hours(1));
+                                 absl::Status first;
+                                 for (auto& [region, cell] : *cells) {
+                                   auto n = cell->PurgeTombstones(before, 10000);
+                                   if (!n.ok() && first.ok()) first = n.status();
+                                 }
+                                 return first;
+                               }});
+      !s.ok()) {
+    return s;
+  }
   return app;
 }
 

@@ -9,7 +9,9 @@
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "gtest/gtest.h"
+#include "testing/gated_cell_store.h"
 #include "testing/sqlite_fault.h"
+#include "testing/store_records.h"
 #include "testing/temp_dir.h"
 
 namespace custos::data {
@@ -59,6 +61,27 @@ class ObjectServiceTest : public ::testing::Test {
     }
   }
 
+  // Another instance over the same cells (its own connections and cell writers), on `clock`.
+  std::unique_ptr<ObjectService> OpenOther(const Clock& clock, ObjectServiceOptions options = {}) {
+    std::map<std::string, store::CellStore*> raw;
+    for (const char* region : {"home", "replica"}) {
+      other_cells_[region] =
+          *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, false);
+      raw[region] = other_cells_[region].get();
+    }
+    return std::make_unique<ObjectService>(raw, *keys_, *events_, random_, clock, options);
+  }
+
+  // The tenant's object `key` as each of its cells holds it: sealed bytes, or "(none)".
+  std::pair<std::string, std::string> InBothCells(const std::string& key) {
+    std::pair<std::string, std::string> out;
+    for (auto [region, slot] : {std::pair{"home", &out.first}, {"replica", &out.second}}) {
+      auto o = cells_[region]->GetObject("t1", key);
+      *slot = o.ok() ? o->sealed : "(none)";
+    }
+    return out;
+  }
+
   TempDir dir_;
   crypto::OpenSslRandom random_;
   SystemClock clock_;
@@ -67,6 +90,7 @@ class ObjectServiceTest : public ::testing::Test {
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<ledger::EventLog> events_;
   std::map<std::string, std::unique_ptr<store::CellStore>> cells_;
+  std::map<std::string, std::unique_ptr<store::CellStore>> other_cells_;
   std::unique_ptr<ObjectService> service_;
   TenantCells tenant_{"t1", "home", "replica"};
 };
@@ -101,9 +125,7 @@ TEST_F(ObjectServiceTest, SealedBytesAreBoundToTenantAndKey) {
   for (const char* region : {"home", "replica"}) {
     auto k1 = *cells_[region]->GetObject("t1", "k1");
     k1.key = "k2";
-    ASSERT_TRUE(cells_[region]
-                    ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, k1}})
-                    .ok());
+    ASSERT_TRUE(cells_[region]->Apply(std::vector<store::CellWrite>{testing::Put(k1)}).ok());
   }
   EXPECT_EQ(service_->Get(tenant_, "k2").status().code(), absl::StatusCode::kDataLoss);
 }
@@ -116,9 +138,7 @@ TEST_F(ObjectServiceTest, RolledBackCiphertextUnderNewerMetadataDoesNotOpen) {
   for (const char* region : {"home", "replica"}) {
     auto row = *cells_[region]->GetObject("t1", "terms");
     row.sealed = old_row.sealed;  // same tenant, key and data key: only the content differs
-    ASSERT_TRUE(cells_[region]
-                    ->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}})
-                    .ok());
+    ASSERT_TRUE(cells_[region]->Apply(std::vector<store::CellWrite>{testing::Put(row)}).ok());
   }
   EXPECT_EQ(service_->Get(tenant_, "terms").status().code(), absl::StatusCode::kDataLoss);
 }
@@ -280,16 +300,14 @@ TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionA
   ASSERT_TRUE(service_->Put({"t1", "replica", ""}, "old", "old bytes", "").ok());
   auto row = *cells_["replica"]->GetObject("t1", "old");
   ASSERT_EQ(row.dek_version, 1);
-  ASSERT_TRUE(
-      cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
+  ASSERT_TRUE(cells_["home"]->Apply(std::vector<store::CellWrite>{testing::Put(row)}).ok());
   Open({});
   auto got = service_->Get(tenant_, "old");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->bytes, "old bytes");
   // A row that opens under neither key is still refused.
   row.sealed[row.sealed.size() - 1] ^= 1;
-  ASSERT_TRUE(
-      cells_["home"]->Apply(std::vector<store::CellWrite>{{store::CellWrite::Op::kPut, row}}).ok());
+  ASSERT_TRUE(cells_["home"]->Apply(std::vector<store::CellWrite>{testing::Put(row)}).ok());
   EXPECT_EQ(service_->Get(tenant_, "old").status().code(), absl::StatusCode::kDataLoss);
 }
 
@@ -298,14 +316,8 @@ TEST_F(ObjectServiceTest, ObjectsSealedUnderTheReplicasKeyOfADisagreeingVersionA
 TEST_F(ObjectServiceTest, TwoInstancesRotateToOneKey) {
   Open({.max_seals_per_dek = 2});
   ASSERT_TRUE(service_->InitTenant(tenant_).ok());
-  std::map<std::string, std::unique_ptr<store::CellStore>> other_cells;
-  std::map<std::string, store::CellStore*> raw;
-  for (const char* region : {"home", "replica"}) {
-    other_cells[region] =
-        *store::OpenSqliteCellStore(dir_.File(std::string(region) + ".db"), region, false);
-    raw[region] = other_cells[region].get();
-  }
-  ObjectService other(raw, *keys_, *events_, random_, clock_, {.max_seals_per_dek = 2});
+  auto other_instance = OpenOther(clock_, {.max_seals_per_dek = 2});
+  ObjectService& other = *other_instance;
   std::map<std::string, std::string> written;
   auto put = [&](ObjectService& by, const std::string& key) {
     auto r = by.Put(tenant_, key, "bytes of " + key, "");
@@ -460,6 +472,64 @@ TEST_F(ObjectServiceTest, PutsAreRefusedWhenACellRefusesOrIsLate) {
   // The cells stay in step: the next put commits after the late one in both.
   ASSERT_TRUE(service_->Put(tenant_, "after", "x", "").ok());
   EXPECT_EQ(cells_["replica"]->Usage("t1")->objects, cells_["home"]->Usage("t1")->objects - 1);
+}
+
+// An instance whose clock is behind another's stamps its write below the other's earlier one:
+// the cells refuse it, and it is sent again above the stamp they hold, so that the write
+// answered last is the one both cells keep.
+TEST_F(ObjectServiceTest, AWriteStampedBelowAnotherInstancesIsSentAgainAboveIt) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  OffsetClock ahead;
+  ahead.Advance(3600);
+  auto other = OpenOther(ahead);
+  ASSERT_TRUE(other->Put(tenant_, "doc", "from the instance an hour ahead", "").ok());
+  auto put = service_->Put(tenant_, "doc", "written last", "");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_FALSE(put->created);
+  EXPECT_EQ(put->version, 2);
+  auto got = service_->Get(tenant_, "doc");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->bytes, "written last");
+  auto [home, replica] = InBothCells("doc");
+  EXPECT_EQ(home, replica);
+  // A delete likewise: it finds the object and removes it from both cells.
+  ASSERT_TRUE(other->Put(tenant_, "doc", "again from ahead", "").ok());
+  EXPECT_TRUE(service_->Delete(tenant_, "doc").ok());
+  EXPECT_EQ(InBothCells("doc"), (std::pair<std::string, std::string>("(none)", "(none)")));
+  EXPECT_EQ(other->Get(tenant_, "doc").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Two instances write one object at about the same time, and their writes reach the replica
+// cell in the other order than the home cell: one instance's put is applied at home, then held
+// on its way to the replica while the other instance deletes the object in both cells. The late
+// put is refused by the replica (its stamp is below the delete's) and sent again above it, so
+// both cells end with that put, the write answered last.
+TEST_F(ObjectServiceTest, WritesThatReachTheCellsInOppositeOrdersLeaveThemAlike) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "doc", "first", "").ok());
+  auto other = OpenOther(clock_);
+  testing::GatedCellStore slow_replica(*other_cells_["replica"]);
+  ObjectService gated({{"home", other_cells_["home"].get()}, {"replica", &slow_replica}}, *keys_,
+                      *events_, random_, clock_);
+  std::promise<absl::StatusOr<PutResult>> put;
+  gated.PutAsync(tenant_, "doc", "late at the replica", "",
+                 [&](absl::StatusOr<PutResult> r) { put.set_value(std::move(r)); });
+  ASSERT_TRUE(slow_replica.WaitForWriter());
+  // Once the put has committed at home (version 2 there), the delete.
+  for (int i = 0; i < 1000 && cells_["home"]->GetObject("t1", "doc")->version < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(cells_["home"]->GetObject("t1", "doc")->version, 2);
+  ASSERT_TRUE(service_->Delete(tenant_, "doc").ok());
+  EXPECT_EQ(InBothCells("doc"), (std::pair<std::string, std::string>("(none)", "(none)")));
+  slow_replica.Open();
+  auto r = put.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto [home, replica] = InBothCells("doc");
+  EXPECT_EQ(home, replica);
+  auto got = service_->Get(tenant_, "doc");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->bytes, "late at the replica");
 }
 
 }  // namespace

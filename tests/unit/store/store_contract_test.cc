@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "gtest/gtest.h"
 #include "store/store.h"
 #include "testing/pg_test_db.h"
@@ -259,24 +260,128 @@ TEST_P(StoreContract, CellReopensWithItsData) {
   EXPECT_EQ((*other)->GetObject("t", "k").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_P(StoreContract, ConcurrentWritesToOneKeyGetDistinctVersions) {
+// Writes of one object are applied by stamp, not by arrival: a write that reaches the cell
+// after a later-stamped one (a put's or a delete's) changes nothing and names the later stamp.
+TEST_P(StoreContract, CellAppliesAWriteOnlyOverALowerStamp) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  auto one = [&](CellWrite w) {
+    auto r = (*cell)->Apply(std::vector<CellWrite>{std::move(w)});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->at(0) : CellWriteResult{};
+  };
+  // A delete, then a put stamped before it arrives late: the object stays deleted.
+  EXPECT_TRUE(one(Put(Obj("t", "a", "first"), 10)).applied);
+  CellWriteResult r = one(Del("t", "a", 30));
+  EXPECT_TRUE(r.applied);
+  EXPECT_TRUE(r.existed);
+  r = one(Put(Obj("t", "a", "late"), 20));
+  EXPECT_FALSE(r.applied);
+  EXPECT_EQ(r.held_stamp, 30);
+  EXPECT_EQ((*cell)->GetObject("t", "a").status().code(), absl::StatusCode::kNotFound);
+  // A put, then a delete stamped before it: the object stays.
+  EXPECT_TRUE(one(Put(Obj("t", "b", "kept"), 50)).applied);
+  r = one(Del("t", "b", 40));
+  EXPECT_FALSE(r.applied);
+  EXPECT_EQ(r.held_stamp, 50);
+  EXPECT_EQ((*cell)->GetObject("t", "b")->sealed, "kept");
+  // Two puts out of order: the later-stamped content stays, and the early one counts no seal.
+  r = one(Put(Obj("t", "b", "older"), 45));
+  EXPECT_FALSE(r.applied);
+  EXPECT_EQ((*cell)->GetObject("t", "b")->sealed, "kept");
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 2);
+  // A delete of an object the cell never held still orders: an earlier put arriving later
+  // does not create it.
+  r = one(Del("t", "c", 70));
+  EXPECT_TRUE(r.applied);
+  EXPECT_FALSE(r.existed);
+  EXPECT_FALSE(one(Put(Obj("t", "c"), 60)).applied);
+  // Tombstones are not objects: not read, listed or counted; deleting one again finds nothing.
+  EXPECT_EQ((*cell)->GetObject("t", "c").status().code(), absl::StatusCode::kNotFound);
+  auto listed = (*cell)->ListObjects("t", "", "", 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, "b");
+  EXPECT_EQ((*cell)->Usage("t")->objects, 1);
+  EXPECT_EQ((*cell)->Usage("t")->bytes, 4);
+  r = one(Del("t", "a", 80));
+  EXPECT_TRUE(r.applied);
+  EXPECT_FALSE(r.existed);
+  // A later put revives the object at version 1.
+  r = one(Put(Obj("t", "a", "again"), 90));
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(r.version, 1);
+  EXPECT_FALSE(r.existed);
+  EXPECT_EQ((*cell)->GetObject("t", "a")->sealed, "again");
+}
+
+// Tombstones deleted before the cutoff are removed, at most `limit` per call; newer ones, and
+// objects, stay. Once its tombstone is gone, an object no longer orders late writes.
+TEST_P(StoreContract, CellPurgesTombstonesOlderThanTheCutoff) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  auto deleted_at = [](std::string key, int64_t ms, int64_t stamp) {
+    CellWrite d = Del("t", std::move(key), stamp);
+    d.object.updated_at_ms = ms;
+    return d;
+  };
+  std::vector<CellWrite> batch = {Put(Obj("t", "live"), 5), deleted_at("old1", 1000, 10),
+                                  deleted_at("old2", 1500, 11), deleted_at("old3", 1900, 12),
+                                  deleted_at("new", 5000, 13)};
+  ASSERT_TRUE((*cell)->Apply(batch).ok());
+  auto purged = (*cell)->PurgeTombstones(2000, 2);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 2);
+  purged = (*cell)->PurgeTombstones(2000, 100);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 1);
+  EXPECT_EQ(*(*cell)->PurgeTombstones(2000, 100), 0);
+  EXPECT_TRUE((*cell)->GetObject("t", "live").ok());
+  auto one = [&](CellWrite w) { return (*cell)->Apply(std::vector<CellWrite>{std::move(w)}); };
+  EXPECT_FALSE(one(Put(Obj("t", "new"), 1))->at(0).applied);  // its tombstone is kept
+  auto revived = one(Put(Obj("t", "old1"), 1));               // its tombstone is gone
+  ASSERT_TRUE(revived.ok());
+  EXPECT_TRUE(revived->at(0).applied);
+}
+
+// Writes of one object from many threads, stamped before they race to the cell: each applies
+// only over a lower stamp. The applied ones get distinct versions 1..n, each refused one names a
+// later stamp the cell held, and the object ends as the highest stamp's write left it.
+TEST_P(StoreContract, ConcurrentWritesToOneKeyAreOrderedByStamp) {
   auto cell = OpenCell("r");
   ASSERT_TRUE(cell.ok()) << cell.status();
   ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
   std::vector<std::thread> threads;
-  std::vector<int64_t> versions(8 * 5);
+  std::vector<int64_t> stamps(8 * 5);
+  std::vector<absl::StatusOr<std::vector<CellWriteResult>>> results(8 * 5);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 5; ++i) {
-        auto r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "hot"))});
-        versions[t * 5 + i] = r.ok() ? (*r)[0].version : -1;
+        const int64_t stamp = custos::testing::LatestStamp();
+        stamps[t * 5 + i] = stamp;
+        results[t * 5 + i] =
+            (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "hot", StrCat("s", stamp)), stamp)});
       }
     });
   }
   for (auto& th : threads) th.join();
+  std::vector<int64_t> versions;
+  for (size_t i = 0; i < results.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    const CellWriteResult& r = results[i]->at(0);
+    if (r.applied) {
+      versions.push_back(r.version);
+    } else {
+      EXPECT_GT(r.held_stamp, stamps[i]);
+    }
+  }
   std::sort(versions.begin(), versions.end());
   for (size_t i = 0; i < versions.size(); ++i) EXPECT_EQ(versions[i], static_cast<int64_t>(i + 1));
-  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 40);
+  EXPECT_EQ((*cell)->GetObject("t", "hot")->sealed,
+            StrCat("s", *std::max_element(stamps.begin(), stamps.end())));
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, static_cast<int64_t>(versions.size()));
 }
 
 // --- control ----------------------------------------------------------------------------------

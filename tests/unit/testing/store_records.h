@@ -1,6 +1,8 @@
 // Small builders of store records for the store tests (SQLite-only and contract tests alike).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -22,11 +24,18 @@ inline store::StoredObject Obj(std::string tenant, std::string key, std::string 
   return o;
 }
 
-inline store::CellWrite Put(store::StoredObject o) {
-  return {store::CellWrite::Op::kPut, std::move(o)};
+// A stamp above every earlier one, and above any data::ObjectService makes (those are
+// microseconds << 10, below 2^62 until the 2100s): a write stamped with it always applies.
+inline int64_t LatestStamp() {
+  static std::atomic<int64_t> next{int64_t{1} << 62};
+  return next.fetch_add(1);
 }
-inline store::CellWrite Del(std::string tenant, std::string key) {
-  return {store::CellWrite::Op::kDelete, Obj(std::move(tenant), std::move(key))};
+
+inline store::CellWrite Put(store::StoredObject o, int64_t stamp = LatestStamp()) {
+  return {store::CellWrite::Op::kPut, std::move(o), stamp};
+}
+inline store::CellWrite Del(std::string tenant, std::string key, int64_t stamp = LatestStamp()) {
+  return {store::CellWrite::Op::kDelete, Obj(std::move(tenant), std::move(key)), stamp};
 }
 
 }  // namespace custos::testing
