@@ -14,19 +14,25 @@ def _probes(data: bytes, n: int = 16, width: int = 64) -> list[bytes]:
     return [data[i:i + width] for i in range(0, len(data) - width + 1, step)][:n]
 
 
-def _assert_exactly_in_cells(server, tenant, expected: dict[str, bytes]):
-    """Every cell DB: the tenant's rows (objects and data keys) exist in exactly home+replica."""
+def _assert_exactly_in_cells(server, tenant, expected: dict[str, bytes],
+                             deleted: tuple[str, ...] = ()):
+    """Every cell DB: the tenant's rows (objects and data keys) exist in exactly home+replica;
+    `deleted` objects are there only as tombstones (the key, no content, until purged)."""
     home, replica = tenant["home_region"], tenant["replica_region"]
     want_regions = {home, replica}
     for region in server.cell_regions():
         objects = server.query_cell(region, "SELECT key, size, sealed FROM objects "
-                                    "WHERE tenant_id = ?", (tenant["id"],))
+                                    "WHERE tenant_id = ? AND deleted = 0", (tenant["id"],))
+        tombstones = server.query_cell(region, "SELECT key, size, length(sealed) FROM objects "
+                                       "WHERE tenant_id = ? AND deleted = 1", (tenant["id"],))
         keys = server.query_cell(region, "SELECT COUNT(*) FROM data_keys WHERE tenant_id = ?",
                                  (tenant["id"],))[0][0]
         if region not in want_regions:
-            assert objects == [] and keys == 0, f"tenant data in foreign cell {region}"
+            assert objects == tombstones == [] and keys == 0, \
+                f"tenant data in foreign cell {region}"
             continue
         assert keys >= 1, f"no wrapped data key in {region}"
+        assert sorted(tombstones) == [(k, 0, 0) for k in sorted(deleted)], region
         got = {k: (size, bytes(sealed)) for k, size, sealed in objects}
         assert set(got) == set(expected), region
         for k, plain in expected.items():
@@ -68,11 +74,11 @@ def test_plaintext_never_at_rest_and_only_in_home_and_replica(server_factory):
 
     needles = [marker, marker2, gone, deleted, *_probes(random_large)]
     assert scan_data_dir(s.data_dir, needles) == [], "plaintext found at rest while running"
-    _assert_exactly_in_cells(s, t, objects)
+    _assert_exactly_in_cells(s, t, objects, deleted=("secret/deleted",))
 
     assert s.stop() == 0
     assert scan_data_dir(s.data_dir, needles) == [], "plaintext found at rest after shutdown"
-    _assert_exactly_in_cells(s, t, objects)
+    _assert_exactly_in_cells(s, t, objects, deleted=("secret/deleted",))
     logs = s.logs().encode()
     for n in needles:
         assert n not in logs, "plaintext in the server logs"

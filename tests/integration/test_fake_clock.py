@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import assert_error
+from conftest import assert_error, key_path, requires_sqlite_files
 
 
 def test_clock_routes_do_not_exist_without_the_flag(server):
@@ -88,3 +88,26 @@ def test_token_expiry_reads_the_injected_clock(clock_server):
     assert_error(me(t["admin_token"]), 401, "unauthenticated")
     # The admin's token has no expiry by default.
     assert me(s.admin_token).status == 200
+
+
+def test_a_deleted_objects_tombstone_is_purged_after_an_hour(clock_server):
+    """A delete leaves a tombstone row (the key, no content) in both cells, which orders the
+    object's writes still on their way; the tombstone-purge job removes it after an hour."""
+    requires_sqlite_files()
+    s = clock_server
+    t = s.create_tenant(geography="EU")
+    s.put_object(t["id"], "gone", b"deleted content", t["admin_token"])
+    assert s.delete(key_path(t["id"], "gone"), token=t["admin_token"]).status == 204
+
+    def tombstones() -> list:
+        return [s.query_cell(region, "SELECT key, length(sealed) FROM objects "
+                                     "WHERE tenant_id = ? AND deleted = 1", (t["id"],))
+                for region in (t["home_region"], t["replica_region"])]
+
+    assert tombstones() == [[("gone", 0)], [("gone", 0)]]
+    # The clock route runs the jobs that became due.
+    assert s.post("/v1/test/clock", {"advance_seconds": 1800}, token=s.admin_token).status == 200
+    assert tombstones() == [[("gone", 0)], [("gone", 0)]]
+    assert s.post("/v1/test/clock", {"advance_seconds": 1900}, token=s.admin_token).status == 200
+    assert tombstones() == [[], []]
+    assert s.get(key_path(t["id"], "gone"), token=t["admin_token"]).status == 404
