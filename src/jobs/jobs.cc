@@ -1,5 +1,6 @@
 #include "jobs/jobs.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -36,6 +37,11 @@ bool JobDue(const store::JobLease& lease, std::string_view holder, absl::Time no
   return since >= period || since < -period;
 }
 
+absl::Duration RetryDelay(int failures, absl::Duration period) {
+  const absl::Duration delay = absl::Seconds(int64_t{1} << std::clamp(failures - 1, 0, 20));
+  return std::min(delay, period);
+}
+
 struct JobRunner::State {
   State(store::ControlStore& store, const Clock& clock, Options options)
       : store(store), clock(clock), options(std::move(options)) {}
@@ -46,9 +52,14 @@ struct JobRunner::State {
                                        UnixMillis(now + options.lease_ttl));
     if (!lease.ok()) return lease.status();
     if (!JobDue(*lease, options.holder, now, job.period)) return absl::OkStatus();
+    Failures& failed = failures[job.name];
+    if (failed.count > 0 && now < failed.retry_at) return absl::OkStatus();
     if (absl::Status s = job.run(); !s.ok()) {
+      ++failed.count;
+      failed.retry_at = now + RetryDelay(failed.count, job.period);
       return absl::Status(s.code(), StrCat("job ", job.name, ": ", s.message()));
     }
+    failed = {};
     ++runs[job.name];
     // The run's time is when it started: periods do not drift by the runs' durations.
     return store.RecordJobRun(job.name, options.holder, UnixMillis(now));
@@ -60,7 +71,12 @@ struct JobRunner::State {
   std::mutex pass_mu;  // one pass at a time; guards jobs' use and runs
   std::map<std::string, Job, std::less<>> jobs;
   std::map<std::string, int64_t, std::less<>> runs;
-  std::mutex thread_mu;  // guards stop and the thread
+  struct Failures {
+    int count = 0;  // failed runs in a row
+    absl::Time retry_at;
+  };
+  std::map<std::string, Failures, std::less<>> failures;  // guarded by pass_mu
+  std::mutex thread_mu;                                   // guards stop and the thread
   std::condition_variable wake;
   bool stop = false;
   bool started = false;

@@ -33,9 +33,14 @@ struct Job {
   std::string name;       // 1-100 bytes of printable ASCII; the lease's name
   absl::Duration period;  // at least a second
   // One run. Called on the runner's thread, never concurrently with itself on this instance.
-  // A non-OK status is logged; the run is not recorded, so the job is due again next pass.
+  // A non-OK status is logged; the run is not recorded, so the job is due again, after
+  // RetryDelay (so that a job failing on a store that is down does not retry every tick).
   std::function<absl::Status()> run;
 };
+
+// How long after its `failures`-th failure in a row a job is tried again: 1 s, doubling, at
+// most its period.
+absl::Duration RetryDelay(int failures, absl::Duration period);
 
 // Pure scheduling: whether `holder`, given `lease` as stored after its acquire attempt, runs the
 // job of `period` at `now`: it holds the lease and a period has passed since the last run (or

@@ -171,10 +171,42 @@ TEST_P(JobRunnerTest, FailedRunIsRetriedAndALostLeaseRecordsNothing) {
                   .ok());
   EXPECT_EQ(a.RunDue().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(a.RunDue().ok());
-  EXPECT_EQ(attempts, 2) << "a failed run is due again at the next pass";
+  EXPECT_EQ(attempts, 1) << "retried only after RetryDelay";
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(a.RunDue().ok());
+  EXPECT_EQ(attempts, 2) << "a failed run is due again a second later";
   EXPECT_TRUE(a.RunDue().ok());
   EXPECT_EQ(attempts, 2);
   EXPECT_EQ(store_b_->RecordJobRun("flaky", "instance-b", 1).code(), absl::StatusCode::kAborted);
+}
+
+// A job that keeps failing (its store is down) is tried again after 1 s, 2 s, 4 s, … up to its
+// period, not at every pass; a success resets the delay.
+TEST_P(JobRunnerTest, AFailingJobBacksOff) {
+  EXPECT_EQ(RetryDelay(1, absl::Hours(1)), absl::Seconds(1));
+  EXPECT_EQ(RetryDelay(4, absl::Hours(1)), absl::Seconds(8));
+  EXPECT_EQ(RetryDelay(20, absl::Minutes(10)), absl::Minutes(10));
+  EXPECT_EQ(RetryDelay(1000, absl::Minutes(10)), absl::Minutes(10));
+  int attempts = 0;
+  bool fail = true;
+  JobRunner a(*store_a_, clock_, {"instance-a", absl::Seconds(1), kTtl});
+  ASSERT_TRUE(a.Register({"down", absl::Minutes(10),
+                          [&] {
+                            ++attempts;
+                            return fail ? absl::UnavailableError("down") : absl::OkStatus();
+                          }})
+                  .ok());
+  // Passes every second for a minute: tried at 0, 1, 3, 7, 15, 31 s (then at 63 s).
+  for (int second = 0; second < 60; ++second) {
+    (void)a.RunDue();
+    clock_.Advance(absl::Seconds(1));
+  }
+  EXPECT_EQ(attempts, 6);
+  fail = false;
+  clock_.Advance(absl::Seconds(3));  // now 63 s
+  EXPECT_TRUE(a.RunDue().ok());
+  EXPECT_EQ(attempts, 7);
+  EXPECT_EQ(a.RunsForTest("down"), 1);
 }
 
 TEST_P(JobRunnerTest, RegistrationIsValidated) {
