@@ -344,97 +344,133 @@ struct ObjectService::Impl {
     std::string tenant_id;
     WriteCallback done;
     int resends_left = kResends;
+    int repairs_left = kRepairs;
     // Whether the object existed, as the home cell saw it at the first attempt applied there
     // (a later attempt sees this write's own result).
     std::optional<bool> existed;
+    // Under the current stamp: which cells hold the write, and the home cell's result.
+    std::vector<bool> holds;
+    std::optional<CellWriteResult> home;
   };
   // How often a write that a cell found superseded by a later stamp is sent again, stamped
   // above it, before the caller gets kAborted.
   static constexpr int kResends = 3;
+  // How often a write that failed in a cell (kUnavailable or kDataLoss: a lost connection, an
+  // unknown outcome) after another cell applied it is sent again to that cell, with the same
+  // stamp: applying it twice is harmless (the second finds its own stamp and changes nothing).
+  static constexpr int kRepairs = 2;
 
   // Sends `w` to every cell of the tenant; `done` runs once, on the writer thread of the last
   // cell to answer, with the home cell's result or the first error. A write that some cell
   // found superseded (another instance wrote the object with a later stamp at about the same
   // time) is sent again to every cell, stamped above the later one, so that a write answered
-  // OK is the object's latest in every cell.
+  // OK is the object's latest in every cell. A write that failed in one cell after another
+  // applied it is retried there (kRepairs), so that a passing fault does not leave the cells
+  // apart.
   void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done) {
     auto cells = WritersOf(t);
     if (!cells.ok()) return std::move(done)(cells.status());
     auto pending = std::make_shared<PendingWrite>(
         PendingWrite{std::move(w), *std::move(cells), t.tenant_id, std::move(done)});
-    Send(std::move(pending), 0);
+    Send(pending, 0);
   }
 
-  // The cells' answers to one attempt of a write.
+  // The answers of the cells one attempt went to.
   struct Attempt {
     std::mutex mu;
-    size_t left = 0;  // cells yet to answer
-    size_t committed = 0;
-    bool superseded = false;
-    int64_t held_stamp = 0;  // the highest a cell holds, if superseded
-    absl::Status error;      // the first
-    absl::StatusOr<CellWriteResult> home = absl::InternalError("unset");
+    size_t left = 0;                                                          // cells yet to answer
+    std::vector<std::pair<size_t, absl::StatusOr<CellWriteResult>>> answers;  // (cell, result)
   };
 
-  // One attempt of `p`, stamped above `observed`.
-  void Send(std::shared_ptr<PendingWrite> p, int64_t observed) {
-    auto join = std::make_shared<Attempt>();
-    join->left = p->cells.size();
-    auto answer = [this, &p, &join](bool home) {
-      return [this, p, join, home](absl::StatusOr<CellWriteResult> r) {
-        std::unique_lock lock(join->mu);
-        if (r.ok() && r->applied) ++join->committed;
-        if (r.ok() && !r->applied) {
-          join->superseded = true;
-          join->held_stamp = std::max(join->held_stamp, r->held_stamp);
-        }
-        if (!r.ok() && join->error.ok()) join->error = r.status();
-        if (home) join->home = std::move(r);
-        if (--join->left > 0) return;
-        lock.unlock();
-        Finish(p, *join);
-      };
-    };
-    {
-      std::lock_guard submit(submit_mu);
-      if (!stopping) {
-        stamps.Observe(observed);
-        p->write.stamp = stamps.Next(clock.Now());
-        for (size_t i = 0; i < p->cells.size(); ++i) {
-          p->cells[i]->EnqueueAsync(p->write, answer(i == 0));
-        }
-        return;
-      }
+  // Sends `p` to every cell, stamped above `observed`.
+  void Send(const std::shared_ptr<PendingWrite>& p, int64_t observed) {
+    std::vector<size_t> all(p->cells.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    std::unique_lock submit(submit_mu);
+    if (stopping) {
+      submit.unlock();
+      return std::move(p->done)(absl::UnavailableError("the object service is shutting down"));
     }
-    std::move(p->done)(absl::UnavailableError("the object service is shutting down"));
+    stamps.Observe(observed);
+    p->write.stamp = stamps.Next(clock.Now());
+    p->holds.assign(p->cells.size(), false);
+    p->home.reset();
+    Enqueue(p, all);
   }
 
-  // Answers `p` once every cell answered `join`, or sends it again.
-  void Finish(const std::shared_ptr<PendingWrite>& p, const Attempt& join) {
-    if (!join.error.ok()) {
-      if (join.committed > 0) {
+  // Sends `p` as stamped to the cells `to` (indexes into p->cells).
+  void Enqueue(const std::shared_ptr<PendingWrite>& p, const std::vector<size_t>& to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(submit_mu) {
+    auto attempt = std::make_shared<Attempt>();
+    attempt->left = to.size();
+    for (size_t cell : to) {
+      p->cells[cell]->EnqueueAsync(p->write,
+                                   [this, p, attempt, cell](absl::StatusOr<CellWriteResult> r) {
+                                     std::unique_lock lock(attempt->mu);
+                                     attempt->answers.emplace_back(cell, std::move(r));
+                                     if (--attempt->left > 0) return;
+                                     lock.unlock();
+                                     Finish(p, *attempt);
+                                   });
+    }
+  }
+
+  // Answers `p` once every cell of `attempt` answered, or sends it again.
+  void Finish(const std::shared_ptr<PendingWrite>& p, const Attempt& attempt) {
+    int64_t held_later = 0;  // the highest later stamp a cell holds
+    std::vector<size_t> failed;
+    absl::Status error;  // the first
+    bool repairable = true;
+    for (const auto& [cell, r] : attempt.answers) {
+      if (!r.ok()) {
+        failed.push_back(cell);
+        if (error.ok()) error = r.status();
+        repairable =
+            repairable && (absl::IsUnavailable(r.status()) || absl::IsDataLoss(r.status()));
+      } else if (r->applied) {
+        p->holds[cell] = true;
+        if (cell == 0) {
+          p->home = *r;
+          if (!p->existed) p->existed = r->existed;
+        }
+      } else if (r->held_stamp == p->write.stamp) {
+        p->holds[cell] = true;  // an earlier try applied it after all
+      } else {
+        held_later = std::max(held_later, r->held_stamp);
+      }
+    }
+    if (held_later != 0) {
+      if (p->resends_left-- == 0) {
+        return std::move(p->done)(
+            Conflict("the object was written at the same moment through another instance; "
+                     "write it again"));
+      }
+      return Send(p, held_later);
+    }
+    const auto held = std::count(p->holds.begin(), p->holds.end(), true);
+    if (!failed.empty() && held > 0 && repairable && p->repairs_left-- > 0) {
+      std::lock_guard submit(submit_mu);
+      if (!stopping) return Enqueue(p, failed);
+    }
+    if (!failed.empty() || !p->home) {
+      if (held > 0 && static_cast<size_t>(held) < p->cells.size()) {
         // Answered as failed, yet applied in a cell: the cells differ on this object until
         // its next write (docs/deploy.md, known limit). Logged without the key (logs carry
         // ids only), so that an operator sees it happen.
         spdlog::error(
             "tenant {}: a write committed in {} of its cells and failed in the "
             "other ({}); they differ on that object until it is written again",
-            p->tenant_id, join.committed, join.error.ToString());
+            p->tenant_id, held, error.ToString());
       }
-      return std::move(p->done)(join.error);
-    }
-    CellWriteResult home = *join.home;
-    if (home.applied && !p->existed) p->existed = home.existed;
-    if (!join.superseded) {
-      home.existed = p->existed.value_or(home.existed);
-      return std::move(p->done)(home);
-    }
-    if (p->resends_left-- == 0) {
+      // (No home result although every cell holds the write: home applied it at a try whose
+      // answer was lost, so its version is unknown; the client reads it back.)
       return std::move(p->done)(
-          Conflict("the object was written at the same moment through another instance; "
-                   "write it again"));
+          error.ok() ? absl::UnavailableError("the write's outcome in its home cell is unknown")
+                     : error);
     }
-    Send(p, join.held_stamp);
+    CellWriteResult home = *p->home;
+    home.existed = p->existed.value_or(home.existed);
+    std::move(p->done)(home);
   }
 
   // Runs an asynchronous operation (`start` is handed its callback) and waits for its result

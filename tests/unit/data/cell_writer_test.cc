@@ -4,7 +4,7 @@
 
 #include "base/clock.h"
 #include "gtest/gtest.h"
-#include "testing/gated_cell_store.h"
+#include "testing/cell_store_wrappers.h"
 #include "testing/store_records.h"
 #include "testing/temp_dir.h"
 

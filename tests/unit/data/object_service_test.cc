@@ -9,7 +9,7 @@
 #include "crypto/crypto.h"
 #include "data/data.h"
 #include "gtest/gtest.h"
-#include "testing/gated_cell_store.h"
+#include "testing/cell_store_wrappers.h"
 #include "testing/sqlite_fault.h"
 #include "testing/store_records.h"
 #include "testing/temp_dir.h"
@@ -530,6 +530,42 @@ TEST_F(ObjectServiceTest, WritesThatReachTheCellsInOppositeOrdersLeaveThemAlike)
   auto got = service_->Get(tenant_, "doc");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->bytes, "late at the replica");
+}
+
+// A write that failed in one cell after the other applied it (a dropped connection) is sent
+// again to that cell with the same stamp: the put is answered OK and both cells hold it, once
+// even when the lost answer hid a commit.
+TEST_F(ObjectServiceTest, AWriteThatFailedInOneCellAfterTheOtherAppliedItIsRepaired) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  for (bool after_applying : {false, true}) {
+    SCOPED_TRACE(after_applying ? "answer lost after the commit" : "failed before applying");
+    testing::FlakyCellStore replica(*cells_["replica"], 1, after_applying);
+    ObjectService flaky({{"home", cells_["home"].get()}, {"replica", &replica}}, *keys_, *events_,
+                        random_, clock_);
+    const std::string key = after_applying ? "lost-answer" : "dropped";
+    auto put = flaky.Put(tenant_, key, "bytes", "");
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(put->version, 1);
+    auto [home, in_replica] = InBothCells(key);
+    EXPECT_EQ(home, in_replica);
+    EXPECT_EQ(cells_["replica"]->GetObject("t1", key)->version, 1);  // applied once
+    // A delete likewise.
+    testing::FlakyCellStore replica2(*cells_["replica"], 1, after_applying);
+    ObjectService flaky2({{"home", cells_["home"].get()}, {"replica", &replica2}}, *keys_, *events_,
+                         random_, clock_);
+    EXPECT_TRUE(flaky2.Delete(tenant_, key).ok());
+    EXPECT_EQ(InBothCells(key), (std::pair<std::string, std::string>("(none)", "(none)")));
+  }
+  // A cell that keeps failing is retried twice, then the write answers its error, logged as
+  // applied in one cell only.
+  testing::FlakyCellStore down(*cells_["replica"], 3, false);
+  ObjectService broken({{"home", cells_["home"].get()}, {"replica", &down}}, *keys_, *events_,
+                       random_, clock_);
+  EXPECT_EQ(broken.Put(tenant_, "stuck", "bytes", "").status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(cells_["home"]->GetObject("t1", "stuck").ok());
+  EXPECT_EQ(cells_["replica"]->GetObject("t1", "stuck").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -11,8 +11,7 @@ TEST(WriteStamps, FollowTheClockAndNameTheInstance) {
   const int64_t s = stamps.Next(t);
   EXPECT_EQ(s >> WriteStamps::kInstanceBits, 1'800'000'000'000'000);
   EXPECT_EQ(s & 0x3ff, 0x2a5);
-  EXPECT_EQ(stamps.Next(t + absl::Seconds(1)) >> WriteStamps::kInstanceBits,
-            1'800'000'001'000'000);
+  EXPECT_EQ(stamps.Next(t + absl::Seconds(1)) >> WriteStamps::kInstanceBits, 1'800'000'001'000'000);
   // Only the low bits name the instance.
   EXPECT_EQ(WriteStamps(0xfc01).Next(t) & 0x3ff, 1);
 }
