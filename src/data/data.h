@@ -11,6 +11,7 @@
 // or a write missed its deadline: retry later), kDataLoss (a stored object fails authentication).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -56,6 +57,11 @@ struct TenantCells {
 // values over 1 GiB, and libpqxx reads bytea as hex text (2 bytes per byte), so a value over
 // 512 MiB could be stored and never read back.
 inline constexpr size_t kMaxObjectBytesLimit = size_t{256} << 20;
+
+// How long a cell keeps a deleted object's tombstone (store.h, CellWrite), which orders the
+// object's older writes still on their way: a week, far longer than a write waits in a queue or
+// on a connection, or than any clock skew between instances (the `tombstone-purge` job).
+inline constexpr absl::Duration kTombstoneLifetime = absl::Hours(7 * 24);
 
 struct ObjectServiceOptions {
   size_t max_object_bytes = 16 << 20;  // at most kMaxObjectBytesLimit
@@ -135,6 +141,10 @@ class ObjectService {
   const ObjectServiceOptions& options() const { return options_; }
 
  private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  // PutAsync, for a caller that stops waiting at `answer_by` (Put).
+  void StartPut(const TenantCells& tenant, std::string_view key, std::string_view bytes,
+                std::string_view content_type, PutCallback done, SteadyTime answer_by);
   // Validates and seals a put of `bytes` as the write both cells apply.
   absl::StatusOr<store::CellWrite> SealedPut(const TenantCells& tenant, std::string_view key,
                                              std::string_view bytes, std::string_view content_type);

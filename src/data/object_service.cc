@@ -79,7 +79,7 @@ struct ObjectService::Impl {
         options(o),
         stamps(InstanceBits(r)) {
     for (auto& [region, cell] : cells) {
-      writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch, clock);
+      writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
     }
   }
 
@@ -343,11 +343,15 @@ struct ObjectService::Impl {
     std::vector<internal::CellWriter*> cells;  // home first
     std::string tenant_id;
     WriteCallback done;
+    // Once the caller stopped waiting (answered 503), the write is neither resent nor repaired:
+    // a write answered since must not be overwritten by it.
+    SteadyTime answer_by;
     int resends_left = kResends;
     int repairs_left = kRepairs;
-    // Whether the object existed, as the home cell saw it at the first attempt applied there
-    // (a later attempt sees this write's own result).
+    // Whether the object existed, as the home cell saw it when this write first replaced what
+    // another write left (an attempt that replaced this write's own earlier one says nothing).
     std::optional<bool> existed;
+    std::vector<int64_t> sent_stamps;  // of every attempt
     // Under the current stamp: which cells hold the write, and the home cell's result.
     std::vector<bool> holds;
     std::optional<CellWriteResult> home;
@@ -367,11 +371,12 @@ struct ObjectService::Impl {
   // OK is the object's latest in every cell. A write that failed in one cell after another
   // applied it is retried there (kRepairs), so that a passing fault does not leave the cells
   // apart.
-  void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done) {
+  void WriteEverywhereAsync(const TenantCells& t, CellWrite w, WriteCallback done,
+                            SteadyTime answer_by) {
     auto cells = WritersOf(t);
     if (!cells.ok()) return std::move(done)(cells.status());
     auto pending = std::make_shared<PendingWrite>(
-        PendingWrite{std::move(w), *std::move(cells), t.tenant_id, std::move(done)});
+        PendingWrite{std::move(w), *std::move(cells), t.tenant_id, std::move(done), answer_by});
     Send(pending, 0);
   }
 
@@ -393,6 +398,7 @@ struct ObjectService::Impl {
     }
     stamps.Observe(observed);
     p->write.stamp = stamps.Next(clock.Now());
+    p->sent_stamps.push_back(p->write.stamp);
     p->holds.assign(p->cells.size(), false);
     p->home.reset();
     Enqueue(p, all);
@@ -431,7 +437,9 @@ struct ObjectService::Impl {
         p->holds[cell] = true;
         if (cell == 0) {
           p->home = *r;
-          if (!p->existed) p->existed = r->existed;
+          const bool replaced_own = std::find(p->sent_stamps.begin(), p->sent_stamps.end(),
+                                              r->replaced_stamp) != p->sent_stamps.end();
+          if (!replaced_own || !p->existed) p->existed = r->existed;
         }
       } else if (r->held_stamp == p->write.stamp) {
         p->holds[cell] = true;  // an earlier try applied it after all
@@ -439,7 +447,9 @@ struct ObjectService::Impl {
         held_later = std::max(held_later, r->held_stamp);
       }
     }
+    const bool caller_waits = std::chrono::steady_clock::now() < p->answer_by;
     if (held_later != 0) {
+      if (!caller_waits) return std::move(p->done)(absl::DeadlineExceededError("superseded"));
       if (p->resends_left-- == 0) {
         return std::move(p->done)(
             Conflict("the object was written at the same moment through another instance; "
@@ -448,7 +458,7 @@ struct ObjectService::Impl {
       return Send(p, held_later);
     }
     const auto held = std::count(p->holds.begin(), p->holds.end(), true);
-    if (!failed.empty() && held > 0 && repairable && p->repairs_left-- > 0) {
+    if (!failed.empty() && held > 0 && repairable && caller_waits && p->repairs_left-- > 0) {
       std::lock_guard submit(submit_mu);
       if (!stopping) return Enqueue(p, failed);
     }
@@ -473,17 +483,18 @@ struct ObjectService::Impl {
     std::move(p->done)(home);
   }
 
-  // Runs an asynchronous operation (`start` is handed its callback) and waits for its result
-  // up to the write deadline.
+  // Runs an asynchronous operation (`start` is handed its callback and the time its caller
+  // stops waiting) and waits for its result up to the write deadline.
   template <typename T>
   absl::StatusOr<T> AwaitWrite(
-      absl::FunctionRef<void(absl::AnyInvocable<void(absl::StatusOr<T>) &&>)> start) {
+      absl::FunctionRef<void(absl::AnyInvocable<void(absl::StatusOr<T>) &&>, SteadyTime)> start) {
     // Shared with the callback, which outlives this frame when the deadline passes first.
     auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
     auto future = promise->get_future();
-    start([promise](absl::StatusOr<T> r) { promise->set_value(std::move(r)); });
-    if (future.wait_for(absl::ToChronoNanoseconds(options.write_deadline)) !=
-        std::future_status::ready) {
+    const SteadyTime deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.write_deadline);
+    start([promise](absl::StatusOr<T> r) { promise->set_value(std::move(r)); }, deadline);
+    if (future.wait_until(deadline) != std::future_status::ready) {
       return absl::UnavailableError("a cell did not commit the write in time");
     }
     return future.get();
@@ -550,24 +561,33 @@ absl::StatusOr<CellWrite> ObjectService::SealedPut(const TenantCells& tenant, st
 absl::StatusOr<PutResult> ObjectService::Put(const TenantCells& tenant, std::string_view key,
                                              std::string_view bytes,
                                              std::string_view content_type) {
-  return impl_->AwaitWrite<PutResult>(
-      [&](PutCallback done) { PutAsync(tenant, key, bytes, content_type, std::move(done)); });
+  return impl_->AwaitWrite<PutResult>([&](PutCallback done, SteadyTime answer_by) {
+    StartPut(tenant, key, bytes, content_type, std::move(done), answer_by);
+  });
 }
 
 void ObjectService::PutAsync(const TenantCells& tenant, std::string_view key,
                              std::string_view bytes, std::string_view content_type,
                              PutCallback done) {
+  StartPut(tenant, key, bytes, content_type, std::move(done), SteadyTime::max());
+}
+
+void ObjectService::StartPut(const TenantCells& tenant, std::string_view key,
+                             std::string_view bytes, std::string_view content_type,
+                             PutCallback done, SteadyTime answer_by) {
   auto w = SealedPut(tenant, key, bytes, content_type);
   if (!w.ok()) return std::move(done)(w.status());
   PutResult result{w->object.size, w->object.sha256_hex, 0, false};
-  impl_->WriteEverywhereAsync(tenant, std::move(*w),
-                              [result = std::move(result),
-                               done = std::move(done)](absl::StatusOr<CellWriteResult> r) mutable {
-                                if (!r.ok()) return std::move(done)(r.status());
-                                result.version = r->version;
-                                result.created = !r->existed;
-                                std::move(done)(std::move(result));
-                              });
+  impl_->WriteEverywhereAsync(
+      tenant, std::move(*w),
+      [result = std::move(result),
+       done = std::move(done)](absl::StatusOr<CellWriteResult> r) mutable {
+        if (!r.ok()) return std::move(done)(r.status());
+        result.version = r->version;
+        result.created = !r->existed;
+        std::move(done)(std::move(result));
+      },
+      answer_by);
 }
 
 absl::StatusOr<ObjectContent> ObjectService::Get(const TenantCells& tenant, std::string_view key) {
@@ -599,8 +619,8 @@ absl::Status ObjectService::Delete(const TenantCells& tenant, std::string_view k
   w.object.tenant_id = tenant.tenant_id;
   w.object.key = std::string(key);
   w.object.updated_at_ms = absl::ToUnixMillis(impl_->clock.Now());  // the tombstone's time
-  auto r = impl_->AwaitWrite<CellWriteResult>([&](WriteCallback done) {
-    impl_->WriteEverywhereAsync(tenant, std::move(w), std::move(done));
+  auto r = impl_->AwaitWrite<CellWriteResult>([&](WriteCallback done, SteadyTime answer_by) {
+    impl_->WriteEverywhereAsync(tenant, std::move(w), std::move(done), answer_by);
   });
   if (!r.ok()) return r.status();
   if (!r->existed) return absl::NotFoundError("no such object");

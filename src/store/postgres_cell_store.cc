@@ -54,6 +54,7 @@ CREATE TABLE data_keys(
     {2, R"sql(
 ALTER TABLE objects ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE objects ADD COLUMN prev_stamp BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX objects_tombstones ON objects(updated_at) WHERE deleted;
 )sql"},
 }};
@@ -85,14 +86,15 @@ std::string PutObjectsSql(size_t rows) {
       "version = CASE WHEN o.deleted THEN 1 ELSE o.version + 1 END, "
       "dek_version = EXCLUDED.dek_version, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, "
       "content_type = EXCLUDED.content_type, updated_at = EXCLUDED.updated_at, "
-      "sealed = EXCLUDED.sealed, stamp = EXCLUDED.stamp, deleted = false "
-      "WHERE o.stamp < EXCLUDED.stamp RETURNING tenant_id, key, version, dek_version), "
+      "sealed = EXCLUDED.sealed, prev_stamp = o.stamp, stamp = EXCLUDED.stamp, deleted = false "
+      "WHERE o.stamp < EXCLUDED.stamp RETURNING tenant_id, key, version, dek_version, "
+      "prev_stamp), "
       // Runs to completion although the SELECT does not read it (PostgreSQL's rule for
       // data-modifying WITH).
       "counted AS (UPDATE data_keys d SET seals = d.seals + c.n FROM (SELECT tenant_id, "
       "dek_version, count(*) AS n FROM put GROUP BY tenant_id, dek_version) c "
       "WHERE d.tenant_id = c.tenant_id AND d.version = c.dek_version) "
-      "SELECT tenant_id, key, version FROM put";
+      "SELECT tenant_id, key, version, prev_stamp FROM put";
   return sql;
 }
 
@@ -107,8 +109,8 @@ const std::vector<PgStatement>& Statements() {
          "ON CONFLICT(tenant_id, key) DO UPDATE SET "
          "version = CASE WHEN o.deleted THEN 0 ELSE o.version END, dek_version = 0, size = 0, "
          "sha256 = '', content_type = '', updated_at = EXCLUDED.updated_at, sealed = ''::bytea, "
-         "stamp = EXCLUDED.stamp, deleted = true "
-         "WHERE o.stamp < EXCLUDED.stamp RETURNING version"},
+         "prev_stamp = o.stamp, stamp = EXCLUDED.stamp, deleted = true "
+         "WHERE o.stamp < EXCLUDED.stamp RETURNING version, prev_stamp"},
         {"object_stamp", "SELECT stamp FROM objects WHERE tenant_id = $1 AND key = $2"},
         // The re-check of `deleted` on the row it deletes keeps a put that revived the object
         // since the sub-select read it (READ COMMITTED re-evaluates the outer conditions).
@@ -235,6 +237,7 @@ class PostgresCellStore final : public CellStore {
             results[i] = Superseded(txn, o);
           } else {
             results[i] = {0, r[0][0].as<int64_t>() > 0};
+            results[i].replaced_stamp = r[0][1].as<int64_t>();
           }
           ++i;
           continue;
@@ -396,14 +399,17 @@ class PostgresCellStore final : public CellStore {
         make_dynamic_params(content_types), make_dynamic_params(updated),
         make_dynamic_params(sealed), make_dynamic_params(stamps));
     // RETURNING gives no promise of order: match rows to writes by object.
-    std::map<std::pair<std::string, std::string>, int64_t> version_of;
+    std::map<std::pair<std::string, std::string>, CellWriteResult> result_of;
     for (const auto& row : rows) {
-      version_of[{row[0].as<std::string>(), row[1].as<std::string>()}] = row[2].as<int64_t>();
+      CellWriteResult& r = result_of[{row[0].as<std::string>(), row[1].as<std::string>()}];
+      r.version = row[2].as<int64_t>();
+      r.existed = r.version > 1;
+      r.replaced_stamp = row[3].as<int64_t>();
     }
     for (size_t k = 0; k < writes.size(); ++k) {
-      auto it = version_of.find({writes[k].object.tenant_id, writes[k].object.key});
-      if (it != version_of.end()) {
-        results[k] = {it->second, it->second > 1};
+      auto it = result_of.find({writes[k].object.tenant_id, writes[k].object.key});
+      if (it != result_of.end()) {
+        results[k] = it->second;
         continue;
       }
       results[k] = Superseded(txn, writes[k].object);

@@ -37,6 +37,7 @@ CREATE TABLE data_keys(
     {2, R"sql(
 ALTER TABLE objects ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN prev_stamp INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX objects_tombstones ON objects(updated_at) WHERE deleted = 1;
 )sql"},
 }};
@@ -226,16 +227,16 @@ class SqliteCellStore final : public CellStore {
               "version = CASE WHEN deleted THEN 1 ELSE version + 1 END, "
               "dek_version = excluded.dek_version, size = excluded.size, sha256 = excluded.sha256, "
               "content_type = excluded.content_type, updated_at = excluded.updated_at, "
-              "sealed = excluded.sealed, stamp = excluded.stamp, deleted = 0 "
-              "WHERE stamp < excluded.stamp RETURNING version"
+              "sealed = excluded.sealed, prev_stamp = stamp, stamp = excluded.stamp, deleted = 0 "
+              "WHERE stamp < excluded.stamp RETURNING version, prev_stamp"
             : "INSERT INTO objects(tenant_id, key, version, dek_version, size, sha256, "
               "content_type, updated_at, sealed, stamp, deleted) "
               "VALUES(?,?,0,0,0,'','',?,X'',?,1) "
               "ON CONFLICT(tenant_id, key) DO UPDATE SET "
               "version = CASE WHEN deleted THEN 0 ELSE version END, dek_version = 0, size = 0, "
               "sha256 = '', content_type = '', updated_at = excluded.updated_at, sealed = X'', "
-              "stamp = excluded.stamp, deleted = 1 "
-              "WHERE stamp < excluded.stamp RETURNING version");
+              "prev_stamp = stamp, stamp = excluded.stamp, deleted = 1 "
+              "WHERE stamp < excluded.stamp RETURNING version, prev_stamp");
     if (!s.ok()) return s.status();
     s->Bind(1, o.tenant_id).Bind(2, o.key);
     if (put) {
@@ -252,9 +253,12 @@ class SqliteCellStore final : public CellStore {
     auto row = s->Step();
     if (!row.ok()) return row.status();
     if (!*row) return Superseded(c, o);
-    int64_t version = s->Int(0);
+    const int64_t version = s->Int(0);
+    CellWriteResult r =
+        put ? CellWriteResult{version, version > 1} : CellWriteResult{0, version > 0};
+    r.replaced_stamp = s->Int(1);
     if (auto done = s->Run(); !done.ok()) return done;
-    return put ? CellWriteResult{version, version > 1} : CellWriteResult{0, version > 0};
+    return r;
   }
 
   // The result of a write that found a later one of its object.

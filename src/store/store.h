@@ -291,6 +291,9 @@ struct CellWriteResult {
   // `held_stamp`): then nothing changed, and version and existed say nothing.
   bool applied = true;
   int64_t held_stamp = 0;
+  // When applied: the stamp of the write it replaced (0: none), which tells a writer that sent
+  // a write twice whether the cell held its own first try.
+  int64_t replaced_stamp = 0;
 };
 
 struct DataKeyRecord {
@@ -332,7 +335,7 @@ class CellStore {
 
   // Removes the tombstones of objects deleted before `deleted_before_ms` (unix ms), at most
   // `limit` of them; returns how many. A tombstone must outlive every write of its object still
-  // in flight with a lower stamp (writes give up within a minute; callers keep an hour).
+  // on its way with a lower stamp (data::kTombstoneLifetime).
   virtual absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) = 0;
 
   // kAlreadyExists if that version exists.

@@ -5,8 +5,8 @@
 
 namespace custos::data::internal {
 
-CellWriter::CellWriter(store::CellStore& cell, size_t max_batch, const Clock& clock)
-    : cell_(cell), max_batch_(max_batch), clock_(clock), thread_([this] { Run(); }) {}
+CellWriter::CellWriter(store::CellStore& cell, size_t max_batch)
+    : cell_(cell), max_batch_(max_batch), thread_([this] { Run(); }) {}
 
 CellWriter::~CellWriter() {
   {
@@ -20,7 +20,7 @@ CellWriter::~CellWriter() {
 void CellWriter::EnqueueAsync(store::CellWrite write, Callback done) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(write), std::move(done), clock_.Now()});
+    queue_.push_back({std::move(write), std::move(done)});
   }
   cv_.notify_one();
 }
@@ -38,15 +38,6 @@ void CellWriter::Run() {
         queue_.pop_front();
       }
     }
-    // Too late to apply (see the header); answered outside the lock like the others.
-    const absl::Time oldest_allowed = clock_.Now() - kMaxQueueWait;
-    std::erase_if(batch, [&](Pending& p) {
-      if (p.enqueued_at >= oldest_allowed) return false;
-      std::move(p.done)(absl::DeadlineExceededError(
-          "the write waited too long for its cell and was not applied; retry"));
-      return true;
-    });
-    if (batch.empty()) continue;
     writes.clear();
     for (Pending& p : batch) writes.push_back(std::move(p.write));
     absl::StatusOr<std::vector<store::CellWriteResult>> results = cell_.Apply(writes);

@@ -3,11 +3,6 @@
 // enqueue order. A batch that failed with nothing applied (store::CellStore::Apply: any error
 // but an unknown outcome) is applied again one write at a time, so that a write the cell
 // refuses — possibly another tenant's — fails alone instead of failing its whole batch.
-//
-// A write that waited in the queue longer than kMaxQueueWait (by the injected clock) is not
-// applied but answered kDeadlineExceeded: a write reaches its cell within that (plus the store's
-// own statement timeout) or never, which is what lets cells forget a deleted object's tombstone
-// after an hour (store.h, CellWrite; the `tombstone-purge` job).
 #pragma once
 
 #include <condition_variable>
@@ -16,18 +11,13 @@
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
-#include "absl/time/time.h"
-#include "base/clock.h"
 #include "store/store.h"
 
 namespace custos::data::internal {
 
 class CellWriter {
  public:
-  static constexpr absl::Duration kMaxQueueWait = absl::Minutes(10);
-
-  // `cell` and `clock` outlive the writer.
-  CellWriter(store::CellStore& cell, size_t max_batch, const Clock& clock);
+  CellWriter(store::CellStore& cell, size_t max_batch);
   ~CellWriter();  // drains the queue, then stops the thread
   CellWriter(const CellWriter&) = delete;
   CellWriter& operator=(const CellWriter&) = delete;
@@ -43,13 +33,11 @@ class CellWriter {
   struct Pending {
     store::CellWrite write;
     Callback done;
-    absl::Time enqueued_at;
   };
   void Run();
 
   store::CellStore& cell_;
   const size_t max_batch_;
-  const Clock& clock_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;

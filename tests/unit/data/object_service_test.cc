@@ -568,5 +568,53 @@ TEST_F(ObjectServiceTest, AWriteThatFailedInOneCellAfterTheOtherAppliedItIsRepai
             absl::StatusCode::kNotFound);
 }
 
+// A delete applied at home over nothing, held on its way to the replica while another instance
+// creates the object, is refused by the replica and sent again: it deletes what the other put
+// created, so it answers OK (the object existed), not 404.
+TEST_F(ObjectServiceTest, AResentDeleteReportsWhatItDeletedNotItsFirstTry) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  auto other = OpenOther(clock_);
+  testing::WatchedCellStore home(*other_cells_["home"]);
+  testing::GatedCellStore slow_replica(*other_cells_["replica"]);
+  ObjectService gated({{"home", &home}, {"replica", &slow_replica}}, *keys_, *events_, random_,
+                      clock_);
+  std::promise<absl::Status> deleted;
+  std::thread t([&] { deleted.set_value(gated.Delete(tenant_, "doc")); });
+  ASSERT_TRUE(slow_replica.WaitForWriter());
+  ASSERT_TRUE(home.WaitForApplies(1));  // the tombstone, over nothing
+  auto put = service_->Put(tenant_, "doc", "created meanwhile", "");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_TRUE(put->created);
+  slow_replica.Open();
+  EXPECT_TRUE(deleted.get_future().get().ok());
+  t.join();
+  EXPECT_EQ(InBothCells("doc"), (std::pair<std::string, std::string>("(none)", "(none)")));
+}
+
+// A write whose caller stopped waiting (answered 503) is not sent again when a cell refuses it
+// as superseded: a write answered since must stay.
+TEST_F(ObjectServiceTest, AWriteAnswered503IsNotResentOverALaterOne) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "doc", "v1", "").ok());
+  auto other = OpenOther(clock_);
+  testing::GatedCellStore slow_replica(*other_cells_["replica"]);
+  auto gated = std::make_unique<ObjectService>(
+      std::map<std::string, store::CellStore*>{{"home", other_cells_["home"].get()},
+                                               {"replica", &slow_replica}},
+      *keys_, *events_, random_, clock_,
+      ObjectServiceOptions{.write_deadline = absl::Milliseconds(300)});
+  auto a = gated->Put(tenant_, "doc", "A, answered 503", "");
+  ASSERT_EQ(a.status().code(), absl::StatusCode::kUnavailable) << a.status();
+  auto b = service_->Put(tenant_, "doc", "B, answered 200 after A's 503", "");
+  ASSERT_TRUE(b.ok()) << b.status();
+  slow_replica.Open();
+  gated.reset();  // drains its writers: A's last answer has come in
+  auto got = service_->Get(tenant_, "doc");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->bytes, "B, answered 200 after A's 503");
+  auto [home, replica] = InBothCells("doc");
+  EXPECT_EQ(home, replica);
+}
+
 }  // namespace
 }  // namespace custos::data

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -382,6 +383,128 @@ TEST_P(StoreContract, ConcurrentWritesToOneKeyAreOrderedByStamp) {
   EXPECT_EQ((*cell)->GetObject("t", "hot")->sealed,
             StrCat("s", *std::max_element(stamps.begin(), stamps.end())));
   EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, static_cast<int64_t>(versions.size()));
+}
+
+// Puts and deletes of one object through two connections at once (two instances), each stamped
+// before it races to the cell: the object ends as the highest stamp's write left it, and each
+// refused write names a later stamp.
+TEST_P(StoreContract, PutsAndDeletesRacingFromTwoConnectionsEndByTheHighestStamp) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  auto cell2 = OpenCell("r", false);
+  ASSERT_TRUE(cell2.ok()) << cell2.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = StrCat("k", round);
+    std::mutex mu;
+    int64_t max_stamp = 0;  // guarded by mu
+    bool max_is_delete = false;
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&, t] {
+        CellStore& c = t % 2 == 0 ? **cell : **cell2;
+        for (int i = 0; i < 6; ++i) {
+          const bool del = (i + t) % 3 == 0;
+          int64_t stamp;
+          {
+            std::lock_guard lock(mu);
+            stamp = custos::testing::LatestStamp();
+            max_stamp = stamp;
+            max_is_delete = del;
+          }
+          auto r = c.Apply(std::vector<CellWrite>{
+              del ? Del("t", key, stamp) : Put(Obj("t", key, StrCat("s", stamp)), stamp)});
+          if (!r.ok() || (!r->at(0).applied && r->at(0).held_stamp <= stamp)) ++errors;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(errors.load(), 0);
+    auto got = (*cell)->GetObject("t", key);
+    if (max_is_delete) {
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound) << key;
+    } else {
+      ASSERT_TRUE(got.ok()) << key << " " << got.status();
+      EXPECT_EQ(got->sealed, StrCat("s", max_stamp)) << key;
+    }
+  }
+}
+
+// The purge removes only rows still deleted when it deletes them: a put that revives a key
+// between the purge's choice of rows and its delete survives.
+TEST_P(StoreContract, PurgeNeverRemovesAnObjectRevivedMeanwhile) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  auto cell2 = OpenCell("r", false);
+  ASSERT_TRUE(cell2.ok()) << cell2.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  std::atomic<bool> stop{false};
+  std::thread purger([&] {
+    while (!stop) (void)(*cell2)->PurgeTombstones(int64_t{1} << 60, 1000);
+  });
+  int lost = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = StrCat("k", i % 10);
+    CellWrite d = Del("t", key);
+    d.object.updated_at_ms = 0;
+    ASSERT_TRUE((*cell)->Apply(std::vector<CellWrite>{d}).ok());
+    auto r = (*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", key, "live"))});
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (!(*cell)->GetObject("t", key).ok()) ++lost;
+  }
+  stop = true;
+  purger.join();
+  EXPECT_EQ(lost, 0);
+}
+
+// A batch with a refused write among applied ones (PostgreSQL: one multi-row statement for the
+// puts; with a delete, a transaction): each write gets its own result, and only applied puts
+// count seals. Tombstones stay out of listings by prefix, by cursor and by a prefix that ends
+// inside a character.
+TEST_P(StoreContract, BatchesWithRefusedWritesAndListingsSkipTombstones) {
+  auto cell = OpenCell("r");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  ASSERT_TRUE((*cell)->Apply(std::vector<CellWrite>{Put(Obj("t", "b", "held"), 100)}).ok());
+  auto r = (*cell)->Apply(std::vector<CellWrite>{
+      Put(Obj("t", "a", "x"), 50), Put(Obj("t", "b", "old"), 60), Put(Obj("t", "c", "y"), 70)});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->at(0).applied);
+  EXPECT_FALSE(r->at(1).applied);
+  EXPECT_EQ(r->at(1).held_stamp, 100);
+  EXPECT_TRUE(r->at(2).applied);
+  EXPECT_EQ((*cell)->GetObject("t", "b")->sealed, "held");
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 3);
+  r = (*cell)->Apply(std::vector<CellWrite>{Del("t", "c", 80), Put(Obj("t", "a", "z"), 40),
+                                            Put(Obj("t", "d", "w"), 90), Del("t", "b", 95)});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->at(0).applied);
+  EXPECT_FALSE(r->at(1).applied);
+  EXPECT_EQ(r->at(1).held_stamp, 50);
+  EXPECT_TRUE(r->at(2).applied);
+  EXPECT_FALSE(r->at(3).applied);  // b's put at 100 is later
+  EXPECT_EQ((*cell)->ListDataKeys("t")->at(0).seals, 4);
+  // Listings: x/1, x/3 and "\xc3\xa9" (é) live; x/2 and "\xc3\xa8" (è) deleted.
+  ASSERT_TRUE((*cell)
+                  ->Apply(std::vector<CellWrite>{Put(Obj("t", "x/1")), Put(Obj("t", "x/2")),
+                                                 Put(Obj("t", "x/3")), Put(Obj("t", "\xc3\xa9")),
+                                                 Put(Obj("t", "\xc3\xa8")), Del("t", "x/2"),
+                                                 Del("t", "\xc3\xa8")})
+                  .ok());
+  auto keys = [&](std::string_view prefix, std::string_view after) {
+    std::vector<std::string> out;
+    auto page = (*cell)->ListObjects("t", prefix, after, 10);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const auto& o : *page) out.push_back(o.key);
+    }
+    return out;
+  };
+  EXPECT_EQ(keys("x/", ""), (std::vector<std::string>{"x/1", "x/3"}));
+  EXPECT_EQ(keys("x/", "x/1"), (std::vector<std::string>{"x/3"}));
+  EXPECT_EQ(keys("\xc3", ""), (std::vector<std::string>{"\xc3\xa9"}));
+  EXPECT_EQ(keys("", "x/"), (std::vector<std::string>{"x/1", "x/3", "\xc3\xa9"}));
 }
 
 // --- control ----------------------------------------------------------------------------------

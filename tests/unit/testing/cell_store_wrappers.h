@@ -83,6 +83,29 @@ class GatedCellStore final : public ForwardingCellStore {
   int waiting_ = 0;
 };
 
+// Counts the batches of writes the real store answered, for a test to wait on.
+class WatchedCellStore final : public ForwardingCellStore {
+ public:
+  using ForwardingCellStore::ForwardingCellStore;
+  absl::StatusOr<std::vector<store::CellWriteResult>> Apply(
+      std::span<const store::CellWrite> writes) override {
+    auto r = inner_.Apply(writes);
+    std::lock_guard lock(mu_);
+    ++applies_;
+    cv_.notify_all();
+    return r;
+  }
+  bool WaitForApplies(int n) {  // true once `n` batches were answered
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return applies_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int applies_ = 0;
+};
+
 // The next `failures` writes fail with kUnavailable, as over a connection that dropped: before
 // reaching the store (nothing applied), or, with `after_applying`, after it committed them (the
 // answer lost).
