@@ -383,8 +383,9 @@ struct ObjectService::Impl {
   // The answers of the cells one attempt went to.
   struct Attempt {
     std::mutex mu;
-    size_t left = 0;                                                          // cells yet to answer
-    std::vector<std::pair<size_t, absl::StatusOr<CellWriteResult>>> answers;  // (cell, result)
+    // Cells yet to answer, and the answers so far as (cell index, result).
+    size_t left = 0;
+    std::vector<std::pair<size_t, absl::StatusOr<CellWriteResult>>> answers;
   };
 
   // Sends `p` to every cell, stamped above `observed`.
@@ -423,6 +424,7 @@ struct ObjectService::Impl {
 
   // Answers `p` once every cell of `attempt` answered, or sends it again.
   void Finish(const std::shared_ptr<PendingWrite>& p, const Attempt& attempt) {
+    bool superseded = false;
     int64_t held_later = 0;  // the highest later stamp a cell holds
     std::vector<size_t> failed;
     absl::Status error;  // the first
@@ -444,11 +446,12 @@ struct ObjectService::Impl {
       } else if (r->held_stamp == p->write.stamp) {
         p->holds[cell] = true;  // an earlier try applied it after all
       } else {
+        superseded = true;
         held_later = std::max(held_later, r->held_stamp);
       }
     }
     const bool caller_waits = std::chrono::steady_clock::now() < p->answer_by;
-    if (held_later != 0) {
+    if (superseded) {
       if (!caller_waits) return std::move(p->done)(absl::DeadlineExceededError("superseded"));
       if (p->resends_left-- == 0) {
         return std::move(p->done)(
