@@ -363,6 +363,7 @@ struct ObjectService::Impl {
   // unknown outcome) after another cell applied it is sent again to that cell, with the same
   // stamp: applying it twice is harmless (the second finds its own stamp and changes nothing).
   static constexpr int kRepairs = 2;
+  static constexpr std::chrono::seconds kRepairableWithin{1};
 
   // Sends `w` to every cell of the tenant; `done` runs once, on the writer thread of the last
   // cell to answer, with the home cell's result or the first error. A write that some cell
@@ -384,6 +385,7 @@ struct ObjectService::Impl {
   struct Attempt {
     std::mutex mu;
     // Cells yet to answer, and the answers so far as (cell index, result).
+    SteadyTime sent_at = std::chrono::steady_clock::now();
     size_t left = 0;
     std::vector<std::pair<size_t, absl::StatusOr<CellWriteResult>>> answers;
   };
@@ -461,7 +463,11 @@ struct ObjectService::Impl {
       return Send(p, held_later);
     }
     const auto held = std::count(p->holds.begin(), p->holds.end(), true);
-    if (!failed.empty() && held > 0 && repairable && caller_waits && p->repairs_left-- > 0) {
+    // Only a failure that came at once (a dropped connection) is retried: one that took the
+    // store's whole lock wait would cost the caller that wait again, likely for nothing.
+    const bool failed_fast = std::chrono::steady_clock::now() - attempt.sent_at < kRepairableWithin;
+    if (!failed.empty() && held > 0 && repairable && failed_fast && caller_waits &&
+        p->repairs_left-- > 0) {
       std::lock_guard submit(submit_mu);
       if (!stopping) return Enqueue(p, failed);
     }
