@@ -1,6 +1,7 @@
 #include "store/internal/sqlite_db.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 
 #include "base/errors.h"
@@ -182,12 +183,13 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
-  std::lock_guard lock(db->readers_mu_);
-  for (int i = 0; i < readers; ++i) {
-    auto r = Connection::Open(path, false, secure_delete);
-    if (!r.ok()) return r.status();
-    db->readers_.push_back(std::move(*r));
-  }
+  db->readers_ = std::vector<ReaderSlot>(std::max(readers, 1));
+  // Open one reader now: a file that a writer can open but a reader cannot fails here, at start.
+  ReaderSlot& first = db->readers_.front();
+  std::lock_guard lock(first.mu);
+  auto r = Connection::Open(path, false, secure_delete);
+  if (!r.ok()) return r.status();
+  first.conn = std::move(*r);
   return db;
 }
 
@@ -206,26 +208,18 @@ void Database::ReleaseWriter() {
   writer_released_.notify_one();
 }
 
-std::unique_ptr<Connection> Database::AcquireReader() {
-  {
-    std::lock_guard lock(readers_mu_);
-    if (!readers_.empty()) {
-      auto c = std::move(readers_.back());
-      readers_.pop_back();
-      return c;
-    }
+Database::ReaderSlot& Database::AcquireReader() {
+  // Threads number themselves in the order they first read (any database), so the first
+  // readers.size() threads of a process each start at a slot of their own.
+  static std::atomic<size_t> next_thread{0};
+  thread_local const size_t thread_number = next_thread.fetch_add(1, std::memory_order_relaxed);
+  const size_t own = thread_number % readers_.size();
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    ReaderSlot& slot = readers_[(own + i) % readers_.size()];
+    if (slot.mu.try_lock()) return slot;
   }
-  // Pool exhausted: open a temporary extra reader rather than block (more readers than the
-  // pool only under bursts; they are returned to the pool afterwards up to its size).
-  auto c = Connection::Open(path_, false, secure_delete_);
-  if (c.ok()) return std::move(*c);
-  return nullptr;
-}
-
-void Database::ReleaseReader(std::unique_ptr<Connection> conn) {
-  if (!conn) return;
-  std::lock_guard lock(readers_mu_);
-  if (readers_.size() < 16) readers_.push_back(std::move(conn));
+  readers_[own].mu.lock();
+  return readers_[own];
 }
 
 }  // namespace custos::store::internal

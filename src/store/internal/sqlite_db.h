@@ -116,7 +116,7 @@ class Database {
   // binary does not know (a newer binary migrated it).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool create,
                                                         std::span<const Migration> migrations,
-                                                        bool secure_delete, int readers = 4);
+                                                        bool secure_delete, int readers = 16);
 
   // Longest a write waits for the database, counting both the wait for this process's writer
   // connection and SQLite's wait for another process's lock: a held lock costs each write at
@@ -143,11 +143,14 @@ class Database {
   // Runs `fn(conn)` on a reader connection (autocommit: one consistent snapshot per statement).
   template <typename Fn>
   auto Read(Fn&& fn) -> decltype(fn(std::declval<Connection&>())) {
-    std::unique_ptr<Connection> conn = AcquireReader();
-    if (!conn) return absl::UnavailableError("cannot open a reader connection");
-    auto result = fn(*conn);
-    ReleaseReader(std::move(conn));
-    return result;
+    ReaderSlot& slot = AcquireReader();
+    absl::Cleanup release = [&slot] { slot.mu.unlock(); };
+    if (!slot.conn) {
+      auto conn = Connection::Open(path_, false, secure_delete_);
+      if (!conn.ok()) return conn.status();
+      slot.conn = std::move(*conn);
+    }
+    return fn(*slot.conn);
   }
 
  private:
@@ -157,8 +160,17 @@ class Database {
   // which ThreadSanitizer does not see, so every timed lock was reported as a bad unlock.
   bool AcquireWriter(std::chrono::steady_clock::time_point deadline);
   void ReleaseWriter();
-  std::unique_ptr<Connection> AcquireReader();
-  void ReleaseReader(std::unique_ptr<Connection> conn);
+  // A reader connection and the lock of whoever uses it. A thread starts its search at its own
+  // slot, so with no more reading threads than slots each keeps one connection (and its page
+  // cache) to itself: a shared pool under one mutex handed connections from thread to thread,
+  // and in-process GETs ran at 0.6x the rate they reach with a connection per thread.
+  struct ReaderSlot {
+    std::mutex mu;
+    std::unique_ptr<Connection> conn;  // opened on first use; guarded by mu
+  };
+  // Returns a slot whose mu the caller now holds: the first free one from the calling thread's
+  // own, or, when all are taken, its own once freed.
+  ReaderSlot& AcquireReader();
 
   std::string path_;
   bool secure_delete_ = true;
@@ -166,8 +178,7 @@ class Database {
   std::condition_variable writer_released_;
   bool writer_busy_ = false;            // guarded by writer_mu_
   std::unique_ptr<Connection> writer_;  // used by whoever set writer_busy_
-  std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
+  std::vector<ReaderSlot> readers_;     // sized once by Open
 };
 
 }  // namespace custos::store::internal
