@@ -71,7 +71,16 @@ struct ObjectServiceOptions {
   int64_t max_seals_per_dek = 1 << 20;
   size_t max_batch = 256;
   absl::Duration write_deadline = absl::Seconds(10);
+  // The number this instance's write stamps end in (ClaimWriteInstance), so that two instances
+  // writing one object in the same microsecond still make different stamps. Unset: a random
+  // number (tests and tools that run alone).
+  std::optional<uint32_t> write_instance;
 };
+
+// Hands out the next of 1,024 write-instance numbers from the control store (a counter that
+// wraps), by compare-and-swap, so instances sharing a control store get different numbers
+// unless 1,024 instances started between them. kUnavailable if the store stays contended.
+absl::StatusOr<uint32_t> ClaimWriteInstance(store::ControlStore& control);
 
 struct PutResult {
   int64_t size = 0;

@@ -77,7 +77,7 @@ struct ObjectService::Impl {
         random(r),
         clock(cl),
         options(o),
-        stamps(InstanceBits(r)) {
+        stamps(o.write_instance ? *o.write_instance : InstanceBits(r)) {
     for (auto& [region, cell] : cells) {
       writers[region] = std::make_unique<internal::CellWriter>(*cell, options.max_batch);
     }

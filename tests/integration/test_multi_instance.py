@@ -103,18 +103,8 @@ def test_one_object_written_through_two_instances_at_once_ends_alike_in_both_cel
         th.join(timeout=300)
     assert not unexpected, unexpected
 
-    dsn = pg_database_for(os.environ["CUSTOS_PG_DSN"], a.data_dir)
-
-    def cell(region: str) -> list[tuple[str, str]]:
-        r = subprocess.run(
-            ["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", dsn, "-c",
-             f"SELECT key, deleted, md5(sealed), stamp FROM custos_cell_{region.replace('-', '_')}"
-             f".objects WHERE tenant_id = '{t['id']}' ORDER BY key"],
-            capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        return [tuple(line.split("\t")) for line in r.stdout.splitlines() if line]
-
-    home, replica = cell(t["home_region"]), cell(t["replica_region"])
+    home = cell_rows(a.data_dir, t["id"], t["home_region"])
+    replica = cell_rows(a.data_dir, t["id"], t["replica_region"])
     assert home == replica
     for key in keys:
         rows = [row for row in home if row[0] == key]
@@ -122,3 +112,30 @@ def test_one_object_written_through_two_instances_at_once_ends_alike_in_both_cel
         for server in (a, b):
             r = server.get(key_path(t["id"], key), token=token)
             assert r.status == (200 if live else 404), (key, r)
+
+
+def cell_rows(data_dir, tenant_id: str, region: str) -> list[tuple[str, ...]]:
+    """The tenant's rows in a PostgreSQL cell: key, deleted, md5 of the sealed bytes, stamp."""
+    dsn = pg_database_for(os.environ["CUSTOS_PG_DSN"], data_dir)
+    r = subprocess.run(
+        ["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", dsn, "-c",
+         f"SELECT key, deleted, md5(sealed), stamp FROM custos_cell_{region.replace('-', '_')}"
+         f".objects WHERE tenant_id = '{tenant_id}' ORDER BY key"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [tuple(line.split("\t")) for line in r.stdout.splitlines() if line]
+
+
+def test_instances_stamp_their_writes_with_numbers_handed_out_in_turn(server_factory):
+    """Each instance's write stamps end in a 10-bit number it claimed from the control store
+    at start (data.h, ClaimWriteInstance), the next one after the previous instance's, so two
+    instances never tie on a stamp (random numbers tied for 1 pair in 1,024)."""
+    requires_several_instances()
+    a = server_factory()
+    b = server_factory(data_dir=a.data_dir)
+    t = a.create_tenant(geography="US")
+    token = t["admin_token"]
+    assert a.put(key_path(t["id"], "from-a"), b"a", token=token).status == 201
+    assert b.put(key_path(t["id"], "from-b"), b"b", token=token).status == 201
+    bits = {row[0]: int(row[3]) % 1024 for row in cell_rows(a.data_dir, t["id"], t["home_region"])}
+    assert bits["from-b"] == (bits["from-a"] + 1) % 1024, bits

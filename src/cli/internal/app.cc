@@ -247,8 +247,14 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
     cells[region.id] = cell->get();
     app->cells[region.id] = std::move(*cell);
   }
+  data::ObjectServiceOptions object_options = o.objects;
+  if (!object_options.write_instance) {
+    auto instance = data::ClaimWriteInstance(*app->control);
+    if (!instance.ok()) return instance.status();
+    object_options.write_instance = *instance;
+  }
   app->objects = std::make_unique<data::ObjectService>(cells, *app->keys, *app->events, app->random,
-                                                       *app->clock, o.objects);
+                                                       *app->clock, object_options);
   app->principals = std::make_unique<access::PrincipalService>(*app->control, *app->keys,
                                                                app->random, *app->clock);
   app->tenants = std::make_unique<tenants::TenantService>(*app->control, app->catalog, *app->keys,

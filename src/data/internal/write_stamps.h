@@ -2,8 +2,8 @@
 // one object, whichever instance made them and whichever order they arrive in.
 //
 // A hybrid clock: the wall clock's microseconds shifted left by 10 bits, plus 10 bits naming
-// this instance (random: two instances share them with a chance of 1 in 1,024, and then only
-// writes in the same microsecond can tie; docs/deploy.md). It never repeats or
+// this instance (ClaimWriteInstance in data.h: instances differ unless 1,024 started between
+// them, and then only writes in the same microsecond can tie; docs/deploy.md). It never repeats or
 // goes back (a stamp is above the last one made, even if the clock moved back), and it moves
 // past any stamp it is shown: an instance that lost a race to a later stamp sends its write
 // again above it. Good for 285 years from 1970. Not thread-safe: the caller serialises.

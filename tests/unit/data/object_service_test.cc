@@ -591,6 +591,21 @@ TEST_F(ObjectServiceTest, AResentDeleteReportsWhatItDeletedNotItsFirstTry) {
   EXPECT_EQ(InBothCells("doc"), (std::pair<std::string, std::string>("(none)", "(none)")));
 }
 
+// Every stamp this instance makes ends in the number it was given (ObjectServiceOptions::
+// write_instance), puts and deletes alike.
+TEST_F(ObjectServiceTest, StampsEndInTheInstanceNumberItWasGiven) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  testing::WatchedCellStore home(*cells_["home"]);
+  ObjectService numbered({{"home", &home}, {"replica", cells_["replica"].get()}}, *keys_, *events_,
+                         random_, clock_, ObjectServiceOptions{.write_instance = 517});
+  ASSERT_TRUE(numbered.Put(tenant_, "a", "1", "").ok());
+  ASSERT_TRUE(numbered.Put(tenant_, "a", "2", "").ok());
+  ASSERT_TRUE(numbered.Delete(tenant_, "a").ok());
+  const std::vector<int64_t> stamps = home.Stamps();
+  ASSERT_EQ(stamps.size(), 3u);
+  for (int64_t stamp : stamps) EXPECT_EQ(stamp % 1024, 517) << stamp;
+}
+
 // A write whose caller stopped waiting (answered 503) is not sent again when a cell refuses it
 // as superseded: a write answered since must stay.
 TEST_F(ObjectServiceTest, AWriteAnswered503IsNotResentOverALaterOne) {

@@ -83,7 +83,8 @@ class GatedCellStore final : public ForwardingCellStore {
   int waiting_ = 0;
 };
 
-// Counts the batches of writes the real store answered, for a test to wait on.
+// Counts the batches of writes the real store answered, for a test to wait on, and keeps the
+// stamps of the writes it passed on.
 class WatchedCellStore final : public ForwardingCellStore {
  public:
   using ForwardingCellStore::ForwardingCellStore;
@@ -92,6 +93,7 @@ class WatchedCellStore final : public ForwardingCellStore {
     auto r = inner_.Apply(writes);
     std::lock_guard lock(mu_);
     ++applies_;
+    for (const store::CellWrite& w : writes) stamps_.push_back(w.stamp);
     cv_.notify_all();
     return r;
   }
@@ -99,11 +101,16 @@ class WatchedCellStore final : public ForwardingCellStore {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return applies_ >= n; });
   }
+  std::vector<int64_t> Stamps() {
+    std::lock_guard lock(mu_);
+    return stamps_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   int applies_ = 0;
+  std::vector<int64_t> stamps_;
 };
 
 // The next `failures` writes fail with kUnavailable, as over a connection that dropped: before
