@@ -60,7 +60,7 @@ inline constexpr size_t kMaxObjectBytesLimit = size_t{256} << 20;
 
 // How long a cell keeps a deleted object's tombstone (store.h, CellWrite), which orders the
 // object's older writes still on their way: a week, far longer than a write waits in a queue or
-// on a connection, or than any clock skew between instances (the `tombstone-purge` job).
+// on a connection, or than any clock skew between instances (ObjectService::PurgeTombstones).
 inline constexpr absl::Duration kTombstoneLifetime = absl::Hours(7 * 24);
 
 struct ObjectServiceOptions {
@@ -146,6 +146,12 @@ class ObjectService {
                                 std::string_view start_after, int limit);
   // Object count and sealed bytes per region, measured from the cells.
   absl::StatusOr<std::vector<RegionUsage>> Location(const TenantCells& tenant);
+
+  // Removes the tombstones older than kTombstoneLifetime from every cell (the `tombstone-purge`
+  // job runs it every 10 minutes). Each cell is purged in slices of 10,000, up to 100,000 per
+  // call, so that no transaction holds a cell's writer for long. Returns how many it removed,
+  // or the first error (the other cells are still purged).
+  absl::StatusOr<int64_t> PurgeTombstones();
 
   const ObjectServiceOptions& options() const { return options_; }
 

@@ -668,4 +668,25 @@ absl::StatusOr<std::vector<RegionUsage>> ObjectService::Location(const TenantCel
   return out;
 }
 
+absl::StatusOr<int64_t> ObjectService::PurgeTombstones() {
+  constexpr int kSlice = 10000;
+  constexpr int kSlicesPerCall = 10;
+  const int64_t before_ms = absl::ToUnixMillis(impl_->clock.Now() - kTombstoneLifetime);
+  int64_t purged = 0;
+  absl::Status first_error;
+  for (auto& [region, cell] : impl_->cells) {
+    for (int slice = 0; slice < kSlicesPerCall; ++slice) {
+      auto n = cell->PurgeTombstones(before_ms, kSlice);
+      if (!n.ok()) {
+        first_error.Update(n.status());
+        break;
+      }
+      purged += *n;
+      if (*n < kSlice) break;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return purged;
+}
+
 }  // namespace custos::data

@@ -283,25 +283,10 @@ absl::StatusOr<std::unique_ptr<App>> OpenApp(const std::string& data_dir, const 
       !s.ok()) {
     return s;
   }
-  // A deleted object's tombstone orders it against older writes of the object still on their
-  // way (store.h, CellWrite). Kept a week: far longer than any write waits in a queue or on a
-  // connection, and than any clock skew between instances. Purged in slices of 10,000 per cell,
-  // up to 100,000 per cell and run.
-  if (auto s =
-          app->jobs->Register({"tombstone-purge", absl::Minutes(10),
-                               [cells = &app->cells, clock = app->clock.get()]() -> absl::Status {
-                                 const int64_t before =
-                                     absl::ToUnixMillis(clock->Now() - data::kTombstoneLifetime);
-                                 absl::Status first;
-                                 for (auto& [region, cell] : *cells) {
-                                   for (int slice = 0; slice < 10; ++slice) {
-                                     auto n = cell->PurgeTombstones(before, 10000);
-                                     if (!n.ok() && first.ok()) first = n.status();
-                                     if (!n.ok() || *n < 10000) break;
-                                   }
-                                 }
-                                 return first;
-                               }});
+  if (auto s = app->jobs->Register({"tombstone-purge", absl::Minutes(10),
+                                    [objects = app->objects.get()]() -> absl::Status {
+                                      return objects->PurgeTombstones().status();
+                                    }});
       !s.ok()) {
     return s;
   }

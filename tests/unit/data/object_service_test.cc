@@ -1,5 +1,6 @@
 #include <condition_variable>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -589,6 +590,28 @@ TEST_F(ObjectServiceTest, AResentDeleteReportsWhatItDeletedNotItsFirstTry) {
   EXPECT_TRUE(deleted.get_future().get().ok());
   t.join();
   EXPECT_EQ(InBothCells("doc"), (std::pair<std::string, std::string>("(none)", "(none)")));
+}
+
+// Tombstones stay a week (kTombstoneLifetime) in both cells, then PurgeTombstones removes them.
+TEST_F(ObjectServiceTest, PurgeTombstonesRemovesOnlyThoseOverAWeekOld) {
+  ASSERT_TRUE(service_->InitTenant(tenant_).ok());
+  ASSERT_TRUE(service_->Put(tenant_, "gone", "bytes", "").ok());
+  ASSERT_TRUE(service_->Delete(tenant_, "gone").ok());
+  ASSERT_TRUE(service_->Put(tenant_, "kept", "bytes", "").ok());
+  OffsetClock later;
+  later.Advance(absl::ToInt64Seconds(kTombstoneLifetime) - 60);
+  auto purger = OpenOther(later);
+  auto purged = purger->PurgeTombstones();
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 0);  // a minute short of a week
+  later.Advance(120);
+  purged = purger->PurgeTombstones();
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 2);  // the home and the replica cell's tombstone
+  for (const char* region : {"home", "replica"}) {
+    EXPECT_EQ(*cells_[region]->PurgeTombstones(std::numeric_limits<int64_t>::max(), 10), 0);
+  }
+  EXPECT_TRUE(service_->Get(tenant_, "kept").ok());
 }
 
 // Every stamp this instance makes ends in the number it was given (ObjectServiceOptions::
