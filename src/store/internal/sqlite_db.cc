@@ -185,11 +185,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   if (!s.ok()) return s;
   db->readers_ = std::vector<ReaderSlot>(std::max(readers, 1));
   // Open one reader now: a file that a writer can open but a reader cannot fails here, at start.
-  ReaderSlot& first = db->readers_.front();
-  std::lock_guard lock(first.mu);
-  auto r = Connection::Open(path, false, secure_delete);
-  if (!r.ok()) return r.status();
-  first.conn = std::move(*r);
+  auto first = db->OpenReader();
+  if (!first.ok()) return first.status();
+  db->readers_.front().conn = std::move(*first);
   return db;
 }
 
@@ -208,18 +206,47 @@ void Database::ReleaseWriter() {
   writer_released_.notify_one();
 }
 
-Database::ReaderSlot& Database::AcquireReader() {
-  // Threads number themselves in the order they first read (any database), so the first
-  // readers.size() threads of a process each start at a slot of their own.
+absl::StatusOr<std::unique_ptr<Connection>> Database::OpenReader() const {
+  return Connection::Open(path_, /*create=*/false, secure_delete_);
+}
+
+Database::ReaderSlot* Database::TryAcquireReader(size_t first) {
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    ReaderSlot& slot = readers_[(first + i) % readers_.size()];
+    bool free = false;
+    if (slot.busy.compare_exchange_strong(free, true)) return &slot;
+  }
+  return nullptr;
+}
+
+Database::ReaderSlot* Database::AcquireReader() {
+  // Threads number themselves in the order they first read (any database), so that threads
+  // started together start at different slots.
   static std::atomic<size_t> next_thread{0};
   thread_local const size_t thread_number = next_thread.fetch_add(1, std::memory_order_relaxed);
   const size_t own = thread_number % readers_.size();
-  for (size_t i = 0; i < readers_.size(); ++i) {
-    ReaderSlot& slot = readers_[(own + i) % readers_.size()];
-    if (slot.mu.try_lock()) return slot;
+  if (ReaderSlot* slot = TryAcquireReader(own)) return slot;
+  // All taken: wait for whichever is freed first. The waiter count is raised before looking
+  // again and read by ReleaseReader after freeing (both sequentially consistent), so either
+  // the look finds the freed slot or the release sees the waiter and wakes it.
+  const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+  std::unique_lock lock(reader_wait_mu_);
+  reader_waiters_.fetch_add(1);
+  absl::Cleanup done = [this] { reader_waiters_.fetch_sub(1); };
+  while (true) {
+    if (ReaderSlot* slot = TryAcquireReader(own)) return slot;
+    if (reader_freed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return TryAcquireReader(own);
+    }
   }
-  readers_[own].mu.lock();
-  return readers_[own];
+}
+
+void Database::ReleaseReader(ReaderSlot& slot) {
+  slot.busy.store(false);
+  if (reader_waiters_.load() > 0) {
+    std::lock_guard lock(reader_wait_mu_);
+    reader_freed_.notify_one();
+  }
 }
 
 }  // namespace custos::store::internal

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -103,24 +104,44 @@ TEST(SqliteDatabase, EachReadingThreadKeepsItsOwnConnection) {
   EXPECT_EQ(all.size(), 4u);
 }
 
-// Connections opened on first use, after a write, read what the write committed.
-TEST(SqliteDatabase, ReadsSeeCommittedWritesOnEveryConnection) {
+// When every connection is taken, a reader takes whichever is freed first, not only the one its
+// thread starts at: one freed connection serves all the waiting readers in turn.
+TEST(SqliteDatabase, WaitingReadersTakeWhicheverConnectionIsFreedFirst) {
   TempDir dir;
-  auto db = OpenTestDatabase(dir, /*readers=*/3);
+  auto db = OpenTestDatabase(dir, /*readers=*/4);
   ASSERT_NE(db, nullptr);
-  ASSERT_TRUE(db->WriteTransaction([](Connection& c) {
-                  return c.Exec("UPDATE t SET v = 'uno' WHERE k = 1");
-                }).ok());
-  std::vector<std::thread> threads;
-  std::atomic<int> stale{0};
-  for (int t = 0; t < 6; ++t) {
-    threads.emplace_back([&] {
-      auto v = db->Read([](Connection& c) { return ReadOne(c); });
-      if (!v.ok() || *v != "uno") stale.fetch_add(1);
+  std::vector<std::promise<void>> release(4);
+  std::atomic<int> holding{0};
+  std::vector<std::thread> holders;
+  for (int h = 0; h < 4; ++h) {
+    holders.emplace_back([&, done = release[h].get_future()] {
+      auto v = db->Read([&](Connection& c) -> absl::StatusOr<std::string> {
+        holding.fetch_add(1);
+        done.wait();
+        return ReadOne(c);
+      });
+      EXPECT_TRUE(v.ok()) << v.status();
     });
   }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(stale.load(), 0);
+  while (holding.load() < 4) std::this_thread::yield();
+  std::atomic<int> answered{0};
+  std::vector<std::thread> waiters;
+  for (int w = 0; w < 8; ++w) {
+    waiters.emplace_back([&] {
+      auto v = db->Read([](Connection& c) { return ReadOne(c); });
+      EXPECT_TRUE(v.ok() && *v == "one") << v.status();
+      answered.fetch_add(1);
+    });
+  }
+  release[0].set_value();  // one connection freed; three stay held
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (answered.load() < 8 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(answered.load(), 8) << "readers waited for a connection other than the freed one";
+  for (size_t h = 1; h < release.size(); ++h) release[h].set_value();
+  for (auto& t : holders) t.join();
+  for (auto& t : waiters) t.join();
 }
 
 }  // namespace
