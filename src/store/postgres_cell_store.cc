@@ -317,7 +317,7 @@ class PostgresCellStore final : public CellStore {
   }
 
   absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) override {
-    return pool_->WriteStatement(
+    return pool_->MaintenanceStatement(
         "purge tombstones", [&](pqxx::nontransaction& txn) -> absl::StatusOr<int64_t> {
           auto r = txn.exec_prepared0("purge_tombstones", deleted_before_ms, int64_t{limit});
           return static_cast<int64_t>(r.affected_rows());

@@ -249,6 +249,7 @@ absl::Status PgPool::Migrate(std::span<const PgMigration> migrations, bool creat
 absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.acquire_timeout);
+  bool cold = false;
   while (true) {
     std::unique_ptr<pqxx::connection> idle;
     {
@@ -260,6 +261,7 @@ absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
                                              " are busy"));
       }
       if (idle_.empty()) {
+        cold = open_ == 0;
         ++open_;  // reserve the slot; connect outside the lock
         break;
       }
@@ -276,7 +278,7 @@ absl::StatusOr<PgPool::Connection> PgPool::Acquire() {
     available_.notify_one();
     return conn.status();
   }
-  return Connection{std::move(*conn), false};
+  return Connection{std::move(*conn), false, cold};
 }
 
 void PgPool::Release(std::unique_ptr<pqxx::connection> conn, bool drop) {

@@ -123,6 +123,24 @@ class PgPool {
     });
   }
 
+  // WriteStatement for occasional maintenance, such as the tombstone purge that visits every
+  // cell every few minutes: if the pool had no connection open, the one opened for it is closed
+  // afterwards. Otherwise such a job would leave one connection (a server process) standing in
+  // every quiet cell's pool of every instance that ran it.
+  template <typename Fn>
+  auto MaintenanceStatement(std::string_view what, Fn&& fn)
+      -> std::invoke_result_t<Fn, pqxx::nontransaction&> {
+    using R = std::invoke_result_t<Fn, pqxx::nontransaction&>;
+    return Run<R>(
+        what,
+        [&](pqxx::connection& c, bool& started) -> R {
+          pqxx::nontransaction txn(c);
+          started = true;
+          return fn(txn);
+        },
+        /*leave_cold=*/true);
+  }
+
   // Runs `fn(pqxx::nontransaction&)` for reads: each statement is its own snapshot. A read that
   // meets a connection broken while idle is retried once on a fresh one.
   template <typename Fn>
@@ -144,6 +162,7 @@ class PgPool {
   struct Connection {
     std::unique_ptr<pqxx::connection> conn;
     bool reused = false;  // came from the idle list (may have broken while idle)
+    bool cold = false;    // opened when the pool had no connection open
   };
 
   explicit PgPool(Options options);
@@ -155,9 +174,10 @@ class PgPool {
   absl::Status Migrate(std::span<const PgMigration> migrations, bool create);
 
   // fn(conn, started) runs the operation; `started` is set once the operation's first round
-  // trip succeeded. A failure before that on a reused connection is retried once.
+  // trip succeeded. A failure before that on a reused connection is retried once. With
+  // `leave_cold`, a connection opened when the pool had none is closed after the operation.
   template <typename R, typename Fn>
-  R Run(std::string_view what, Fn&& fn) {
+  R Run(std::string_view what, Fn&& fn, bool leave_cold = false) {
     for (int attempt = 0;; ++attempt) {
       auto lease = Acquire();
       if (!lease.ok()) return R(lease.status());
@@ -165,7 +185,7 @@ class PgPool {
       PgFailure failure;
       try {
         R r = fn(*lease->conn, started);
-        Release(std::move(lease->conn), false);
+        Release(std::move(lease->conn), /*drop=*/leave_cold && lease->cold);
         return r;
       } catch (...) {
         failure = PgErrorFromCurrentException(what);

@@ -206,6 +206,33 @@ TEST_F(PostgresStore, TextWithNulIsRefusedNotTruncated) {
             absl::StatusCode::kNotFound);
 }
 
+// Maintenance (the tombstone purge visits every cell) leaves a pool that had no connection open
+// without one, and a pool in use as it was.
+TEST(PgPool, MaintenanceLeavesAColdPoolCold) {
+  auto server = PgServerDsn();
+  if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set";
+  PgTestDatabase db(*server);
+  internal::PgPool::Options options;
+  options.dsn = db.dsn();
+  options.schema = "pool_test";
+  options.max_idle = 4;
+  auto pool = internal::PgPool::Open(options, {}, /*create=*/true);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ASSERT_EQ((*pool)->OpenConnectionsForTest(), 0);
+  auto one = [](pqxx::nontransaction& txn) -> absl::Status {
+    txn.exec("SELECT 1");
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE((*pool)->MaintenanceStatement("maintain", one).ok());
+  EXPECT_EQ((*pool)->OpenConnectionsForTest(), 0);
+  ASSERT_TRUE((*pool)->Read("read", one).ok());
+  EXPECT_EQ((*pool)->OpenConnectionsForTest(), 1);  // kept for the next request
+  ASSERT_TRUE((*pool)->MaintenanceStatement("maintain", one).ok());
+  EXPECT_EQ((*pool)->OpenConnectionsForTest(), 1);
+  ASSERT_TRUE((*pool)->Read("read", one).ok());
+  EXPECT_EQ((*pool)->OpenConnectionsForTest(), 1);
+}
+
 TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
   auto server = PgServerDsn();
   if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set";
