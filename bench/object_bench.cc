@@ -30,6 +30,7 @@
 #include "bench.h"
 #include "boost/json.hpp"
 #include "cli/internal/app.h"
+#include "testing/cell_store_wrappers.h"
 
 namespace custos::bench {
 namespace {
@@ -38,46 +39,21 @@ using cli::internal::App;
 
 // Passes every call through to a real cell store, counting transactions (Apply calls) and the
 // writes they carried, so the PUT benchmark can report the batch size group commit achieved.
-class CountingCellStore final : public store::CellStore {
+class CountingCellStore final : public testing::ForwardingCellStore {
  public:
-  explicit CountingCellStore(store::CellStore& inner) : inner_(inner) {}
+  using ForwardingCellStore::ForwardingCellStore;
 
-  const std::string& region() const override { return inner_.region(); }
   absl::StatusOr<std::vector<store::CellWriteResult>> Apply(
       std::span<const store::CellWrite> writes) override {
     transactions_.fetch_add(1, std::memory_order_relaxed);
     writes_.fetch_add(writes.size(), std::memory_order_relaxed);
     return inner_.Apply(writes);
   }
-  absl::StatusOr<store::StoredObject> GetObject(std::string_view tenant_id,
-                                                std::string_view key) override {
-    return inner_.GetObject(tenant_id, key);
-  }
-  absl::StatusOr<std::vector<store::StoredObject>> ListObjects(std::string_view tenant_id,
-                                                               std::string_view prefix,
-                                                               std::string_view start_after,
-                                                               int limit) override {
-    return inner_.ListObjects(tenant_id, prefix, start_after, limit);
-  }
-  absl::StatusOr<store::CellUsage> Usage(std::string_view tenant_id) override {
-    return inner_.Usage(tenant_id);
-  }
-  absl::StatusOr<int64_t> PurgeTombstones(int64_t deleted_before_ms, int limit) override {
-    return inner_.PurgeTombstones(deleted_before_ms, limit);
-  }
-  absl::Status PutDataKey(const store::DataKeyRecord& key) override {
-    return inner_.PutDataKey(key);
-  }
-  absl::StatusOr<std::vector<store::DataKeyRecord>> ListDataKeys(
-      std::string_view tenant_id) override {
-    return inner_.ListDataKeys(tenant_id);
-  }
 
   uint64_t transactions() const { return transactions_.load(); }
   uint64_t writes() const { return writes_.load(); }
 
  private:
-  store::CellStore& inner_;
   std::atomic<uint64_t> transactions_{0};
   std::atomic<uint64_t> writes_{0};
 };
