@@ -183,6 +183,45 @@ TEST_F(PostgresStore, HeldLockIsUnavailableThenClears) {
   EXPECT_TRUE((*control)->CommitLedgerBatch({0, 1, "f", {}, {}}).ok());
 }
 
+// A purge that selected a tombstone and then waits for its row while a put revives the object
+// must re-check the row it then finds (READ COMMITTED re-evaluates only the DELETE's own WHERE
+// on the newer version): the revived object stays. The put holds its row lock here until the
+// purge waits on it, which a race of two loops only rarely hits.
+TEST_F(PostgresStore, APurgeWaitingOnARevivedObjectLeavesIt) {
+  auto cell = OpenPostgresCellStore(db_->dsn(), "r", true);
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  ASSERT_TRUE((*cell)->PutDataKey({"t", 1, "w", 0, 0}).ok());
+  CellWrite del = custos::testing::Del("t", "k");
+  del.object.updated_at_ms = 0;  // a tombstone long past its lifetime
+  ASSERT_TRUE((*cell)->Apply(std::vector<CellWrite>{del}).ok());
+  pqxx::connection reviver(db_->dsn());
+  pqxx::work revive(reviver);
+  revive.exec(
+      "UPDATE custos_cell_r.objects SET deleted = false, sealed = 'live', updated_at = 1, "
+      "stamp = stamp + 1 WHERE tenant_id = 't' AND key = 'k'");
+  std::future<absl::StatusOr<int64_t>> purged = std::async(
+      std::launch::async, [&] { return (*cell)->PurgeTombstones(int64_t{1} << 60, 100); });
+  // Commit only once the purge waits for the row (its snapshot saw the tombstone).
+  pqxx::connection watcher(db_->dsn());
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    pqxx::nontransaction q(watcher);
+    waiting = q.exec1(
+                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND query LIKE 'DELETE FROM objects%'")[0]
+                  .as<int>() > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(waiting) << "the purge never waited for the revived row";
+  revive.commit();
+  auto n = purged.get();
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+  auto got = (*cell)->GetObject("t", "k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->sealed, "live");
+}
+
 TEST_F(PostgresStore, ABatchIsAllOrNothing) {
   auto cell = OpenPostgresCellStore(db_->dsn(), "r", true);
   ASSERT_TRUE(cell.ok());
