@@ -245,15 +245,21 @@ TEST_F(PostgresStore, TextWithNulIsRefusedNotTruncated) {
             absl::StatusCode::kNotFound);
 }
 
+// A pool of schema pool_test in the test's database.
+internal::PgPool::Options TestPoolOptions(const PgTestDatabase& db) {
+  internal::PgPool::Options options;
+  options.dsn = db.dsn();
+  options.schema = "pool_test";
+  return options;
+}
+
 // Maintenance (the tombstone purge visits every cell) leaves a pool that had no connection open
 // without one, and a pool in use as it was.
 TEST(PgPool, MaintenanceLeavesAColdPoolCold) {
   auto server = PgServerDsn();
   if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set";
   PgTestDatabase db(*server);
-  internal::PgPool::Options options;
-  options.dsn = db.dsn();
-  options.schema = "pool_test";
+  internal::PgPool::Options options = TestPoolOptions(db);
   options.max_idle = 4;
   auto pool = internal::PgPool::Open(options, {}, /*create=*/true);
   ASSERT_TRUE(pool.ok()) << pool.status();
@@ -276,9 +282,7 @@ TEST(PgPool, IsBoundedAndAnswersUnavailableWhenExhausted) {
   auto server = PgServerDsn();
   if (!server) GTEST_SKIP() << "CUSTOS_PG_DSN is not set";
   PgTestDatabase db(*server);
-  internal::PgPool::Options options;
-  options.dsn = db.dsn();
-  options.schema = "pool_test";
+  internal::PgPool::Options options = TestPoolOptions(db);
   options.max_connections = 2;
   options.acquire_timeout = absl::Milliseconds(200);
   auto pool = internal::PgPool::Open(options, {}, /*create=*/true);
