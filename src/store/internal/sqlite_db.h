@@ -144,7 +144,7 @@ class Database {
 
   // Runs `fn(conn)` on a reader connection (autocommit: one consistent snapshot per statement).
   // kUnavailable if every reader connection stays busy for kLockWait. `fn` must not call Read
-  // (on any Database): it holds its connection meanwhile, and waits nested so could deadlock.
+  // (on any Database): it holds its connection meanwhile, and a nested wait could deadlock.
   template <typename Fn>
   auto Read(Fn&& fn) -> decltype(fn(std::declval<Connection&>())) {
     ReaderSlot* slot = AcquireReader();
