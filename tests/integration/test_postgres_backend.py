@@ -56,7 +56,8 @@ def test_init_lays_out_one_schema_per_store_and_cell_dsn_moves_a_cell(tmp_path):
     assert not (tmp_path / "data" / "keyring").exists()
     assert (tmp_path / "data" / "master.key").exists()
     assert psql(main, "SELECT name FROM custos_control.settings ORDER BY name") == \
-        [["keyring"], ["ledger_signing_key"], ["origin"], ["pseudonym_key"]]
+        [["keyring"], ["ledger_signing_key"], ["origin"], ["pseudonym_key"],
+         ["write_instance_last"]]  # the last write-instance number handed out (data.h)
 
     schemas = {row[0] for row in psql(main, "SELECT nspname FROM pg_namespace "
                                             "WHERE nspname LIKE 'custos%'")}
