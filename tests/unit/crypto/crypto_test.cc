@@ -130,7 +130,7 @@ TEST_F(AeadTest, NoncesDiffer) {
   EXPECT_NE(*a, *b);
 }
 
-// The c2sp.org/XAES-256-GCM vectors: one where MSB(L) = 0, one where it is 1 (and an AAD).
+// Sealing takes its nonce from this Random: known-answer tests fix it.
 class FixedNonce final : public Random {
  public:
   explicit FixedNonce(std::string bytes) : bytes_(std::move(bytes)) {}
@@ -140,6 +140,63 @@ class FixedNonce final : public Random {
   std::string bytes_;
 };
 
+// Published AES-256-GCM vectors: NIST CAVP (GCMVS, 96-bit IV) and the GCM specification's
+// test case 16 (McGrew and Viega).
+struct GcmVector {
+  const char* key;
+  const char* nonce;
+  const char* aad;
+  const char* plaintext;
+  const char* ciphertext_and_tag;
+};
+constexpr GcmVector kGcmVectors[] = {
+    {"83688deb4af8007f9b713b47cfa6c73e35ea7a3aa4ecdb414dded03bf7a0fd3a", "0b459724904e010a46901cf3",
+     "794a14ccd178c8ebfd1379dc704c5e208f9d8424", "33d893a2114ce06fc15d55e454cf90c3",
+     "cc66bee423e3fcd4c0865715e9586696"
+     "0fb291bd3dba94a1dfd8b286cfb97ac5"},
+    {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+     "76fc6ece0f4e1768cddf8853bb2d551b"},
+};
+
+// One thread keeps one cipher context and reuses its key schedule while the key stays the same:
+// each call must still use its own key and nonce, whatever the calls before it used, sealed or
+// opened, succeeded or failed.
+TEST(AesGcm, PublishedVectorsInAnyOrderOnOneThread) {
+  auto seal = [](const GcmVector& v) {
+    FixedNonce random(Unhex(v.nonce));
+    return AeadSeal(Unhex(v.key), Unhex(v.plaintext), Unhex(v.aad), random);
+  };
+  auto sealed = [](const GcmVector& v) { return Unhex(v.nonce) + Unhex(v.ciphertext_and_tag); };
+  const GcmVector& a = kGcmVectors[0];
+  const GcmVector& b = kGcmVectors[1];
+  for (const GcmVector* v : {&a, &a, &b, &b, &a, &b}) {
+    auto s = seal(*v);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(Hex(*s), Hex(sealed(*v)));
+    auto opened = AeadOpen(Unhex(v->key), sealed(*v), Unhex(v->aad));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(Hex(*opened), v->plaintext);
+  }
+  // Opening under the key just used, of a value sealed under the other: no stale schedule.
+  EXPECT_EQ(AeadOpen(Unhex(b.key), sealed(a), Unhex(a.aad)).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(AeadOpen(Unhex(b.key), sealed(b), Unhex(a.aad)).status().code(),
+            absl::StatusCode::kDataLoss);
+  // After a failed open, the same key opens (the context is reset by the next nonce).
+  EXPECT_EQ(Hex(AeadOpen(Unhex(b.key), sealed(b), Unhex(b.aad)).value_or("")), b.plaintext);
+  // A key that differs from the last only in its last byte is a different key.
+  std::string near_b = Unhex(b.key);
+  near_b.back() ^= 1;
+  EXPECT_EQ(AeadOpen(near_b, sealed(b), Unhex(b.aad)).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Hex(AeadOpen(Unhex(b.key), sealed(b), Unhex(b.aad)).value_or("")), b.plaintext);
+}
+
+// The c2sp.org/XAES-256-GCM vectors: one where MSB(L) = 0, one where it is 1 (and an AAD).
 TEST(Xaes, C2spVectors) {
   struct Vector {
     char key_byte;
