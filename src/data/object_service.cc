@@ -1,10 +1,12 @@
 #include <algorithm>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -104,9 +106,10 @@ struct ObjectService::Impl {
     return it->second;
   }
 
-  std::vector<std::string> Regions(const TenantCells& t) {
-    std::vector<std::string> r{t.home_region};
-    if (!t.replica_region.empty()) r.push_back(t.replica_region);
+  // The tenant's regions, home first, as references into `t` (no copies: every read asks).
+  absl::InlinedVector<std::reference_wrapper<const std::string>, 2> Regions(const TenantCells& t) {
+    absl::InlinedVector<std::reference_wrapper<const std::string>, 2> r{std::cref(t.home_region)};
+    if (!t.replica_region.empty()) r.push_back(std::cref(t.replica_region));
     return r;
   }
 
