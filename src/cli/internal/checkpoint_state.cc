@@ -34,6 +34,20 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   return data;
 }
 
+// The contents of the state file `path`, or nullopt when no path is given or no file is there yet
+// (the first run): what every saved state of the verifier starts from.
+absl::StatusOr<std::optional<std::string>> ReadStateFile(const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (ec) return absl::UnavailableError(StrCat("cannot read ", path, ": ", ec.message()));
+    return std::nullopt;
+  }
+  auto data = ReadSmallFile(path);
+  if (!data.ok()) return data.status();
+  return std::optional<std::string>(*std::move(data));
+}
+
 // std::strerror may share one buffer between threads (clang-tidy concurrency-mt-unsafe);
 // std::generic_category().message does not.
 absl::Status Errno(std::string_view what, const std::string& path) {
@@ -106,16 +120,11 @@ absl::StatusOr<SignedCheckpoint> OpenSignedCheckpoint(std::string note,
 
 absl::StatusOr<std::optional<SignedCheckpoint>> LoadSavedCheckpoint(
     const std::string& path, const ledger::VerifierKey& key) {
-  if (path.empty()) return std::nullopt;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    if (ec) return absl::UnavailableError(StrCat("cannot read ", path, ": ", ec.message()));
-    return std::nullopt;
-  }
-  auto note = ReadSmallFile(path);
+  auto note = ReadStateFile(path);
   if (!note.ok()) return note.status();
+  if (!note->has_value()) return std::nullopt;
   auto saved =
-      OpenSignedCheckpoint(*std::move(note), key, StrCat("the saved checkpoint in ", path));
+      OpenSignedCheckpoint(**std::move(note), key, StrCat("the saved checkpoint in ", path));
   if (absl::IsUnauthenticated(saved.status())) {
     return absl::UnauthenticatedError(
         StrCat("the saved checkpoint in ", path, " does not verify with the given key (", key.name,
@@ -131,15 +140,10 @@ absl::Status SaveCheckpoint(const std::string& path, std::string_view note) {
 
 absl::StatusOr<PseudonymPins> LoadPseudonymPins(const std::string& path) {
   PseudonymPins pins;
-  if (path.empty()) return pins;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    if (ec) return absl::UnavailableError(StrCat("cannot read ", path, ": ", ec.message()));
-    return pins;
-  }
-  auto text = ReadSmallFile(path);
+  auto text = ReadStateFile(path);
   if (!text.ok()) return text.status();
-  std::istringstream lines(*text);
+  if (!text->has_value()) return pins;
+  std::istringstream lines(**text);
   std::string line;
   for (int n = 1; std::getline(lines, line); ++n) {
     if (line.empty()) continue;
