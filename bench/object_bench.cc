@@ -26,6 +26,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
+#include "api/api.h"
 #include "base/process.h"
 #include "bench.h"
 #include "boost/json.hpp"
@@ -171,14 +172,9 @@ int Prepare(const Flags& f) {
   spec.customer_type = "enterprise";
   spec.geography = "US";
   spec.services = {"storage"};
-  auto t = app.tenants->Create(spec, "bench", "admin");
-  if (!t.ok()) return Fail("prepare: tenant", t.status());
-  access::NewPrincipal admin;
-  admin.name = "bench admin";
-  admin.role = access::Role::kTenantAdmin;
-  admin.tenant_id = t->id;
-  auto issued = app.principals->Create(admin);
-  if (!issued.ok()) return Fail("prepare: principal", issued.status());
+  auto created = api::CreateTenantWithAdmin(*app.tenants, *app.principals, spec, "bench", "admin");
+  if (!created.ok()) return Fail("prepare: tenant", created.status());
+  const tenants::Tenant& t = created->tenant;
 
   std::atomic<uint64_t> next{0};
   std::atomic<bool> failed{false};
@@ -187,7 +183,7 @@ int Prepare(const Flags& f) {
     threads.emplace_back([&, i] {
       Content content(i);
       for (uint64_t k; (k = next.fetch_add(1)) < f.objects && !failed;) {
-        auto r = app.objects->Put(t->cells(), GetKey(k), content.Next(i, k), kContentType);
+        auto r = app.objects->Put(t.cells(), GetKey(k), content.Next(i, k), kContentType);
         if (!r.ok()) {
           ReportFirstError(r.status());
           failed = true;
@@ -198,10 +194,10 @@ int Prepare(const Flags& f) {
   for (auto& th : threads) th.join();
   if (failed) return 1;
   std::ofstream env(f.dir + "/bench.env");
-  env << "TENANT_ID=" << t->id << "\nTOKEN=" << issued->token << "\nOBJECTS=" << f.objects
-      << "\nHOME=" << t->home_region << "\nREPLICA=" << t->replica_region << "\n";
+  env << "TENANT_ID=" << t.id << "\nTOKEN=" << created->admin.token << "\nOBJECTS=" << f.objects
+      << "\nHOME=" << t.home_region << "\nREPLICA=" << t.replica_region << "\n";
   if (!env) return Fail("prepare", absl::UnavailableError("cannot write bench.env"));
-  std::cout << "tenant=" << t->id << " home=" << t->home_region << " replica=" << t->replica_region
+  std::cout << "tenant=" << t.id << " home=" << t.home_region << " replica=" << t.replica_region
             << " objects=" << f.objects << "\n";
   return 0;
 }

@@ -61,6 +61,12 @@ struct IssuedPrincipal {
   std::string token;  // the bearer token; never stored, shown once
 };
 
+// A principal made but not yet stored: what the caller shows, and what the store keeps.
+struct MintedPrincipal {
+  IssuedPrincipal issued;
+  store::PrincipalRecord record;
+};
+
 // OK iff `creator` may create `p`: admins create provider principals; tenant_admins create
 // tenant principals of their own tenant (nobody at the provider has standing access, so the
 // provider's admin makes no principal of a tenant beyond the tenant_admin that comes with a new
@@ -97,6 +103,10 @@ class PrincipalService {
   // Creates the principal (after CheckCanCreate by the caller, or unchecked at init).
   // kNotFound if a tenant principal's tenant does not exist (the caller checks existence).
   absl::StatusOr<IssuedPrincipal> Create(const NewPrincipal& p);
+  // Makes the principal and its token as Create does, without storing it: for a new tenant's
+  // first tenant_admin, stored in one transaction with its tenant (store::ControlStore::
+  // InsertTenant). A tenant principal's name is sealed under its tenant's KEK, which must exist.
+  absl::StatusOr<MintedPrincipal> Mint(const NewPrincipal& p);
 
   // kUnauthenticated for an unknown, malformed, expired or disabled token. Lookups are cached
   // for kAuthCacheTtl, so a rotated or disabled token stops working everywhere within it.

@@ -187,7 +187,15 @@ PrincipalService::PrincipalService(store::ControlStore& store, crypto::KeyProvid
     : store_(store), keys_(keys), random_(random), clock_(clock) {}
 
 absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) {
-  IssuedPrincipal out;
+  auto minted = Mint(n);
+  if (!minted.ok()) return minted.status();
+  if (auto s = store_.InsertPrincipal(minted->record); !s.ok()) return s;
+  return std::move(minted->issued);
+}
+
+absl::StatusOr<MintedPrincipal> PrincipalService::Mint(const NewPrincipal& n) {
+  MintedPrincipal minted;
+  IssuedPrincipal& out = minted.issued;
   out.token = StrCat(kTokenPrefix, absl::WebSafeBase64Escape(random_.Bytes(kTokenBytes)));
   Principal& p = out.principal;
   p.id = NewId(random_);
@@ -200,7 +208,7 @@ absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) 
   if (!days && n.role != Role::kAdmin) days = 90;
   if (days) p.expires_at = p.created_at + int64_t{*days} * 86400;
 
-  store::PrincipalRecord r;
+  store::PrincipalRecord& r = minted.record;
   r.id = p.id;
   if (IsTenantRole(p.role)) {
     auto sealed = keys_.Wrap(crypto::TenantKeyId(p.tenant_id), p.name, NameAad(p.id));
@@ -215,8 +223,7 @@ absl::StatusOr<IssuedPrincipal> PrincipalService::Create(const NewPrincipal& n) 
   r.attributes_json = AttributesJson(p.attributes);
   r.created_at = p.created_at;
   r.expires_at = p.expires_at;
-  if (auto s = store_.InsertPrincipal(r); !s.ok()) return s;
-  return out;
+  return minted;
 }
 
 absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token) {

@@ -156,24 +156,20 @@ class Api {
     if (!parsed.ok()) return parsed.status();
     const tenants::TenantSpec& spec = *parsed;
 
-    auto tenant = s_.tenants->Create(spec, who->id, access::RoleName(who->role));
-    if (!tenant.ok()) return tenant.status();
-    access::NewPrincipal admin;
-    admin.name = StrCat(spec.name, " admin");
-    admin.role = access::Role::kTenantAdmin;
-    admin.tenant_id = tenant->id;
-    auto issued = s_.principals->Create(admin);
-    if (!issued.ok()) return issued.status();
-    spdlog::info("tenant created tenant={} home={} replica={}", tenant->id, tenant->home_region,
-                 tenant->replica_region);
-    json::object o{{"id", tenant->id},
-                   {"home_region", tenant->home_region},
-                   {"admin_token", issued->token},
-                   {"admin_principal_id", issued->principal.id}};
-    if (tenant->replica_region.empty()) {
+    auto created = CreateTenantWithAdmin(*s_.tenants, *s_.principals, spec, who->id,
+                                         access::RoleName(who->role));
+    if (!created.ok()) return created.status();
+    const tenants::Tenant& tenant = created->tenant;
+    spdlog::info("tenant created tenant={} home={} replica={}", tenant.id, tenant.home_region,
+                 tenant.replica_region);
+    json::object o{{"id", tenant.id},
+                   {"home_region", tenant.home_region},
+                   {"admin_token", created->admin.token},
+                   {"admin_principal_id", created->admin.principal.id}};
+    if (tenant.replica_region.empty()) {
       o["replica_region"] = nullptr;
     } else {
-      o["replica_region"] = tenant->replica_region;
+      o["replica_region"] = tenant.replica_region;
     }
     return JsonResponse(201, o);
   }
@@ -596,6 +592,28 @@ class Api {
 };
 
 }  // namespace
+
+absl::StatusOr<NewTenant> CreateTenantWithAdmin(tenants::TenantService& tenants,
+                                                access::PrincipalService& principals,
+                                                const tenants::TenantSpec& spec,
+                                                std::string_view actor_id,
+                                                std::string_view actor_role) {
+  std::optional<access::IssuedPrincipal> admin;
+  auto tenant =
+      tenants.Create(spec, actor_id, actor_role,
+                     [&](const tenants::Tenant& t) -> absl::StatusOr<store::PrincipalRecord> {
+                       access::NewPrincipal p;
+                       p.name = StrCat(spec.name, " admin");
+                       p.role = access::Role::kTenantAdmin;
+                       p.tenant_id = t.id;
+                       auto minted = principals.Mint(p);
+                       if (!minted.ok()) return minted.status();
+                       admin = std::move(minted->issued);
+                       return std::move(minted->record);
+                     });
+  if (!tenant.ok()) return tenant.status();
+  return NewTenant{*std::move(tenant), *std::move(admin)};
+}
 
 void RegisterRoutes(http::Router& router, const Services& services) {
   auto api = std::make_shared<Api>(services);

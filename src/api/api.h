@@ -41,4 +41,17 @@ struct Services {
 // Registers every route on `router`. `services` must outlive the router.
 void RegisterRoutes(http::Router& router, const Services& services);
 
+// A new tenant and its first tenant_admin ("<tenant name> admin"), stored together
+// (tenants::TenantService::Create), by `actor_id` in `actor_role`. POST /v1/tenants, and the
+// tenants `custos init --demo` and the benchmarks make. The admin's token is shown once.
+struct NewTenant {
+  tenants::Tenant tenant;
+  access::IssuedPrincipal admin;
+};
+absl::StatusOr<NewTenant> CreateTenantWithAdmin(tenants::TenantService& tenants,
+                                                access::PrincipalService& principals,
+                                                const tenants::TenantSpec& spec,
+                                                std::string_view actor_id,
+                                                std::string_view actor_role);
+
 }  // namespace custos::api

@@ -10,6 +10,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
+#include "api/api.h"
 #include "base/files.h"
 #include "base/strings.h"
 #include "cli/cli.h"
@@ -82,14 +83,9 @@ absl::Status SeedDemo(App& app) {
     spec.customer_type = d.customer_type;
     spec.geography = d.geography;
     spec.services = {"storage"};
-    auto t = app.tenants->Create(spec, "init", "admin");
-    if (!t.ok()) return t.status();
-    access::NewPrincipal admin;
-    admin.name = StrCat(d.name, " admin");
-    admin.role = access::Role::kTenantAdmin;
-    admin.tenant_id = t->id;
-    auto issued = app.principals->Create(admin);
-    if (!issued.ok()) return issued.status();
+    auto created = api::CreateTenantWithAdmin(*app.tenants, *app.principals, spec, "init", "admin");
+    if (!created.ok()) return created.status();
+    const tenants::Tenant& t = created->tenant;
     for (const auto& [key, content] : d.objects) {
       // Seeding is an access like any other: recorded first.
       boost::json::object fields{{"actor", "init"},
@@ -97,17 +93,16 @@ absl::Status SeedDemo(App& app) {
                                  {"operation", "write"},
                                  {"purpose", "service_delivery"},
                                  {"resource", key}};
-      if (auto logged = app.events->Record({"data.write", t->id, std::move(fields)});
-          !logged.ok()) {
+      if (auto logged = app.events->Record({"data.write", t.id, std::move(fields)}); !logged.ok()) {
         return logged.status();
       }
-      auto r = app.objects->Put(t->cells(), key, content, "text/plain");
+      auto r = app.objects->Put(t.cells(), key, content, "text/plain");
       if (!r.ok()) return r.status();
     }
-    std::cout << "demo tenant " << d.name << " (" << d.geography << "): id " << t->id << ", home "
-              << t->home_region << ", replica "
-              << (t->replica_region.empty() ? "none" : t->replica_region) << "\n"
-              << "  tenant admin token: " << issued->token << "\n";
+    std::cout << "demo tenant " << d.name << " (" << d.geography << "): id " << t.id << ", home "
+              << t.home_region << ", replica "
+              << (t.replica_region.empty() ? "none" : t.replica_region) << "\n"
+              << "  tenant admin token: " << created->admin.token << "\n";
   }
   return absl::OkStatus();
 }

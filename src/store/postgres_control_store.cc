@@ -364,17 +364,9 @@ class PostgresControlStore final : public ControlStore {
   explicit PostgresControlStore(std::unique_ptr<PgPool> pool) : pool_(std::move(pool)) {}
 
   absl::Status InsertPrincipal(const PrincipalRecord& p) override {
-    if (auto s = internal::CheckText(
-            {p.id, p.name, p.role, p.tenant_id, p.token_sha256, p.attributes_json});
-        !s.ok()) {
-      return s;
-    }
-    std::string expires = p.expires_at ? std::to_string(*p.expires_at) : "";
+    if (auto s = CheckPrincipalText(p); !s.ok()) return s;
     return pool_->Write("insert principal", [&](pqxx::work& txn) -> absl::Status {
-      txn.exec_prepared0("insert_principal", p.id, p.name, p.role,
-                         p.tenant_id.empty() ? nullptr : p.tenant_id.c_str(), p.token_sha256,
-                         p.attributes_json, p.created_at, p.expires_at ? expires.c_str() : nullptr,
-                         p.disabled, Bytes(p.sealed_name));
+      InsertPrincipalRow(txn, p);
       return absl::OkStatus();
     });
   }
@@ -398,15 +390,17 @@ class PostgresControlStore final : public ControlStore {
     });
   }
 
-  absl::Status InsertTenant(const TenantRecord& t) override {
+  absl::Status InsertTenant(const TenantRecord& t, const PrincipalRecord& first_admin) override {
     if (auto s = internal::CheckText(
             {t.id, t.profile_json, t.geography, t.home_region, t.replica_region, t.state});
         !s.ok()) {
       return s;
     }
+    if (auto s = CheckPrincipalText(first_admin); !s.ok()) return s;
     return pool_->Write("insert tenant", [&](pqxx::work& txn) -> absl::Status {
       txn.exec_prepared0("insert_tenant", t.id, Bytes(t.sealed_name), t.profile_json, t.geography,
                          t.home_region, t.replica_region, t.state, t.created_at);
+      InsertPrincipalRow(txn, first_admin);
       return absl::OkStatus();
     });
   }
@@ -799,6 +793,19 @@ class PostgresControlStore final : public ControlStore {
   }
 
  private:
+  static absl::Status CheckPrincipalText(const PrincipalRecord& p) {
+    return internal::CheckText(
+        {p.id, p.name, p.role, p.tenant_id, p.token_sha256, p.attributes_json});
+  }
+
+  static void InsertPrincipalRow(pqxx::work& txn, const PrincipalRecord& p) {
+    const std::string expires = p.expires_at ? std::to_string(*p.expires_at) : "";
+    txn.exec_prepared0("insert_principal", p.id, p.name, p.role,
+                       p.tenant_id.empty() ? nullptr : p.tenant_id.c_str(), p.token_sha256,
+                       p.attributes_json, p.created_at, p.expires_at ? expires.c_str() : nullptr,
+                       p.disabled, Bytes(p.sealed_name));
+  }
+
   absl::Status WriteAccessRequest(const char* statement, const AccessRequestRecord& r,
                                   bool update) {
     if (auto s =

@@ -185,24 +185,7 @@ class SqliteControlStore final : public ControlStore {
   explicit SqliteControlStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
 
   absl::Status InsertPrincipal(const PrincipalRecord& p) override {
-    return db_->WriteTransaction([&](Connection& c) -> absl::Status {
-      auto s = c.Prepare(
-          "INSERT INTO principals(id, name, role, tenant_id, token_sha256, attributes_json, "
-          "created_at, expires_at, disabled, sealed_name) VALUES(?,?,?,?,?,?,?,?,?,?)");
-      if (!s.ok()) return s.status();
-      s->Bind(1, p.id).Bind(2, p.name).Bind(3, p.role).Bind(5, p.token_sha256);
-      if (p.tenant_id.empty())
-        s->BindNull(4);
-      else
-        s->Bind(4, p.tenant_id);
-      s->Bind(6, p.attributes_json).Bind(7, p.created_at);
-      if (p.expires_at)
-        s->Bind(8, *p.expires_at);
-      else
-        s->BindNull(8);
-      s->Bind(9, int64_t{p.disabled ? 1 : 0}).BindBlob(10, p.sealed_name);
-      return s->Run();
-    });
+    return db_->WriteTransaction([&](Connection& c) { return InsertPrincipalRow(c, p); });
   }
 
   absl::StatusOr<PrincipalRecord> GetPrincipal(std::string_view id) override {
@@ -225,21 +208,25 @@ class SqliteControlStore final : public ControlStore {
     });
   }
 
-  absl::Status InsertTenant(const TenantRecord& t) override {
+  absl::Status InsertTenant(const TenantRecord& t, const PrincipalRecord& first_admin) override {
     return db_->WriteTransaction([&](Connection& c) -> absl::Status {
       auto s = c.Prepare(
           "INSERT INTO tenants(id, sealed_name, profile_json, geography, home_region, "
           "replica_region, state, created_at) VALUES(?,?,?,?,?,?,?,?)");
       if (!s.ok()) return s.status();
-      return s->Bind(1, t.id)
-          .BindBlob(2, t.sealed_name)
-          .Bind(3, t.profile_json)
-          .Bind(4, t.geography)
-          .Bind(5, t.home_region)
-          .Bind(6, t.replica_region)
-          .Bind(7, t.state)
-          .Bind(8, t.created_at)
-          .Run();
+      if (auto r = s->Bind(1, t.id)
+                       .BindBlob(2, t.sealed_name)
+                       .Bind(3, t.profile_json)
+                       .Bind(4, t.geography)
+                       .Bind(5, t.home_region)
+                       .Bind(6, t.replica_region)
+                       .Bind(7, t.state)
+                       .Bind(8, t.created_at)
+                       .Run();
+          !r.ok()) {
+        return r;
+      }
+      return InsertPrincipalRow(c, first_admin);
     });
   }
 
@@ -735,6 +722,25 @@ class SqliteControlStore final : public ControlStore {
   }
 
  private:
+  static absl::Status InsertPrincipalRow(Connection& c, const PrincipalRecord& p) {
+    auto s = c.Prepare(
+        "INSERT INTO principals(id, name, role, tenant_id, token_sha256, attributes_json, "
+        "created_at, expires_at, disabled, sealed_name) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    if (!s.ok()) return s.status();
+    s->Bind(1, p.id).Bind(2, p.name).Bind(3, p.role).Bind(5, p.token_sha256);
+    if (p.tenant_id.empty())
+      s->BindNull(4);
+    else
+      s->Bind(4, p.tenant_id);
+    s->Bind(6, p.attributes_json).Bind(7, p.created_at);
+    if (p.expires_at)
+      s->Bind(8, *p.expires_at);
+    else
+      s->BindNull(8);
+    s->Bind(9, int64_t{p.disabled ? 1 : 0}).BindBlob(10, p.sealed_name);
+    return s->Run();
+  }
+
   static void BindAccessRequest(internal::Statement& s, const AccessRequestRecord& r) {
     s.Bind(1, r.id).Bind(2, r.tenant_id).Bind(3, r.requester).Bind(4, r.state);
     if (r.grant_id.empty())

@@ -187,7 +187,10 @@ class ControlStore {
   virtual absl::Status SetPrincipalCredential(std::string_view id, std::string_view token_sha256,
                                               bool disabled) = 0;
 
-  virtual absl::Status InsertTenant(const TenantRecord& t) = 0;
+  // Stores the tenant together with its first tenant_admin, in one transaction: a tenant is never
+  // stored without the one principal that can create its others (the provider's admin cannot).
+  // kAlreadyExists if either id (or the admin's token hash) is taken; then neither is stored.
+  virtual absl::Status InsertTenant(const TenantRecord& t, const PrincipalRecord& first_admin) = 0;
   virtual absl::StatusOr<TenantRecord> GetTenant(std::string_view id) = 0;
   virtual absl::StatusOr<std::vector<TenantRecord>> ListTenants() = 0;
 

@@ -84,7 +84,7 @@ TenantService::TenantService(store::ControlStore& store, const residency::Catalo
       clock_(clock) {}
 
 absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string_view actor_id,
-                                             std::string_view actor_role) {
+                                             std::string_view actor_role, FirstAdmin first_admin) {
   if (auto s = ValidateSpec(spec); !s.ok()) return s;
   residency::TenantProfile profile{spec.customer_type, spec.geography,   spec.services,
                                    spec.technologies,  spec.home_region, spec.allow_single_region};
@@ -115,6 +115,8 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   };
   auto sealed_name = keys_.Wrap(kek, t.name, NameAad(t.id));
   if (!sealed_name.ok()) return undo_key(sealed_name.status());
+  auto admin = first_admin(t);
+  if (!admin.ok()) return undo_key(admin.status());
   boost::json::object fields{{"actor", actor_id},
                              {"role", actor_role},
                              {"geography", t.geography},
@@ -148,7 +150,7 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   r.replica_region = t.replica_region;
   r.state = t.state;
   r.created_at = t.created_at;
-  if (auto s = store_.InsertTenant(r); !s.ok()) return failed(s);
+  if (auto s = store_.InsertTenant(r, *admin); !s.ok()) return failed(s);
   std::lock_guard lock(cache_mu_);
   cache_[t.id] = t;
   return t;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "base/random.h"
@@ -60,11 +61,17 @@ class TenantService {
                 crypto::KeyProvider& keys, data::ObjectService& objects, ledger::EventLog& events,
                 Random& random, const Clock& clock);
 
+  // Makes the record of a new tenant's first tenant_admin, once the tenant's KEK exists (the
+  // admin's name is sealed under it).
+  using FirstAdmin = absl::FunctionRef<absl::StatusOr<store::PrincipalRecord>(const Tenant&)>;
+
   // Places the tenant (residency errors pass through: region_policy_violation,
-  // failed_precondition for no pair), creates its KEK, records the tenant.create event (by
-  // `actor_id` in `actor_role`), creates its first DEK, then stores the tenant.
+  // failed_precondition for no pair), creates its KEK and its first admin's record, records the
+  // tenant.create event (by `actor_id` in `actor_role`), creates its first DEK, then stores the
+  // tenant with its admin in one transaction: a tenant is never left without the one principal
+  // that can create its others. On failure nothing is stored and the KEK is destroyed.
   absl::StatusOr<Tenant> Create(const TenantSpec& spec, std::string_view actor_id,
-                                std::string_view actor_role);
+                                std::string_view actor_role, FirstAdmin first_admin);
 
   // kNotFound for an unknown id.
   absl::StatusOr<Tenant> Get(const std::string& id);

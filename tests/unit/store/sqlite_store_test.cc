@@ -110,7 +110,8 @@ TEST(SqliteControlStore, PrincipalsTenantsAndSettings) {
   EXPECT_EQ((*s)->GetPrincipal("p1")->expires_at, 20);
   EXPECT_EQ((*s)->GetPrincipal("nope").status().code(), absl::StatusCode::kNotFound);
   TenantRecord t{"t1", std::string("\0sealed", 7), "{}", "EU", "eu-west", "", "active", 5};
-  ASSERT_TRUE((*s)->InsertTenant(t).ok());
+  PrincipalRecord admin{"p2", "", "sealed", "tenant_admin", "t1", "hash2", "{}", 10, 20, false};
+  ASSERT_TRUE((*s)->InsertTenant(t, admin).ok());
   EXPECT_EQ((*s)->GetTenant("t1")->sealed_name, t.sealed_name);
   EXPECT_EQ((*s)->ListTenants()->size(), 1u);
   EXPECT_EQ((*s)->GetSetting("origin").status().code(), absl::StatusCode::kNotFound);

@@ -549,11 +549,25 @@ TEST_P(StoreContract, ControlPrincipalsTenantsAndSettings) {
   EXPECT_FALSE(p3->expires_at.has_value());
   EXPECT_TRUE(p3->disabled);
 
+  // A tenant is stored with its first admin, or neither is.
+  auto admin_of = [](const std::string& tenant_id, const std::string& id, std::string hash) {
+    return PrincipalRecord{id,   "", "sealed",     "tenant_admin", tenant_id, std::move(hash),
+                           "{}", 12, std::nullopt, false};
+  };
   TenantRecord t{"t1", std::string("\0sealed", 7), "{}", "EU", "eu-west", "", "active", 5};
-  ASSERT_TRUE((*s)->InsertTenant(t).ok());
-  EXPECT_EQ((*s)->InsertTenant(t).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE((*s)->InsertTenant(t, admin_of("t1", "a1", "hash-a1")).ok());
+  EXPECT_EQ((*s)->GetPrincipal("a1")->tenant_id, "t1");
+  EXPECT_EQ((*s)->FindPrincipalByTokenHash("hash-a1")->role, "tenant_admin");
+  EXPECT_EQ((*s)->InsertTenant(t, admin_of("t1", "a9", "hash-a9")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*s)->GetPrincipal("a9").status().code(), absl::StatusCode::kNotFound);
   TenantRecord t0{"t0", "x", "{}", "US", "us-east", "us-west", "active", 5};
-  ASSERT_TRUE((*s)->InsertTenant(t0).ok());
+  // An admin that cannot be stored (its token hash is taken) leaves no tenant behind.
+  EXPECT_EQ((*s)->InsertTenant(t0, admin_of("t0", "a0", "hash-a1")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*s)->GetTenant("t0").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*s)->GetPrincipal("a0").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*s)->InsertTenant(t0, admin_of("t0", "a0", "hash-a0")).ok());
   EXPECT_EQ((*s)->GetTenant("t1")->sealed_name, t.sealed_name);
   EXPECT_EQ((*s)->GetTenant("t0")->replica_region, "us-west");
   EXPECT_EQ((*s)->GetTenant("t9").status().code(), absl::StatusCode::kNotFound);

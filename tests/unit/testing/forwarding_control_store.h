@@ -57,7 +57,9 @@ class ForwardingControlStore : public store::ControlStore {
                                       bool disabled) override {
     return inner_.SetPrincipalCredential(id, token_sha256, disabled);
   }
-  absl::Status InsertTenant(const TenantRecord& t) override { return inner_.InsertTenant(t); }
+  absl::Status InsertTenant(const TenantRecord& t, const PrincipalRecord& first_admin) override {
+    return inner_.InsertTenant(t, first_admin);
+  }
   absl::StatusOr<TenantRecord> GetTenant(std::string_view id) override {
     return inner_.GetTenant(id);
   }
