@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -5,6 +6,7 @@
 #include <condition_variable>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -220,9 +222,30 @@ class Session : public std::enable_shared_from_this<Session> {
         }
       }
     }
+    // 6.1: Transfer-Encoding is HTTP/1.1; in an HTTP/1.0 message the framing is faulty, and a
+    // server must not keep reading the connection after it.
+    if (h.version() < 11 && h.find(bhttp::field::transfer_encoding) != h.end()) {
+      return absl::InvalidArgumentError("Transfer-Encoding in an HTTP/1.0 request");
+    }
     // 3.2: an HTTP/1.1 request carries exactly one Host.
     if (h.version() >= 11 && h.count(bhttp::field::host) != 1) {
       return absl::InvalidArgumentError("an HTTP/1.1 request needs exactly one Host header");
+    }
+    // RFC 9110 5.3: a field that is not a list comes once. Two lines of a field read as one value
+    // (credentials, the content type, Custos's own X-Custos-* headers) are ambiguous: a proxy
+    // that reads the first and this server, which would keep the last, would disagree about who
+    // asks, under which grant, for what purpose.
+    std::vector<std::string> single;
+    for (const auto& f : h) {
+      std::string name(f.name_string());
+      absl::AsciiStrToLower(&name);
+      if (name != "authorization" && name != "content-type" && !name.starts_with("x-custos-")) {
+        continue;
+      }
+      if (std::find(single.begin(), single.end(), name) != single.end()) {
+        return absl::InvalidArgumentError(StrCat("the ", name, " header appears more than once"));
+      }
+      single.push_back(std::move(name));
     }
     return absl::OkStatus();
   }
@@ -412,6 +435,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->result(static_cast<unsigned>(r.status));
     res_->version(11);
     res_->set(bhttp::field::server, "custos");
+    // Objects are served with the Content-Type their writer stored: a browser must not guess
+    // another (and run stored text/plain as a script, say).
+    res_->set("X-Content-Type-Options", "nosniff");
     if (!r.content_type.empty()) res_->set(bhttp::field::content_type, r.content_type);
     for (auto& [k, v] : r.headers) res_->set(k, v);
     res_->body() = std::move(r.body);
