@@ -115,7 +115,8 @@ class PrincipalService {
   // The principal `id`, disabled or not. kNotFound.
   absl::StatusOr<Principal> Get(std::string_view id);
   // Issues `id` a new token and returns it: the old one stops at once in this process, and in
-  // every other within kAuthCacheTtl. kNotFound; kFailedPrecondition if `id` is disabled.
+  // every other within kAuthCacheTtl. kNotFound; kFailedPrecondition if `id` is disabled or
+  // expired.
   absl::StatusOr<std::string> RotateToken(std::string_view id);
   // Disables `id` for good (idempotent); its token stops as above. kNotFound.
   absl::Status Disable(std::string_view id);

@@ -282,6 +282,11 @@ absl::StatusOr<std::string> PrincipalService::RotateToken(std::string_view id) {
   if (record->disabled) {
     return absl::FailedPreconditionError("the principal is disabled; its token cannot be renewed");
   }
+  // Rotation renews the token, not the principal's term: a new token of an expired principal
+  // would be refused at once, so none is handed out.
+  if (record->expires_at && absl::ToUnixSeconds(clock_.Now()) >= *record->expires_at) {
+    return absl::FailedPreconditionError("the principal has expired; its token cannot be renewed");
+  }
   std::string token = StrCat(kTokenPrefix, absl::WebSafeBase64Escape(random_.Bytes(kTokenBytes)));
   if (auto s = SetCredential(*record, crypto::Sha256Hex(token), false); !s.ok()) return s;
   return token;

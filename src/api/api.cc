@@ -109,6 +109,7 @@ class Api {
     auto target = s_.principals->Get(req.params["id"]);
     if (!target.ok()) return target.status();
     if (auto s = access::CheckCanManageCredential(*who, *target, disable); !s.ok()) return s;
+    if (auto s = internal::CheckNoBody(req.body); !s.ok()) return s;
     return std::make_pair(*std::move(who), *std::move(target));
   }
 
@@ -401,6 +402,11 @@ class Api {
     return key;
   }
 
+  absl::StatusOr<std::string> CheckDelete(Request& req) const {
+    if (auto s = internal::CheckNoBody(req.body); !s.ok()) return s;
+    return CheckObjectKey(req);
+  }
+
   absl::StatusOr<std::string> CheckPut(Request& req) const {
     auto key = CheckObjectKey(req);
     if (!key.ok()) return key;
@@ -665,7 +671,7 @@ void RegisterRoutes(http::Router& router, const Services& services) {
   add_data("GET", "/v1/tenants/{id}/objects/{key...}",
            {Op::kRead, "data.read", &Api::CheckObjectKey, &Api::GetObject});
   router.Add("DELETE", "/v1/tenants/{id}/objects/{key...}",
-             data({Op::kDelete, "data.delete", &Api::CheckObjectKey, &Api::DeleteObject}));
+             data({Op::kDelete, "data.delete", &Api::CheckDelete, &Api::DeleteObject}));
   router.Add("GET", "/v1/tenants/{id}/access-log", bind(&Api::AccessLog));
   router.Add("GET", "/ledger/checkpoint", bind(&Api::Checkpoint));
   router.Add("GET", "/ledger/tile/{rest...}", bind(&Api::LedgerTile));

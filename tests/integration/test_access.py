@@ -599,6 +599,11 @@ def test_commercial_purposes_need_recorded_consent(fake):
     assert_error(fake.put(consent, token=user["token"]), 403, "permission_denied")
     assert_error(fake.put(f"/v1/tenants/{tid}/consents/support", token=w.tenant["admin_token"],
                           headers=w.code(w.tenant_admin)), 400, "invalid_argument")
+    # The route takes no body: a malformed one changes nothing (and spends no TOTP code).
+    assert_error(fake.request("PUT", consent, b"{bad", token=w.tenant["admin_token"],
+                              headers=w.code(w.tenant_admin)), 400, "invalid_argument")
+    assert_error(fake.get(key_path(tid, "doc"), token=user["token"], headers=marketing), 403,
+                 "purpose_not_allowed")
     r = fake.put(consent, token=w.tenant["admin_token"], headers=w.code(w.tenant_admin))
     assert r.status == 200, r
     assert fake.get(key_path(tid, "doc"), token=user["token"], headers=marketing).status == 200
@@ -651,6 +656,9 @@ def test_bad_input_is_refused_and_changes_nothing(fake):
         dict(base, purpose="marketing"),
         dict(base, extra=1),
         {k: v for k, v in base.items() if k != "ticket"},
+        # No prefix is not the whole tenant (that is asked for as "").
+        {k: v for k, v in base.items() if k != "prefix"},
+        dict(base, prefix=None),
     ]
     for body in bad_bodies:
         assert_error(fake.post("/v1/access-requests", body, token=w.operator["token"]), 400,

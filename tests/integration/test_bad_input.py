@@ -136,6 +136,11 @@ CASES = [
      "admin", 400, "invalid_argument"),
     ("tenant-unknown-field", "POST", "/v1/tenants", tenant_body(colour="red"), {}, "admin", 400,
      "invalid_argument"),
+    # Required by the contract: not defaulted (an omitted lockbox must not turn it off).
+    *[(f"tenant-{field}-{how}", "POST", "/v1/tenants",
+       tenant_body(**{field: DROP if how == "missing" else None}), {}, "admin", 400,
+       "invalid_argument")
+      for field in ("services", "technologies", "lockbox") for how in ("missing", "null")],
     ("tenant-empty-name", "POST", "/v1/tenants", tenant_body(name=""), {}, "admin", 400,
      "invalid_argument"),
     ("tenant-long-name", "POST", "/v1/tenants", tenant_body(name="n" * 201), {}, "admin", 400,
@@ -234,6 +239,10 @@ CASES = [
           ("surrogate-utf8", "%ED%A0%80"), ("truncated-utf8", "a%E6%97"),
           ("bad-escape", "a%zz"), ("truncated-escape", "a%4"), ("lone-percent", "a%")]
       for m in ("PUT", "GET", "DELETE")],
+    # --- a DELETE takes no body: one that says more must not be ignored --------------------
+    *[(f"delete-with-body-{name}", "DELETE", P + "a.txt", body, {}, "A", 400, "invalid_argument")
+      for name, body in [("malformed", b"{bad"), ("field", b'{"force": true}'),
+                         ("array", b"[]"), ("text", b"please")]],
     # --- Content-Type, stored with the object: printable ASCII, at most 255 bytes --------------
     *[(f"content-type-{name}-{what}", "PUT", P + key, b"typed", {"Content-Type": ctype}, "A", 400,
        "invalid_argument")
@@ -326,6 +335,23 @@ RAW_CASES = [
     ("bad-chunk-size", b"PUT /v1/tenants/{A}/objects/chunky HTTP/1.1\r\nHost: x\r\n"
                        b"Authorization: Bearer {TA}\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"zz\r\nhello\r\n0\r\n\r\n"),
+    # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, even with a valid body.
+    ("http-1.0-transfer-encoding",
+     b"PUT /v1/tenants/{A}/objects/h10 HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {TA}\r\n"
+     b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    # A field read as one value, twice: a proxy reading the first line and the server would
+    # disagree (who asks, for what purpose, what type is stored).
+    ("two-authorizations",
+     b"PUT /v1/tenants/{A}/objects/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+     b"cst_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\nAuthorization: Bearer {TA}\r\n"
+     b"Content-Length: 5\r\n\r\nclobb"),
+    ("two-purposes",
+     b"PUT /v1/tenants/{A}/objects/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TA}\r\n"
+     b"X-Custos-Purpose: advertising\r\nx-custos-purpose: service_delivery\r\n"
+     b"Content-Length: 5\r\n\r\nclobb"),
+    ("two-content-types",
+     b"PUT /v1/tenants/{A}/objects/typed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TA}\r\n"
+     b"Content-Type: text/plain\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"),
 ]
 
 

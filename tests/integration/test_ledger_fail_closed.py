@@ -117,7 +117,9 @@ def test_a_tenant_creation_that_fails_after_its_entry_gets_an_outcome(server_fac
             db.execute(refuse)
     try:
         r = server.post("/v1/tenants", {"name": "Never", "customer_type": "enterprise",
-                                        "geography": "US"}, token=server.admin_token)
+                                        "geography": "US", "services": ["storage"],
+                                        "technologies": [], "lockbox": False},
+                        token=server.admin_token)
     finally:
         for path in cells:
             with sqlite3.connect(path) as db:

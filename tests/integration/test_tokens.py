@@ -136,3 +136,35 @@ def test_old_token_stops_on_every_instance_within_five_seconds(server_factory):
     assert len(stopped) == 2, f"old tokens still accepted on b after 6 s: {stopped}"
     for u in users:  # and they stay stopped
         assert_error(b.get("/v1/principals/me", token=u["token"]), 401, "unauthenticated")
+
+
+def test_a_body_on_rotate_or_disable_is_refused_and_changes_nothing(server, tenant):
+    """Neither route takes a body: one that says something (or is malformed) must not be
+    ignored while the token is rotated or the principal disabled."""
+    ta = tenant["admin_token"]
+    user = server.create_principal(ta, role="tenant_user", tenant_id=tenant["id"])
+    for body in (b"{bad", b'{"expires_in_days": 1}', b"[]"):
+        assert_error(server.post(f"/v1/principals/{user['id']}/token", body, token=ta), 400,
+                     "invalid_argument")
+        assert_error(server.delete(f"/v1/principals/{user['id']}", body=body, token=ta), 400,
+                     "invalid_argument")
+    me = server.get("/v1/principals/me", token=user["token"])  # neither rotated nor disabled
+    assert me.status == 200 and me.json()["id"] == user["id"], me
+    # An empty JSON object is no body.
+    r = server.post(f"/v1/principals/{user['id']}/token", b"{}", token=ta)
+    assert r.status == 200, r
+
+
+def test_an_expired_principal_gets_no_new_token(server_factory):
+    """Rotation renews a token, not a principal's term: the new token would be refused at once."""
+    from test_access import advance
+
+    server = server_factory("--fake-clock")
+    op = server.create_principal(server.admin_token, role="operator", expires_in_days=1)
+    advance(server, 86400)
+    assert_error(server.get("/v1/principals/me", token=op["token"]), 401, "unauthenticated")
+    assert_error(rotate(server, op["id"], server.admin_token), 409, "failed_precondition")
+    fresh = server.create_principal(server.admin_token, role="operator", expires_in_days=1)
+    r = rotate(server, fresh["id"], server.admin_token)  # one not yet expired still rotates
+    assert r.status == 200, r
+    assert server.get("/v1/principals/me", token=r.json()["token"]).status == 200

@@ -46,6 +46,7 @@ class AccessApi {
     if (who->id != req.params["id"]) {
       return absl::PermissionDeniedError("a principal enrols its own TOTP only");
     }
+    if (auto s = CheckNoBody(req.body); !s.ok()) return s;
     auto e = s_.mfa->Enroll(*who, req.Header("x-custos-totp"));
     if (!e.ok()) return e.status();
     return JsonResponse(200, json::object{{"secret", e->secret},
@@ -117,11 +118,7 @@ class AccessApi {
   absl::StatusOr<Response> Act(Request& req, RequestAction action) const {
     auto who = Authenticate(req);
     if (!who.ok()) return who.status();
-    if (!req.body.empty()) {
-      // Tolerate an empty JSON object; nothing else is expected.
-      auto body = JsonBody::Parse(req.body, {});
-      if (!body.ok()) return body.status();
-    }
+    if (auto s = CheckNoBody(req.body); !s.ok()) return s;
     const std::string& id = req.params["id"];
     auto current = s_.requests->Get(id);
     if (!current.ok()) return current.status();
@@ -155,6 +152,7 @@ class AccessApi {
       return absl::InvalidArgumentError(
           "consent is recorded for advertising, marketing or profiling only");
     }
+    if (auto s = CheckNoBody(req.body); !s.ok()) return s;
     auto tenant = s_.tenants->Get(tenant_id);
     if (!tenant.ok()) return tenant.status();
     if (auto s = s_.mfa->Verify(*who, req.Header("x-custos-totp")); !s.ok()) return s;

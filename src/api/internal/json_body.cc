@@ -9,6 +9,10 @@ absl::Status WrongType(std::string_view name, std::string_view want) {
   return absl::InvalidArgumentError(StrCat("field '", name, "' must be ", want));
 }
 
+absl::Status Missing(std::string_view name) {
+  return absl::InvalidArgumentError(StrCat("missing field '", name, "'"));
+}
+
 absl::Status CheckFields(const boost::json::object& o, std::string_view where,
                          std::initializer_list<std::string_view> allowed) {
   for (const auto& [k, v] : o) {
@@ -42,6 +46,16 @@ absl::StatusOr<JsonBody> JsonBody::FromValue(const boost::json::value& value,
   return JsonBody(value.as_object());
 }
 
+absl::Status CheckNoBody(std::string_view body) {
+  if (body.empty()) return absl::OkStatus();
+  auto parsed = JsonBody::Parse(body, {});
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("this route takes no request body (or {}): ", parsed.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 const boost::json::value* JsonBody::Get(std::string_view name) const {
   const boost::json::value* v = object_.if_contains(name);
   if (v == nullptr || v->is_null()) return nullptr;
@@ -51,9 +65,7 @@ const boost::json::value* JsonBody::Get(std::string_view name) const {
 absl::StatusOr<std::string> JsonBody::String(std::string_view name) const {
   auto v = OptString(name);
   if (!v.ok()) return v.status();
-  if (!v->has_value()) {
-    return absl::InvalidArgumentError(StrCat("missing field '", name, "'"));
-  }
+  if (!v->has_value()) return Missing(name);
   return **v;
 }
 
@@ -69,6 +81,11 @@ absl::StatusOr<bool> JsonBody::Bool(std::string_view name, bool fallback) const 
   if (v == nullptr) return fallback;
   if (!v->is_bool()) return WrongType(name, "true or false");
   return v->as_bool();
+}
+
+absl::StatusOr<bool> JsonBody::RequiredBool(std::string_view name) const {
+  if (Get(name) == nullptr) return Missing(name);
+  return Bool(name, false);
 }
 
 absl::StatusOr<std::optional<int64_t>> JsonBody::OptInt(std::string_view name, int64_t min,
@@ -112,6 +129,11 @@ absl::StatusOr<std::vector<std::string>> JsonBody::StringList(std::string_view n
     out.emplace_back(x.as_string());
   }
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> JsonBody::RequiredStringList(std::string_view name) const {
+  if (Get(name) == nullptr) return Missing(name);
+  return StringList(name);
 }
 
 }  // namespace custos::api::internal

@@ -85,13 +85,14 @@ absl::StatusOr<tenants::TenantSpec> ParseTenantSpec(std::string_view body_text) 
   auto home = body->OptString("home_region");
   if (!home.ok()) return home.status();
   spec.home_region = *home;
-  auto services = body->StringList("services");
+  auto services = body->RequiredStringList("services");
   if (!services.ok()) return services.status();
   spec.services = *services;
-  auto technologies = body->StringList("technologies");
+  auto technologies = body->RequiredStringList("technologies");
   if (!technologies.ok()) return technologies.status();
   spec.technologies = *technologies;
-  auto lockbox = body->Bool("lockbox", false);
+  // Required, not defaulted: an omitted field must not quietly turn Customer Lockbox off.
+  auto lockbox = body->RequiredBool("lockbox");
   if (!lockbox.ok()) return lockbox.status();
   spec.lockbox = *lockbox;
   auto retention = body->Int("retention_days", 90, 0, 3650);
@@ -118,9 +119,11 @@ absl::StatusOr<access::NewAccessRequest> ParseNewAccessRequest(std::string_view 
   auto ops = body->StringList("operations");
   if (!ops.ok()) return ops.status();
   n.operations = std::move(*ops);
-  auto prefix = body->OptString("prefix");
+  // Required: an omitted prefix must not default to the widest scope (the whole tenant). The
+  // whole tenant is asked for as "" explicitly.
+  auto prefix = body->String("prefix");
   if (!prefix.ok()) return prefix.status();
-  n.prefix = prefix->value_or("");
+  n.prefix = std::move(*prefix);
   auto duration = body->OptInt("duration_minutes", INT32_MIN, INT32_MAX);
   if (!duration.ok()) return duration.status();
   if (!duration->has_value()) return absl::InvalidArgumentError("missing field 'duration_minutes'");

@@ -6,12 +6,27 @@ namespace custos::api::internal {
 namespace {
 
 TEST(ParseTenantSpec, DefaultsAndTypes) {
-  auto spec = ParseTenantSpec(R"({"name":"A","customer_type":"enterprise","geography":"US"})");
+  auto spec = ParseTenantSpec(R"({"name":"A","customer_type":"enterprise","geography":"US",)"
+                              R"("services":["storage"],"technologies":[],"lockbox":true})");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name, "A");
   EXPECT_EQ(spec->retention_days, 90);
-  EXPECT_FALSE(spec->lockbox);
+  EXPECT_TRUE(spec->lockbox);
+  EXPECT_EQ(spec->services, std::vector<std::string>{"storage"});
+  EXPECT_TRUE(spec->technologies.empty());
   EXPECT_FALSE(spec->home_region.has_value());
+  // The contract's optional fields are home_region, allow_single_region and retention_days;
+  // services, technologies and lockbox are required (null is absent), not defaulted.
+  for (const char* bad : {R"({"name":"A","customer_type":"e","geography":"US",)"
+                          R"("technologies":[],"lockbox":false})",
+                          R"({"name":"A","customer_type":"e","geography":"US",)"
+                          R"("services":[],"lockbox":false})",
+                          R"({"name":"A","customer_type":"e","geography":"US",)"
+                          R"("services":[],"technologies":[]})",
+                          R"({"name":"A","customer_type":"e","geography":"US",)"
+                          R"("services":[],"technologies":[],"lockbox":null})"}) {
+    EXPECT_EQ(ParseTenantSpec(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
   EXPECT_EQ(ParseTenantSpec(R"({"name":"A","customer_type":"e","geography":"US",)"
                             R"("retention_days":"9"})")
                 .status()
@@ -40,7 +55,7 @@ TEST(ParseNewPrincipal, AttributesAndExpiry) {
 }
 
 TEST(ParseNewAccessRequest, FieldsDefaultsAndShape) {
-  auto n = ParseNewAccessRequest(R"({"tenant_id":"t1","operations":["read","list"],)"
+  auto n = ParseNewAccessRequest(R"({"tenant_id":"t1","operations":["read","list"],"prefix":"",)"
                                  R"("justification":"j","ticket":"T-1","duration_minutes":30})");
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(n->tenant_id, "t1");
@@ -50,14 +65,18 @@ TEST(ParseNewAccessRequest, FieldsDefaultsAndShape) {
   EXPECT_EQ(n->duration_minutes, 30);
   // Shape errors only; the values (481 minutes, unknown operations) are ValidateNewRequest's.
   for (const char* bad :
-       {R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T"})",
-        R"({"tenant_id":"t1","operations":"read","justification":"j","ticket":"T",)"
+       {R"({"tenant_id":"t1","operations":["read"],"prefix":"","justification":"j","ticket":"T"})",
+        R"({"tenant_id":"t1","operations":"read","prefix":"","justification":"j","ticket":"T",)"
         R"("duration_minutes":5})",
-        R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T",)"
+        R"({"tenant_id":"t1","operations":["read"],"prefix":"","justification":"j","ticket":"T",)"
         R"("duration_minutes":1.5})",
-        R"({"tenant_id":"t1","operations":["read"],"justification":"j","duration_minutes":5})",
-        R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T",)"
+        R"({"tenant_id":"t1","operations":["read"],"prefix":"","justification":"j",)"
+        R"("duration_minutes":5})",
+        R"({"tenant_id":"t1","operations":["read"],"prefix":"","justification":"j","ticket":"T",)"
         R"("duration_minutes":5,"extra":1})",
+        // No prefix is not the whole tenant: that is asked for as "".
+        R"({"tenant_id":"t1","operations":["read"],"justification":"j","ticket":"T",)"
+        R"("duration_minutes":5})",
         "{not json"}) {
     EXPECT_EQ(ParseNewAccessRequest(bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
