@@ -95,7 +95,7 @@ def request(conn, method, path, token, body=None, headers=None):
 def create_tenant(port, admin_token):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
     body = json.dumps({"name": "crash-test", "customer_type": "enterprise", "geography": "US",
-                       "services": ["storage"]})
+                       "services": ["storage"], "technologies": [], "lockbox": False})
     status, data = request(conn, "POST", "/v1/tenants", admin_token, body,
                            {"Content-Type": "application/json"})
     conn.close()
