@@ -261,6 +261,9 @@ CASES = [
           ("limit-float", "limit=1.5"), ("limit-huge", "limit=99999999999999999999"),
           ("limit-plus", "limit=%2B5"), ("limit-space", "limit=%205"), ("limit-zero-padded", "limit=05"),
           ("prefix-control", "prefix=a%01"), ("prefix-c1", "prefix=a%C2%85"), ("prefix-too-long", "prefix=" + "p" * 1025)]],
+    # --- access-log filters: a misspelt role is refused, not an empty answer ----------------
+    *[(f"access-log-role-{name}", "GET", "/v1/tenants/{A}/access-log?role=" + role, None, {}, "A",
+       400, "invalid_argument") for name, role in [("bogus", "bogus"), ("empty", "")]],
     # --- purposes ------------------------------------------------------------------------------
     *[(f"purpose-{purpose}-{m}", m, path, body, {"X-Custos-Purpose": purpose}, "A", 403,
        "purpose_not_allowed")

@@ -218,7 +218,15 @@ absl::StatusOr<ledger::AccessLogFilter> ParseAccessLogQuery(const Query& query) 
       (std::string_view(name) == "from" ? f.from_ms : f.to_ms) = *ms;
     }
   }
-  if (auto it = query.find("role"); it != query.end()) f.role = it->second;
+  if (auto it = query.find("role"); it != query.end()) {
+    // A role the log can hold: a principal's, or "system" (jobs). Anything else would match
+    // nothing, silently: a misspelt filter reads as "no such accesses".
+    if (it->second != "system" && !access::ParseRole(it->second).ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("role must be a principal's role or system, not '", it->second, "'"));
+    }
+    f.role = it->second;
+  }
   if (auto it = query.find("kind"); it != query.end()) f.kind = it->second;
   auto limit = QueryLimit(query, f.limit);
   if (!limit.ok()) return limit.status();

@@ -147,6 +147,14 @@ TEST(ParseAccessLogQuery, DatesRolesAndCursor) {
   EXPECT_FALSE(ParseAccessLogQuery({{"from", "yesterday"}}).ok());
   auto bad_cursor = ParseAccessLogQuery({{"cursor", "-1"}});
   EXPECT_EQ(bad_cursor.status().message(), "malformed cursor");
+  // A role filter names a role the log can hold; a misspelt one is refused, not empty.
+  EXPECT_EQ(ParseAccessLogQuery({{"role", "system"}})->role, "system");
+  EXPECT_EQ(ParseAccessLogQuery({{"role", "tenant_admin"}})->role, "tenant_admin");
+  for (const char* bad : {"bogus", "", "Operator", "operator "}) {
+    EXPECT_EQ(ParseAccessLogQuery({{"role", bad}}).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
 }
 
 }  // namespace
