@@ -4,6 +4,7 @@
 #include "access/access.h"
 #include "base/ids.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 
@@ -110,6 +111,9 @@ absl::Status CheckCanCreate(const Principal& creator, const NewPrincipal& p) {
   }
   if (p.name.empty() || p.name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError("name must be 1..200 bytes");
+  }
+  if (HasControlCharacter(p.name)) {
+    return absl::InvalidArgumentError("name has a control character");
   }
   if (IsTenantRole(p.role) && p.tenant_id.empty()) {
     return absl::InvalidArgumentError("tenant roles need a tenant_id");

@@ -4,6 +4,7 @@
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "boost/json.hpp"
 
 namespace custos::access {
@@ -112,8 +113,21 @@ absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions
   if (r.justification.empty() || r.justification.size() > 4000) {
     return absl::InvalidArgumentError("justification must be 1..4000 bytes");
   }
+  // Free text shown to approvers and auditors: lines and tabs, but no other control characters
+  // (a NUL or an escape sequence could hide or rewrite what a reviewer sees).
+  std::string text = r.justification;
+  std::replace_if(
+      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
+  if (HasControlCharacter(text)) {
+    return absl::InvalidArgumentError(
+        "justification has a control character other than a line "
+        "break or a tab");
+  }
   if (r.ticket.empty() || r.ticket.size() > 200) {
     return absl::InvalidArgumentError("ticket must be 1..200 bytes");
+  }
+  if (HasControlCharacter(r.ticket)) {
+    return absl::InvalidArgumentError("ticket has a control character");
   }
   if (r.duration_minutes < 1 || r.duration_minutes > o.max_duration_minutes) {
     return absl::InvalidArgumentError(

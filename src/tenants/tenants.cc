@@ -4,6 +4,7 @@
 #include "base/errors.h"
 #include "base/ids.h"
 #include "base/strings.h"
+#include "base/utf8.h"
 #include "boost/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -57,6 +58,9 @@ absl::Status ValidateToken(std::string_view field, std::string_view v) {
 absl::Status ValidateSpec(const TenantSpec& spec) {
   if (spec.name.empty() || spec.name.size() > 200) {
     return absl::InvalidArgumentError("name must be 1..200 bytes");
+  }
+  if (HasControlCharacter(spec.name)) {
+    return absl::InvalidArgumentError("name has a control character");
   }
   if (auto s = ValidateToken("customer_type", spec.customer_type); !s.ok()) return s;
   if (auto s = ValidateToken("geography", spec.geography); !s.ok()) return s;

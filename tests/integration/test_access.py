@@ -653,6 +653,8 @@ def test_bad_input_is_refused_and_changes_nothing(fake):
         dict(base, operations="read"),
         dict(base, prefix="../etc"),
         dict(base, prefix="logs/\u0001"),
+        dict(base, justification="hidden\u0000tail"),
+        dict(base, ticket="T-1\nT-2"),
         dict(base, purpose="marketing"),
         dict(base, extra=1),
         {k: v for k, v in base.items() if k != "ticket"},

@@ -145,6 +145,9 @@ CASES = [
      "invalid_argument"),
     ("tenant-long-name", "POST", "/v1/tenants", tenant_body(name="n" * 201), {}, "admin", 400,
      "invalid_argument"),
+    *[(f"tenant-name-{what}", "POST", "/v1/tenants", tenant_body(name=f"Acme{c}Corp"), {},
+       "admin", 400, "invalid_argument")
+      for what, c in [("nul", "\0"), ("escape", "\x1b[2J"), ("newline", "\n"), ("c1", "\x9b")]],
     ("tenant-customer-type-space", "POST", "/v1/tenants",
      tenant_body(customer_type="big enterprise"), {}, "admin", 400, "invalid_argument"),
     ("tenant-by-tenant-admin", "POST", "/v1/tenants", tenant_body(), {}, "A", 403,
@@ -191,6 +194,8 @@ CASES = [
      {}, "admin", 400, "invalid_argument"),
     ("principal-empty-name", "POST", "/v1/principals", principal_body(name=""), {}, "admin", 400,
      "invalid_argument"),
+    ("principal-name-control", "POST", "/v1/principals", principal_body(name="Eve\x1b[8m"), {},
+     "admin", 400, "invalid_argument"),
     ("principal-unknown-tenant", "POST", "/v1/principals",
      principal_body(role="tenant_user", tenant_id="no-such-tenant-id"), {}, "admin", 403,
      "permission_denied"),

@@ -70,6 +70,11 @@ TEST(Workflow, ValidationNamesTheBadField) {
       {"leading slash", [](NewAccessRequest& n) { n.prefix = "/a"; }},
       {"empty justification", [](NewAccessRequest& n) { n.justification.clear(); }},
       {"empty ticket", [](NewAccessRequest& n) { n.ticket.clear(); }},
+      {"NUL in justification",
+       [](NewAccessRequest& n) { n.justification += std::string(1, '\0'); }},
+      {"escape in justification", [](NewAccessRequest& n) { n.justification += "\x1b[2J"; }},
+      {"C1 in justification", [](NewAccessRequest& n) { n.justification += "\xc2\x9b"; }},
+      {"line break in ticket", [](NewAccessRequest& n) { n.ticket = "T-1\nT-2"; }},
       {"zero duration", [](NewAccessRequest& n) { n.duration_minutes = 0; }},
       {"over cap", [](NewAccessRequest& n) { n.duration_minutes = 481; }},
       {"bad purpose", [](NewAccessRequest& n) { n.purpose = "marketing"; }},
@@ -80,6 +85,9 @@ TEST(Workflow, ValidationNamesTheBadField) {
     c.mutate(n);
     EXPECT_TRUE(absl::IsInvalidArgument(ValidateNewRequest(n, o))) << c.name;
   }
+  NewAccessRequest multiline = Valid();
+  multiline.justification = "Customer case 42:\n\tdisk full on their replica";
+  EXPECT_TRUE(ValidateNewRequest(multiline, o).ok());
   NewAccessRequest at_cap = Valid();
   at_cap.duration_minutes = 480;
   EXPECT_TRUE(ValidateNewRequest(at_cap, o).ok());
