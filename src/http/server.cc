@@ -265,6 +265,11 @@ class Session : public std::enable_shared_from_this<Session> {
         target_ = path_at == std::string::npos ? "/" : target_.substr(path_at);
       }
     }
+    // 3.2.1: the origin form is an absolute path; "healthz" must not be read as "/healthz".
+    if (!target_.starts_with('/')) {
+      return Fail(ReadError("invalid_argument",
+                            "malformed HTTP request: the target must be a path starting with /"));
+    }
     path_ = target_.substr(0, target_.find('?'));
     head_ = method_ == "HEAD";
     match_ = server_.router.Find(method_, path_);

@@ -328,6 +328,8 @@ RAW_CASES = [
      b"\r\n\r\n"),
     ("binary", b"\x00\x01\x02\x03\r\n\r\n"),
     ("header-without-colon", b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"),
+    ("target-without-slash", b"GET healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("target-asterisk", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("bad-content-length", b"PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
     ("conflicting-content-length",
      b"PUT /v1/tenants/{A}/objects/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TA}\r\n"
