@@ -4,6 +4,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -237,11 +238,13 @@ class Session : public std::enable_shared_from_this<Session> {
     // asks, under which grant, for what purpose.
     std::vector<std::string> single;
     for (const auto& f : h) {
-      std::string name(f.name_string());
-      absl::AsciiStrToLower(&name);
-      if (name != "authorization" && name != "content-type" && !name.starts_with("x-custos-")) {
+      const absl::string_view raw(f.name_string().data(), f.name_string().size());
+      if (f.name() != bhttp::field::authorization && f.name() != bhttp::field::content_type &&
+          !absl::StartsWithIgnoreCase(raw, "x-custos-")) {
         continue;
       }
+      std::string name(StdView(raw));
+      absl::AsciiStrToLower(&name);
       if (std::find(single.begin(), single.end(), name) != single.end()) {
         return absl::InvalidArgumentError(StrCat("the ", name, " header appears more than once"));
       }
@@ -256,6 +259,14 @@ class Session : public std::enable_shared_from_this<Session> {
     method_ = std::string(h.method_string());
     if (absl::Status s = CheckFraming(h); !s.ok()) {
       return Fail(ReadError("invalid_argument", StrCat("malformed HTTP request: ", s.message())));
+    }
+    // The header section, taken now: Beast adds a chunked body's trailer fields to the same list
+    // (next to fields of the same name), and RFC 9110 6.5.1 forbids merging them into the
+    // header section. Merged, a trailer Authorization or X-Custos-Grant would replace the one
+    // CheckFraming saw.
+    headers_.clear();
+    for (const auto& f : h) {
+      headers_[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
     }
     target_ = std::string(h.target());
     // 3.2.2: the absolute form (what a request to a proxy uses) names the same resource.
@@ -346,9 +357,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req->path = path_;
     req->route = match_->route;
     req->params = std::move(match_->params);
-    for (const auto& f : msg) {
-      req->headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
-    }
+    req->headers = std::move(headers_);
     req->body = std::move(msg.body());
     auto query = ParseQuery(target_);
     if (!query.ok()) return RespondError(query.status(), match_->route, /*close=*/false);
@@ -516,6 +525,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Server::Impl& server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::map<std::string, std::string> headers_;  // the current request's header section
   std::optional<bhttp::response<bhttp::string_body>> res_;
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;

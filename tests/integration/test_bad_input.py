@@ -639,3 +639,28 @@ def test_empty_object_key_is_400(env, method):
 def test_random_id_is_not_a_tenant(env):
     r = env.server.get(f"/v1/tenants/{secrets.token_urlsafe(16)}", token=env.server.admin_token)
     assert_error(r, 404, "not_found")
+
+
+def test_a_trailer_field_never_stands_in_for_a_header(env):
+    """A chunked body's trailer is not part of the header section (RFC 9110 6.5.1): a trailer
+    Authorization must not replace the one the request was checked and answered under."""
+    a = env.a
+    forged = "cst_" + "A" * 43
+    before = snapshot(env)
+    data = (f"PUT /v1/tenants/{a['id']}/objects/a.txt HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {forged}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            f"5\r\nclobb\r\n0\r\nAuthorization: Bearer {a['admin_token']}\r\n\r\n").encode()
+    r = raw_request(env.server.port, data)
+    assert r is not None
+    assert_error(r, 401, "unauthenticated")
+    assert snapshot(env) == before
+    # With the real token in the header, a forged one in the trailer changes nothing either.
+    data = (f"PUT /v1/tenants/{a['id']}/objects/trailer HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {a['admin_token']}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            f"5\r\nfine!\r\n0\r\nAuthorization: Bearer {forged}\r\n"
+            f"X-Custos-Purpose: advertising\r\n\r\n").encode()
+    r = raw_request(env.server.port, data)
+    assert r is not None and r.status == 201, r
+    got = env.server.get(key_path(a["id"], "trailer"), token=a["admin_token"])
+    assert got.status == 200 and got.body == b"fine!"
+    env.server.delete(key_path(a["id"], "trailer"), token=a["admin_token"])
