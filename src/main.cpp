@@ -107,7 +107,9 @@ int Run(int argc, char** argv) {
       cmd->add_option("--operations", access.operations, "read,list,write,delete")
           ->delimiter(',')
           ->required();
-      cmd->add_option("--prefix", access.prefix, "key prefix the grant covers");
+      // Required, as in the API: the whole tenant is asked for as --prefix "", never by omission.
+      cmd->add_option("--prefix", access.prefix, "key prefix the grant covers (\"\": all)")
+          ->required();
       cmd->add_option("--justification", access.justification, "why")->required();
       cmd->add_option("--ticket", access.ticket, "support ticket")->required();
       cmd->add_option("--duration", access.duration_minutes, "minutes, from activation");

@@ -35,6 +35,11 @@ def test_cli_enrolls_and_runs_the_workflow(server_factory, tmp_path):
     r = custos("mfa", "enroll", "--url", url, "--token", str(op_token))
     assert r.returncode == 1 and "mfa_required" in r.stderr
 
+    # Without --prefix nothing is filed: an omitted prefix must not ask for the whole tenant.
+    r = custos("access", "request", "--url", url, "--token", str(op_token), "--tenant", t["id"],
+               "--operations", "read,list", "--justification", "SUP-9 logs", "--ticket", "SUP-9")
+    assert r.returncode != 0 and "--prefix" in r.stderr, r
+    assert s.get("/v1/access-requests", token=mgr["token"]).json()["requests"] == []
     r = custos("access", "request", "--url", url, "--token", str(op_token), "--tenant", t["id"],
                "--operations", "read,list", "--prefix", "logs/", "--justification", "SUP-9 logs",
                "--ticket", "SUP-9", "--duration", "15")
