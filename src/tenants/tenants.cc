@@ -154,7 +154,20 @@ absl::StatusOr<Tenant> TenantService::Create(const TenantSpec& spec, std::string
   r.replica_region = t.replica_region;
   r.state = t.state;
   r.created_at = t.created_at;
-  if (auto s = store_.InsertTenant(r, *admin); !s.ok()) return failed(s);
+  if (auto s = store_.InsertTenant(r, *admin); !s.ok()) {
+    // An error may come after the commit (PostgreSQL's COMMIT done, its answer lost): look
+    // before destroying the KEK, which would shred a tenant that was stored after all.
+    auto stored = store_.GetTenant(t.id);
+    if (!stored.ok() && absl::IsNotFound(stored.status())) return failed(s);
+    if (!stored.ok()) {
+      spdlog::error(
+          "tenant {}: insert answered {}, and whether it was stored is unknown ({}); "
+          "its key is kept",
+          t.id, s.ToString(), stored.status().ToString());
+      return s;
+    }
+    spdlog::warn("tenant {}: insert answered {}, but the tenant was stored", t.id, s.ToString());
+  }
   std::lock_guard lock(cache_mu_);
   cache_[t.id] = t;
   return t;

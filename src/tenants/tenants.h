@@ -69,7 +69,9 @@ class TenantService {
   // failed_precondition for no pair), creates its KEK and its first admin's record, records the
   // tenant.create event (by `actor_id` in `actor_role`), creates its first DEK, then stores the
   // tenant with its admin in one transaction: a tenant is never left without the one principal
-  // that can create its others. On failure nothing is stored and the KEK is destroyed.
+  // that can create its others. On a failure before the tenant is stored, its KEK is destroyed
+  // (the ledger entries and first data keys written by then stay, unreadable); after an insert
+  // whose outcome cannot be read back, the KEK is kept.
   absl::StatusOr<Tenant> Create(const TenantSpec& spec, std::string_view actor_id,
                                 std::string_view actor_role, FirstAdmin first_admin);
 

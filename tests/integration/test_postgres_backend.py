@@ -195,7 +195,9 @@ def test_stopped_postgresql_refuses_accesses_then_recovers_without_restart(own_p
                                    ("GET", f"/v1/tenants/{t['id']}/objects", None),
                                    ("POST", "/v1/tenants", {"name": "n", "customer_type":
                                                             "enterprise", "geography": "US",
-                                                            "services": ["storage"]})]:
+                                                            "services": ["storage"],
+                                                            "technologies": [],
+                                                            "lockbox": False})]:
             tok_used = server.admin_token if path == "/v1/tenants" else tok
             r = server.request(method, path, body, token=tok_used)
             assert_error(r, 503, "unavailable")
