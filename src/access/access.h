@@ -129,6 +129,7 @@ class PrincipalService {
     std::chrono::steady_clock::time_point fetched;
   };
   absl::StatusOr<Principal> FromRecord(const store::PrincipalRecord& r);
+  bool Expired(const std::optional<int64_t>& expires_at) const;  // at the injected clock's now
   // Stores the credential and drops the old token's cached lookup.
   absl::Status SetCredential(const store::PrincipalRecord& current, const std::string& token_sha256,
                              bool disabled);

@@ -230,6 +230,10 @@ absl::StatusOr<MintedPrincipal> PrincipalService::Mint(const NewPrincipal& n) {
   return minted;
 }
 
+bool PrincipalService::Expired(const std::optional<int64_t>& expires_at) const {
+  return expires_at && absl::ToUnixSeconds(clock_.Now()) >= *expires_at;
+}
+
 absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token) {
   constexpr size_t kTokenChars = 43;  // base64url of 32 bytes, unpadded
   if (!token.starts_with(kTokenPrefix) || token.size() != kTokenPrefix.size() + kTokenChars) {
@@ -257,7 +261,7 @@ absl::StatusOr<Principal> PrincipalService::Authenticate(std::string_view token)
     cache_[hash] = {*p, now};
   }
   if (p->disabled) return absl::UnauthenticatedError("principal disabled");
-  if (p->expires_at && absl::ToUnixSeconds(clock_.Now()) >= *p->expires_at) {
+  if (Expired(p->expires_at)) {
     return absl::UnauthenticatedError("token expired");
   }
   return *std::move(p);
@@ -288,7 +292,7 @@ absl::StatusOr<std::string> PrincipalService::RotateToken(std::string_view id) {
   }
   // Rotation renews the token, not the principal's term: a new token of an expired principal
   // would be refused at once, so none is handed out.
-  if (record->expires_at && absl::ToUnixSeconds(clock_.Now()) >= *record->expires_at) {
+  if (Expired(record->expires_at)) {
     return absl::FailedPreconditionError("the principal has expired; its token cannot be renewed");
   }
   std::string token = StrCat(kTokenPrefix, absl::WebSafeBase64Escape(random_.Bytes(kTokenBytes)));

@@ -117,7 +117,7 @@ absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions
   // (a NUL or an escape sequence could hide or rewrite what a reviewer sees).
   std::string text = r.justification;
   std::replace_if(
-      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
+      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
   if (HasControlCharacter(text)) {
     return absl::InvalidArgumentError(
         "justification has a control character other than a line "

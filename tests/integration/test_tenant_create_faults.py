@@ -24,7 +24,10 @@ CREATE TRIGGER refuse_tenant_admins BEFORE INSERT ON custos_control.principals
   FOR EACH ROW WHEN (NEW.role = 'tenant_admin')
   EXECUTE FUNCTION custos_control.refuse_tenant_admins();
 """
-PG_ALLOW = "DROP TRIGGER refuse_tenant_admins ON custos_control.principals"
+PG_ALLOW = """
+DROP TRIGGER refuse_tenant_admins ON custos_control.principals;
+DROP FUNCTION custos_control.refuse_tenant_admins();
+"""
 
 
 def control_sql(server, sqlite_sql: str, pg_sql: str) -> list[tuple]:

@@ -86,7 +86,7 @@ TEST(Workflow, ValidationNamesTheBadField) {
     EXPECT_TRUE(absl::IsInvalidArgument(ValidateNewRequest(n, o))) << c.name;
   }
   NewAccessRequest multiline = Valid();
-  multiline.justification = "Customer case 42:\n\tdisk full on their replica";
+  multiline.justification = "Customer case 42:\r\n\tdisk full on their replica\n";
   EXPECT_TRUE(ValidateNewRequest(multiline, o).ok());
   NewAccessRequest at_cap = Valid();
   at_cap.duration_minutes = 480;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 
@@ -189,6 +190,18 @@ TEST(AesGcm, PublishedVectorsInAnyOrderOnOneThread) {
             absl::StatusCode::kDataLoss);
   // After a failed open, the same key opens (the context is reset by the next nonce).
   EXPECT_EQ(Hex(AeadOpen(Unhex(b.key), sealed(b), Unhex(b.aad)).value_or("")), b.plaintext);
+  // Under the key just used, with another nonce: the same bytes as from a thread whose context
+  // never held a key (the nonce is set anew, not kept from the last call).
+  auto seal_a_under_b_nonce = [&] {
+    FixedNonce random(Unhex(b.nonce));
+    return AeadSeal(Unhex(a.key), Unhex(a.plaintext), Unhex(a.aad), random).value_or("error");
+  };
+  ASSERT_TRUE(seal(a).ok());
+  const std::string here = seal_a_under_b_nonce();
+  std::string fresh;
+  std::thread([&] { fresh = seal_a_under_b_nonce(); }).join();
+  EXPECT_EQ(Hex(here), Hex(fresh));
+  EXPECT_NE(here.substr(kAeadNonceSize), Unhex(a.ciphertext_and_tag));
   // A key that differs from the last only in its last byte is a different key.
   std::string near_b = Unhex(b.key);
   near_b.back() ^= 1;
