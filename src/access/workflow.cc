@@ -120,8 +120,7 @@ absl::Status ValidateNewRequest(const NewAccessRequest& r, const WorkflowOptions
       text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
   if (HasControlCharacter(text)) {
     return absl::InvalidArgumentError(
-        "justification has a control character other than a line "
-        "break or a tab");
+        "justification has a control character other than a line break or a tab");
   }
   if (r.ticket.empty() || r.ticket.size() > 200) {
     return absl::InvalidArgumentError("ticket must be 1..200 bytes");

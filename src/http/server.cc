@@ -1,4 +1,3 @@
-#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -7,7 +6,6 @@
 #include <map>
 #include <optional>
 #include <thread>
-#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -232,23 +230,30 @@ class Session : public std::enable_shared_from_this<Session> {
     if (h.version() >= 11 && h.count(bhttp::field::host) != 1) {
       return absl::InvalidArgumentError("an HTTP/1.1 request needs exactly one Host header");
     }
-    // RFC 9110 5.3: a field that is not a list comes once. Two lines of a field read as one value
-    // (credentials, the content type, Custos's own X-Custos-* headers) are ambiguous: a proxy
-    // that reads the first and this server, which would keep the last, would disagree about who
-    // asks, under which grant, for what purpose.
-    std::vector<std::string> single;
+    return absl::OkStatus();
+  }
+
+  // Takes the header section into headers_ (lower-case names; of a repeated field, the last
+  // line). Taken now: Beast adds a chunked body's trailer fields to the same list (next to
+  // fields of the same name), and RFC 9110 6.5.1 forbids merging them into the header section.
+  // Merged, a trailer Authorization or X-Custos-Grant would replace the one checked here.
+  absl::Status TakeHeaderSection(const bhttp::request_parser<bhttp::string_body>::value_type& h) {
+    headers_.clear();
     for (const auto& f : h) {
-      const absl::string_view raw(f.name_string().data(), f.name_string().size());
-      if (f.name() != bhttp::field::authorization && f.name() != bhttp::field::content_type &&
-          !absl::StartsWithIgnoreCase(raw, "x-custos-")) {
-        continue;
-      }
-      std::string name(StdView(raw));
+      std::string name(f.name_string());
       absl::AsciiStrToLower(&name);
-      if (std::find(single.begin(), single.end(), name) != single.end()) {
-        return absl::InvalidArgumentError(StrCat("the ", name, " header appears more than once"));
+      auto [it, inserted] = headers_.try_emplace(std::move(name), f.value());
+      if (inserted) continue;
+      // RFC 9110 5.3: a field that is not a list comes once. Two lines of a field read as one
+      // value (credentials, the content type, Custos's own X-Custos-* headers) are ambiguous: a
+      // proxy that reads the first and this server would disagree about who asks, under which
+      // grant, for what purpose.
+      if (f.name() == bhttp::field::authorization || f.name() == bhttp::field::content_type ||
+          it->first.starts_with("x-custos-")) {
+        return absl::InvalidArgumentError(
+            StrCat("the ", it->first, " header appears more than once"));
       }
-      single.push_back(std::move(name));
+      it->second = std::string(f.value());
     }
     return absl::OkStatus();
   }
@@ -257,16 +262,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     const auto& h = parser_->get();
     method_ = std::string(h.method_string());
-    if (absl::Status s = CheckFraming(h); !s.ok()) {
+    absl::Status s = CheckFraming(h);
+    if (s.ok()) s = TakeHeaderSection(h);
+    if (!s.ok()) {
       return Fail(ReadError("invalid_argument", StrCat("malformed HTTP request: ", s.message())));
-    }
-    // The header section, taken now: Beast adds a chunked body's trailer fields to the same list
-    // (next to fields of the same name), and RFC 9110 6.5.1 forbids merging them into the
-    // header section. Merged, a trailer Authorization or X-Custos-Grant would replace the one
-    // CheckFraming saw.
-    headers_.clear();
-    for (const auto& f : h) {
-      headers_[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
     }
     target_ = std::string(h.target());
     // 3.2.2: the absolute form (what a request to a proxy uses) names the same resource.
