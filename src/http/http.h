@@ -2,9 +2,11 @@
 // absl::Status becomes an HTTP status and the error shape of DESIGN.md:
 //   {"error":{"code":"snake_case","message":"…","details":{…}}}
 //
-// Threads: Asio I/O threads parse and write and never block on disk; each request's handler runs
-// on a bounded worker pool (a full queue answers 503 with Retry-After). Limits: header bytes
-// (431), body bytes per route (413), time to receive a request (408), keep-alive idle time.
+// Threads: Asio I/O threads parse and write; each request's handler runs on a bounded worker pool
+// (a full queue answers 503 with Retry-After), except the start of a route that asks to start on
+// the I/O thread (RouteOptions::start_on_io_thread). I/O threads never wait on the network. Limits:
+// header bytes (431), body bytes per route (413), time to receive a request (408), keep-alive idle
+// time.
 #pragma once
 
 #include <atomic>
@@ -70,11 +72,18 @@ class Responder {
   virtual void Reply(Response response) = 0;
 };
 
-// Runs on a worker thread; answers through `responder`, now or later from any thread.
+// Runs on a worker thread (or the I/O thread, see RouteOptions); answers through `responder`, now
+// or later from any thread.
 using AsyncHandler = std::function<void(std::shared_ptr<Request>, std::shared_ptr<Responder>)>;
 
 struct RouteOptions {
   size_t max_body_bytes = 1 << 20;
+  // Runs the handler on the I/O thread that read the request instead of handing it to a
+  // worker. For handlers that, before they answer or hand their request over to another thread,
+  // only compute and read local files (SQLite stores, mostly their cached rows): never the
+  // network, never a wait on another request. Handing a small request to a worker and back cost
+  // more CPU than serving it (the sleeping worker's wake-up and its context switches).
+  bool start_on_io_thread = false;
 };
 
 // Routes "METHOD /v1/tenants/{id}/objects/{key...}": `{name}` matches one non-empty segment,

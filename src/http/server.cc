@@ -362,11 +362,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!query.ok()) return RespondError(query.status(), match_->route, /*close=*/false);
     req->query = std::move(*query);
     const AsyncHandler* handler = match_->handler;
-    bool queued = server_.pool->TrySubmit([self = shared_from_this(), req, handler] {
+    auto serve = [self = shared_from_this(), req, handler] {
       auto responder = std::make_shared<SessionResponder>(self, req);
       responder->Run([&] { (*handler)(req, responder); });
-    });
-    if (!queued) {
+    };
+    if (match_->options.start_on_io_thread) return serve();
+    if (!server_.pool->TrySubmit(std::move(serve))) {
       RespondError(absl::UnavailableError("server busy"), match_->route, /*close=*/false);
     }
   }
