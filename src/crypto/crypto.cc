@@ -258,19 +258,33 @@ absl::StatusOr<std::string> GcmOpen(std::string_view key, std::string_view nonce
 // The AES-256-GCM key XAES-256-GCM derives from `key` and the first 12 nonce bytes: NIST SP
 // 800-108r1's counter KDF with CMAC-AES-256, label "X", that context, a 16-bit counter and no
 // L — two single-block CMACs (OpenSSL 3.0's KBKDF fixes its counter at 32 bits, so CMAC is
-// called directly). One CMAC context per thread, keyed anew on each call.
+// called directly). One CMAC context per thread, keyed only when the key changes: a tenant's
+// records all derive their subkeys from its one record key, and with a null key OpenSSL restarts
+// the MAC under the key it holds, skipping the AES key schedule and CMAC's own subkeys.
 std::string XaesSubkey(std::string_view key, std::string_view context) {
-  thread_local EvpMacCtx ctx = NewMacContext("CMAC", OSSL_MAC_PARAM_CIPHER, "AES-256-CBC");
+  struct KeyedCmac {
+    EvpMacCtx ctx = NewMacContext("CMAC", OSSL_MAC_PARAM_CIPHER, "AES-256-CBC");
+    unsigned char key[kAeadKeySize] = {};
+    bool keyed = false;
+    ~KeyedCmac() { OPENSSL_cleanse(key, sizeof key); }
+  };
+  thread_local KeyedCmac cmac;
+  assert(key.size() == sizeof cmac.key);
   std::string out(kAeadKeySize, '\0');
   for (unsigned char i = 1; i <= 2; ++i) {
     unsigned char block[16] = {0x00, i, 'X', 0x00};
     std::memcpy(block + 4, context.data(), 12);
+    const bool same_key = cmac.keyed && CRYPTO_memcmp(cmac.key, key.data(), sizeof cmac.key) == 0;
+    cmac.keyed = false;  // until the init below succeeds
     size_t len = 0;
-    if (EVP_MAC_init(ctx.get(), U8(key), key.size(), nullptr) != 1 ||
-        EVP_MAC_update(ctx.get(), block, sizeof(block)) != 1 ||
-        EVP_MAC_final(ctx.get(), U8(out) + 16 * (i - 1), &len, 16) != 1 || len != 16) {
+    if (EVP_MAC_init(cmac.ctx.get(), same_key ? nullptr : U8(key), same_key ? 0 : key.size(),
+                     nullptr) != 1 ||
+        EVP_MAC_update(cmac.ctx.get(), block, sizeof(block)) != 1 ||
+        EVP_MAC_final(cmac.ctx.get(), U8(out) + 16 * (i - 1), &len, 16) != 1 || len != 16) {
       Die("CMAC");
     }
+    std::memcpy(cmac.key, key.data(), sizeof cmac.key);
+    cmac.keyed = true;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include "crypto/crypto.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <string>
 #include <thread>
@@ -230,6 +231,71 @@ TEST(Xaes, C2spVectors) {
     auto opened = XaesOpen(key, *sealed, v.aad);
     ASSERT_TRUE(opened.ok()) << opened.status();
     EXPECT_EQ(*opened, "XAES-256-GCM");
+  }
+}
+
+// c2sp.org/XAES-256-GCM's accumulated randomized vector: 10,000 seals under as many keys, nonces,
+// plaintexts and AADs read from one SHAKE-128 stream, and SHAKE-128 of all the ciphertexts. On
+// one thread, every call gets a new key: a subkey derived under a stale CMAC key would show.
+TEST(Xaes, C2spAccumulatedVectorOnOneThread) {
+  constexpr int kIterations = 10'000;
+  auto shake128 = [](std::string_view in, size_t out_size) {
+    std::string out(out_size, '\0');
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    const bool ok =
+        ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_shake128(), nullptr) == 1 &&
+        EVP_DigestUpdate(ctx, in.data(), in.size()) == 1 &&
+        EVP_DigestFinalXOF(ctx, reinterpret_cast<unsigned char*>(out.data()), out.size()) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok ? out : std::string();
+  };
+  // SHAKE-128's output is one stream: reading it piece by piece is reading a prefix of it.
+  // Each iteration reads at most 32 + 24 + 1 + 255 + 1 + 255 bytes.
+  const std::string stream = shake128("", kIterations * 568);
+  ASSERT_FALSE(stream.empty());
+  size_t at = 0;
+  auto read = [&](size_t n) {
+    std::string piece = stream.substr(at, n);
+    at += n;
+    return piece;
+  };
+  std::string ciphertexts;
+  for (int i = 0; i < kIterations; ++i) {
+    const std::string key = read(32);
+    const std::string nonce = read(24);
+    const std::string plaintext = read(static_cast<unsigned char>(read(1)[0]));
+    const std::string aad = read(static_cast<unsigned char>(read(1)[0]));
+    FixedNonce random(nonce);
+    auto sealed = XaesSeal(key, plaintext, aad, random);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    auto opened = XaesOpen(key, *sealed, aad);
+    ASSERT_TRUE(opened.ok()) << i << ": " << opened.status();
+    ASSERT_EQ(*opened, plaintext) << i;
+    ciphertexts += sealed->substr(kXaesNonceSize);
+  }
+  EXPECT_EQ(Hex(shake128(ciphertexts, 32)),
+            "e6b9edf2df6cec60c8cbd864e2211b597fb69a529160cd040d56c0c210081939");
+}
+
+// One key sealing many records, then another, then the first again: what a thread of the
+// server does across tenants. Each seal opens on a fresh thread.
+TEST(Xaes, KeysTakenInTurnOnOneThreadSealAsOnAFreshThread) {
+  const std::string a(32, 'a'), b(32, 'b');
+  const std::string near_a = std::string(31, 'a') + static_cast<char>('a' ^ 1);
+  int n = 0;
+  for (const std::string* key : {&a, &a, &b, &a, &near_a, &b, &b}) {
+    const std::string nonce = std::string(23, 'n') + static_cast<char>('0' + n++);
+    FixedNonce random(nonce);
+    const std::string here = XaesSeal(*key, "record", "aad", random).value_or("error");
+    std::string fresh;
+    std::thread([&] {
+      FixedNonce r(nonce);
+      fresh = XaesSeal(*key, "record", "aad", r).value_or("error");
+    }).join();
+    EXPECT_EQ(Hex(here), Hex(fresh)) << n;
+    std::string opened_fresh;
+    std::thread([&] { opened_fresh = XaesOpen(*key, here, "aad").value_or("error"); }).join();
+    EXPECT_EQ(opened_fresh, "record") << n;
   }
 }
 
