@@ -45,11 +45,17 @@ void AppendPiece(std::string& out, const T& v) {
 
 }  // namespace strings_internal
 
-// Concatenates the arguments as fmt's "{}" renders each (strings, string_views, numbers).
+// Appends the arguments to `out` as fmt's "{}" renders each (strings, string_views, numbers).
+template <typename... Args>
+void StrAppend(std::string& out, const Args&... args) {
+  (strings_internal::AppendPiece(out, args), ...);
+}
+
+// The arguments concatenated, as StrAppend renders them.
 template <typename... Args>
 std::string StrCat(const Args&... args) {
   std::string out;
-  (strings_internal::AppendPiece(out, args), ...);
+  StrAppend(out, args...);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -17,22 +18,34 @@ namespace {
 
 namespace json = boost::json;
 
+// Appends `text` as a JSON string. Boost's escapes are RFC 8785's; the serializer writes through
+// a stack buffer, so a record's many short strings cost no allocation of their own.
+void AppendJsonString(std::string_view text, std::string& out) {
+  json::serializer sr;
+  sr.reset(json::string_view(text.data(), text.size()));
+  char buffer[256];
+  while (!sr.done()) {
+    const json::string_view part = sr.read(buffer, sizeof buffer);
+    out.append(part.data(), part.size());
+  }
+}
+
 absl::Status AppendCanonical(const json::value& v, std::string& out) {
   switch (v.kind()) {
-    case json::kind::null:
-    case json::kind::bool_:
-    case json::kind::int64:
-    case json::kind::uint64: out += json::serialize(v); return absl::OkStatus();
+    case json::kind::null: out += "null"; return absl::OkStatus();
+    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return absl::OkStatus();
+    case json::kind::int64: StrAppend(out, v.get_int64()); return absl::OkStatus();
+    case json::kind::uint64: StrAppend(out, v.get_uint64()); return absl::OkStatus();
     case json::kind::string: {
-      // Boost's string escapes are RFC 8785's, but it copies bytes that are not UTF-8 as they
-      // are, and a record that is not JSON could never be read back: a refused request's bytes
-      // (a header, a listing prefix) are recorded with U+FFFD in their place.
+      // Boost copies bytes that are not UTF-8 as they are, and a record that is not JSON could
+      // never be read back: a refused request's bytes (a header, a listing prefix) are recorded
+      // with U+FFFD in their place.
       const json::string& str = v.get_string();
       const std::string_view text(str.data(), str.size());
       if (IsValidUtf8(text)) {
-        out += json::serialize(v);
+        AppendJsonString(text, out);
       } else {
-        out += json::serialize(json::value(json::string(Utf8OrReplaced(text))));
+        AppendJsonString(Utf8OrReplaced(text), out);
       }
       return absl::OkStatus();
     }
@@ -50,23 +63,24 @@ absl::Status AppendCanonical(const json::value& v, std::string& out) {
       return absl::OkStatus();
     }
     case json::kind::object: {
-      const auto& o = v.get_object();
-      std::vector<std::string_view> keys;
-      for (const auto& kv : o) {
-        std::string_view k = kv.key();
+      absl::InlinedVector<const json::key_value_pair*, 16> members;
+      for (const auto& kv : v.get_object()) {
+        const std::string_view k = kv.key();
         // RFC 8785 sorts by UTF-16 code units; for ASCII keys that is byte order.
         if (std::any_of(k.begin(), k.end(), [](char c) { return (c & 0x80) != 0; })) {
           return absl::InvalidArgumentError("canonical JSON keys must be ASCII");
         }
-        keys.push_back(k);
+        members.push_back(&kv);
       }
-      std::sort(keys.begin(), keys.end());
+      std::sort(members.begin(), members.end(), [](const auto* a, const auto* b) {
+        return std::string_view(a->key()) < std::string_view(b->key());
+      });
       out.push_back('{');
-      for (size_t i = 0; i < keys.size(); ++i) {
+      for (size_t i = 0; i < members.size(); ++i) {
         if (i > 0) out.push_back(',');
-        out += json::serialize(json::value(json::string(keys[i])));
+        AppendJsonString(members[i]->key(), out);
         out.push_back(':');
-        if (auto s = AppendCanonical(o.at(keys[i]), out); !s.ok()) return s;
+        if (auto s = AppendCanonical(members[i]->value(), out); !s.ok()) return s;
       }
       out.push_back('}');
       return absl::OkStatus();
@@ -116,13 +130,15 @@ EventLog::EventLog(EntryAppender& ledger, store::ControlStore& store, crypto::Ke
 
 EventLog::~EventLog() {
   std::lock_guard lock(record_keys_mu_);
-  for (auto& [tenant, key] : record_keys_) OPENSSL_cleanse(key.data(), key.size());
+  for (auto& [tenant, secrets] : record_keys_) {
+    OPENSSL_cleanse(secrets.record_key.data(), secrets.record_key.size());
+  }
 }
 
-absl::StatusOr<std::string> EventLog::RecordKey(std::string_view tenant_id) {
+absl::StatusOr<const EventLog::TenantSecrets*> EventLog::SecretsOf(std::string_view tenant_id) {
   {
     std::shared_lock lock(record_keys_mu_);
-    if (auto it = record_keys_.find(tenant_id); it != record_keys_.end()) return it->second;
+    if (auto it = record_keys_.find(tenant_id); it != record_keys_.end()) return &it->second;
   }
   const std::string kek = crypto::TenantKeyId(tenant_id);
   const std::string setting = RecordKeySetting(tenant_id);
@@ -141,16 +157,18 @@ absl::StatusOr<std::string> EventLog::RecordKey(std::string_view tenant_id) {
   auto key = keys_.Unwrap(kek, *stored, RecordKeyAad(tenant_id));
   if (!key.ok()) return key.status();
   std::lock_guard lock(record_keys_mu_);
-  auto [it, inserted] = record_keys_.try_emplace(std::string(tenant_id), std::move(*key));
-  return it->second;
+  auto [it, inserted] = record_keys_.try_emplace(
+      std::string(tenant_id), TenantSecrets{std::move(*key), Pseudonym(tenant_id)});
+  return &it->second;
 }
 
 absl::StatusOr<std::string> EventLog::OpenRecord(std::string_view tenant_id,
                                                  std::string_view sealed) {
   if (sealed.starts_with(kRecordMagic)) {
-    auto key = RecordKey(tenant_id);
-    if (!key.ok()) return key.status();
-    auto record = crypto::XaesOpen(*key, sealed.substr(kRecordMagic.size()), RecordAad(tenant_id));
+    auto secrets = SecretsOf(tenant_id);
+    if (!secrets.ok()) return secrets.status();
+    auto record = crypto::XaesOpen((*secrets)->record_key, sealed.substr(kRecordMagic.size()),
+                                   RecordAad(tenant_id));
     // A KEK-sealed record whose random nonce happens to start with the magic (2^-32) opens below.
     if (record.ok() || !absl::IsDataLoss(record.status())) return record;
   }
@@ -163,13 +181,15 @@ std::string EventLog::Pseudonym(std::string_view tenant_id) const {
 
 std::string EventLog::EntryFor(std::string_view record, std::string_view kind,
                                std::string_view pseudonym, int64_t ts_ms) {
-  // Keys in RFC 8785 order: digest, kind, tenant, ts, v.
-  json::object entry{{"digest", crypto::Sha256Hex(record)},
-                     {"kind", kind},
-                     {"tenant", pseudonym},
-                     {"ts", ts_ms},
-                     {"v", 1}};
-  return *CanonicalJson(entry);  // strings and integers only: cannot fail
+  // Written out rather than built as an object and canonicalized (one per access): keys in
+  // RFC 8785 order, digest, kind, tenant, ts, v. The kind is an ASCII event name and the
+  // pseudonym hex, both valid UTF-8, so their strings are what AppendCanonical writes.
+  std::string entry = StrCat(R"({"digest":")", crypto::Sha256Hex(record), R"(","kind":)");
+  AppendJsonString(kind, entry);
+  entry += R"(,"tenant":)";
+  AppendJsonString(pseudonym, entry);
+  StrAppend(entry, R"(,"ts":)", ts_ms, R"(,"v":1})");
+  return entry;
 }
 
 absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Event& event) {
@@ -183,14 +203,15 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
   record["salt"] = absl::BytesToHexString(AbslView(random_.Bytes(16)));
   auto canonical = CanonicalJson(record);
   if (!canonical.ok()) return canonical.status();
-  PendingAppend append;
-  append.entry = EntryFor(*canonical, event.kind, Pseudonym(event.tenant_id), ts);
-  append.tenant_id = event.tenant_id;
-  auto key = RecordKey(event.tenant_id);
-  if (!key.ok()) {
-    return absl::UnavailableError(StrCat("no record key: ", key.status().message()));
+  auto secrets = SecretsOf(event.tenant_id);
+  if (!secrets.ok()) {
+    return absl::UnavailableError(StrCat("no record key: ", secrets.status().message()));
   }
-  auto sealed = crypto::XaesSeal(*key, *canonical, RecordAad(event.tenant_id), random_);
+  PendingAppend append;
+  append.entry = EntryFor(*canonical, event.kind, (*secrets)->pseudonym, ts);
+  append.tenant_id = event.tenant_id;
+  auto sealed =
+      crypto::XaesSeal((*secrets)->record_key, *canonical, RecordAad(event.tenant_id), random_);
   if (!sealed.ok()) {
     return absl::UnavailableError(
         StrCat("cannot seal the event record: ", sealed.status().message()));

@@ -217,9 +217,15 @@ class EventLog {
   // The entry and sealed record of `event`, and the record's canonical JSON.
   absl::StatusOr<std::pair<PendingAppend, std::string>> Prepare(const Event& event);
   void RecordOutcomesOfRefusedEntries();
+  // What sealing a tenant's records takes: its record key and its pseudonym.
+  struct TenantSecrets {
+    std::string record_key;
+    std::string pseudonym;
+  };
   // The tenant's record key, created (stored wrapped under its KEK) by the first instance that
-  // needs it; cached once unwrapped.
-  absl::StatusOr<std::string> RecordKey(std::string_view tenant_id);
+  // needs it, and its pseudonym; cached once unwrapped, and never dropped while this EventLog
+  // lives (the pointer stays valid).
+  absl::StatusOr<const TenantSecrets*> SecretsOf(std::string_view tenant_id);
   // A stored record, opened: XAES-256-GCM under the record key, or (written before record keys
   // existed) AES-256-GCM under the KEK itself.
   absl::StatusOr<std::string> OpenRecord(std::string_view tenant_id, std::string_view sealed);
@@ -231,7 +237,8 @@ class EventLog {
   Random& random_;
   const Clock& clock_;
   std::shared_mutex record_keys_mu_;
-  std::map<std::string, std::string, std::less<>> record_keys_;  // guarded by record_keys_mu_
+  // Guarded by record_keys_mu_; nodes are never erased, so a TenantSecrets never moves.
+  std::map<std::string, TenantSecrets, std::less<>> record_keys_;
 };
 
 }  // namespace custos::ledger

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <future>
 #include <mutex>
 #include <set>
@@ -543,6 +544,40 @@ TEST(CanonicalJson, BytesThatAreNotUtf8BecomeReplacementCharacters) {
   boost::system::error_code ec;
   boost::json::parse(*canonical, ec);  // strict: valid UTF-8
   EXPECT_FALSE(ec) << ec.message();
+}
+
+// RFC 8785's escapes (Boost's): the two-character ones, \u00XX for the other controls, and
+// everything else as it is, including "/" and U+007F; integers in full; strings longer than
+// the serializer's buffer; non-ASCII keys refused.
+TEST(CanonicalJson, EscapesAndNumbersAsRfc8785) {
+  boost::json::object o{{"s", "q\"b\\n\nt\tr\rf\fb\bz\x1f/\x7f\xc3\xa9"},
+                        {"min", INT64_MIN},
+                        {"max", UINT64_MAX},
+                        {"neg", -7},
+                        {"t", true},
+                        {"long", std::string(1000, 'x') + "\"" + std::string(300, 'y')}};
+  auto canonical = CanonicalJson(o);
+  ASSERT_TRUE(canonical.ok()) << canonical.status();
+  EXPECT_EQ(*canonical,
+            "{\"long\":\"" + std::string(1000, 'x') + "\\\"" + std::string(300, 'y') +
+                "\",\"max\":18446744073709551615,\"min\":-9223372036854775808,"
+                "\"neg\":-7,\"s\":\"q\\\"b\\\\n\\nt\\tr\\rf\\fb\\bz\\u001f/\x7f\xc3\xa9\","
+                "\"t\":true}");
+  EXPECT_EQ(boost::json::parse(*canonical), boost::json::value(o));
+  EXPECT_FALSE(CanonicalJson(boost::json::object{{"\xc3\xa9", 1}}).ok());
+}
+
+// An entry is written out directly; it must be what canonicalizing its object gives.
+TEST(EventLogEntry, IsTheCanonicalJsonOfItsFields) {
+  const std::string record = R"({"a":1})";
+  for (std::string_view kind : {"data.read", "data.refused", "we\"ird\\kind\n"}) {
+    boost::json::object entry{{"v", 1},
+                              {"ts", int64_t{1764000000123}},
+                              {"tenant", "0123abcd"},
+                              {"kind", kind},
+                              {"digest", crypto::Sha256Hex(record)}};
+    EXPECT_EQ(EventLog::EntryFor(record, kind, "0123abcd", 1764000000123), *CanonicalJson(entry));
+  }
 }
 
 TEST(CanonicalJson, SortsKeysAndRefusesFloats) {
