@@ -9,6 +9,7 @@
 #include "api/internal/handlers.h"
 #include "api/internal/json_body.h"
 #include "api/internal/requests.h"
+#include "base/blocking.h"
 #include "base/errors.h"
 #include "base/strings.h"
 #include "boost/json.hpp"
@@ -274,6 +275,7 @@ class Api {
     if (purpose.empty()) purpose = "service_delivery";
     fields["purpose"] = purpose;
     if (decision.ok()) decision = CheckPurposeAllowed(tenant->id, purpose);
+    if (IsWouldBlock(decision)) return decision;  // not decided yet (ServeAsync)
     if (!decision.ok()) {
       fields["outcome"] = ErrorCodeOf(decision);
       ledger::Event refusal{"data.refused", tenant->id, std::move(fields)};
@@ -331,34 +333,54 @@ class Api {
   // ledger cost. With local stores the start runs on the I/O thread (see add_data below).
   void ServeAsync(const DataRoute& route, const std::shared_ptr<Request>& req,
                   const std::shared_ptr<http::Responder>& responder) const {
+    // Started on the I/O thread (see add_data), a start that would wait on a store (a row or a
+    // record key not cached yet) starts again on a worker: nothing before the wait took effect.
+    auto restart_on_worker = [this, route, req, responder] {
+      responder->ContinueOnWorker(
+          [this, route, req, responder] { ServeAsync(route, req, responder); });
+    };
     auto resource = (this->*route.check)(*req);
     if (!resource.ok()) return responder->Reply(internal::ToResponse(*req, resource.status()));
     auto planned = PlanDataAccess(*req, route.op, route.kind, *resource);
+    if (IsWouldBlock(planned.status())) return restart_on_worker();
     if (!planned.ok()) return responder->Reply(internal::ToResponse(*req, planned.status()));
     if (!planned->refused.ok()) {
       return s_.events->RecordAsync(
-          planned->event, [req, responder, refused = std::move(planned->refused)](
-                              const absl::StatusOr<ledger::LoggedEvent>& logged) {
+          planned->event,
+          [req, responder, restart_on_worker, refused = std::move(planned->refused)](
+              const absl::StatusOr<ledger::LoggedEvent>& logged) {
+            if (IsWouldBlock(logged.status())) return restart_on_worker();
             if (!logged.ok()) spdlog::error("refusal not recorded: {}", logged.status().ToString());
             responder->Reply(internal::ToResponse(*req, refused));
           });
     }
     s_.events->RecordAsync(
-        planned->event, [this, route, access = std::move(planned->access), req,
-                         responder](absl::StatusOr<ledger::LoggedEvent> logged) mutable {
+        planned->event, [this, route, access = std::move(planned->access), req, responder,
+                         restart_on_worker](absl::StatusOr<ledger::LoggedEvent> logged) mutable {
+          if (IsWouldBlock(logged.status())) return restart_on_worker();
           if (!logged.ok()) return responder->Reply(internal::ToResponse(*req, logged.status()));
           access.ledger_index = logged->ledger_index;
-          Finish finish = AnswerAct(access, req, responder);
-          try {  // not on a worker: nothing else would catch it
-            if (route.act_async != nullptr) {
-              return (this->*route.act_async)(access, *req, std::move(finish));
-            }
-            std::move(finish)((this->*route.act)(access, *req));
-          } catch (const std::exception& e) {
-            responder->Reply(internal::ToResponse(
-                *req, absl::InternalError(StrCat("unhandled exception: ", e.what()))));
+          if (!MayBlock()) {  // answered at once, still on the I/O thread (a no-op append)
+            return responder->ContinueOnWorker(
+                [this, route, access, req, responder] { Act(route, access, req, responder); });
           }
+          Act(route, access, req, responder);
         });
+  }
+
+  // Does the access logged in `access` (on a ledger answer thread or a worker) and answers.
+  void Act(const DataRoute& route, const DataAccess& access, const std::shared_ptr<Request>& req,
+           const std::shared_ptr<http::Responder>& responder) const {
+    Finish finish = AnswerAct(access, req, responder);
+    try {  // not on a worker: nothing else would catch it
+      if (route.act_async != nullptr) {
+        return (this->*route.act_async)(access, *req, std::move(finish));
+      }
+      std::move(finish)((this->*route.act)(access, *req));
+    } catch (const std::exception& e) {
+      responder->Reply(internal::ToResponse(
+          *req, absl::InternalError(StrCat("unhandled exception: ", e.what()))));
+    }
   }
 
   // How ServeAsync answers an act's result: a failure has its outcome recorded first, as
@@ -659,9 +681,10 @@ void RegisterRoutes(http::Router& router, const Services& services) {
     return Handle([api, route](Request& req) { return api->ServeData(route, req); });
   };
   // With no thread waiting (Api::ServeAsync): puts everywhere (their act only queues writes for
-  // the cell writers), reads on local cells only (Services::local_cells). With local stores the
-  // start (authentication, the decision, the ledger record) reads only cached rows or local
-  // SQLite files and waits on nothing: it runs on the I/O thread, saving a worker's hand-off.
+  // the cell writers), reads on local cells only (Services::local_cells). With SQLite stores,
+  // which refuse to block on an I/O thread (base/blocking.h), the start (authentication, the
+  // decision, the ledger record) runs on the I/O thread, saving a worker's hand-off: it usually
+  // needs only cached rows, and starts again on a worker when it would read a store.
   auto add_data = [&](std::string_view method, std::string_view pattern, Api::DataRoute route,
                       http::RouteOptions options = {}) {
     if (!services.local_cells && route.act_async == nullptr) {

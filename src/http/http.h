@@ -2,9 +2,10 @@
 // absl::Status becomes an HTTP status and the error shape of DESIGN.md:
 //   {"error":{"code":"snake_case","message":"…","details":{…}}}
 //
-// Threads: Asio I/O threads parse and write; each request's handler runs on a bounded worker pool
-// (a full queue answers 503 with Retry-After), except the start of a route that asks to start on
-// the I/O thread (RouteOptions::start_on_io_thread). I/O threads never wait on the network. Limits:
+// Threads: Asio I/O threads parse and write and never block on disk; each request's handler runs
+// on a bounded worker pool (a full queue answers 503 with Retry-After), except the start of a
+// route that asks to start on the I/O thread (RouteOptions::start_on_io_thread), which may not
+// block either. Limits:
 // header bytes (431), body bytes per route (413), time to receive a request (408), keep-alive idle
 // time.
 #pragma once
@@ -70,6 +71,9 @@ class Responder {
   virtual ~Responder() = default;
   // Answers the request. Exactly once per request; a second answer is dropped (and logged).
   virtual void Reply(Response response) = 0;
+  // Runs `work` on a worker thread, where it may block: how a handler started on the I/O thread
+  // hands over what would wait (base/blocking.h). Answers 503 instead when the queue is full.
+  virtual void ContinueOnWorker(std::function<void()> work) = 0;
 };
 
 // Runs on a worker thread (or the I/O thread, see RouteOptions); answers through `responder`, now
@@ -78,11 +82,11 @@ using AsyncHandler = std::function<void(std::shared_ptr<Request>, std::shared_pt
 
 struct RouteOptions {
   size_t max_body_bytes = 1 << 20;
-  // Runs the handler on the I/O thread that read the request instead of handing it to a
-  // worker. For handlers that, before they answer or hand their request over to another thread,
-  // only compute and read local files (SQLite stores, mostly their cached rows): never the
-  // network, never a wait on another request. Handing a small request to a worker and back cost
-  // more CPU than serving it (the sleeping worker's wake-up and its context switches).
+  // Runs the handler on the I/O thread that read the request, inside a NonBlockingScope
+  // (base/blocking.h), instead of handing it to a worker: for handlers that mostly need no wait
+  // before they answer or hand the request to another thread, and that pass on to a worker
+  // (Responder::ContinueOnWorker) when something would block. Handing a small request to a
+  // worker and back cost more CPU than serving it (the worker's wake-up, context switches).
   bool start_on_io_thread = false;
 };
 

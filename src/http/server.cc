@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "base/blocking.h"
 #include "base/errors.h"
 #include "base/strings.h"
 #include "base/worker_pool.h"
@@ -366,7 +367,10 @@ class Session : public std::enable_shared_from_this<Session> {
       auto responder = std::make_shared<SessionResponder>(self, req);
       responder->Run([&] { (*handler)(req, responder); });
     };
-    if (match_->options.start_on_io_thread) return serve();
+    if (match_->options.start_on_io_thread) {
+      NonBlockingScope io_thread;
+      return serve();
+    }
     if (!server_.pool->TrySubmit(std::move(serve))) {
       RespondError(absl::UnavailableError("server busy"), match_->route, /*close=*/false);
     }
@@ -408,6 +412,19 @@ class Session : public std::enable_shared_from_this<Session> {
         spdlog::error("route={} unhandled exception: {}", req_->route, e.what());
         Reply(ErrorResponse(absl::InternalError(e.what())));
       }
+    }
+
+    void ContinueOnWorker(std::function<void()> work) override {
+      const bool queued = session_->server_.pool->TrySubmit([work = std::move(work)] {
+        // Run as a handler is: an exception escaping is logged, and whatever holds the
+        // responder answers 500 when it lets go unanswered.
+        try {
+          work();
+        } catch (const std::exception& e) {
+          spdlog::error("work continued on a worker: unhandled exception: {}", e.what());
+        }
+      });
+      if (!queued) Reply(ErrorResponse(absl::UnavailableError("server busy")));
     }
 
     void Reply(Response r) override {

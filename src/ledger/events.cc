@@ -7,6 +7,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
+#include "base/blocking.h"
 #include "base/errors.h"
 #include "base/strings.h"
 #include "base/utf8.h"
@@ -140,6 +141,7 @@ absl::StatusOr<const EventLog::TenantSecrets*> EventLog::SecretsOf(std::string_v
     std::shared_lock lock(record_keys_mu_);
     if (auto it = record_keys_.find(tenant_id); it != record_keys_.end()) return &it->second;
   }
+  if (!MayBlock()) return WouldBlockError();  // the store, and the key provider's unwrap
   const std::string kek = crypto::TenantKeyId(tenant_id);
   const std::string setting = RecordKeySetting(tenant_id);
   auto stored = store_.GetSetting(setting);
@@ -204,6 +206,7 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
   auto canonical = CanonicalJson(record);
   if (!canonical.ok()) return canonical.status();
   auto secrets = SecretsOf(event.tenant_id);
+  if (IsWouldBlock(secrets.status())) return secrets.status();
   if (!secrets.ok()) {
     return absl::UnavailableError(StrCat("no record key: ", secrets.status().message()));
   }

@@ -198,7 +198,9 @@ class EventLog {
   // that the log never claims, alone, an access that was refused.
   absl::StatusOr<LoggedEvent> Record(const Event& event);
   // The same without a thread waiting: builds and seals the record on the calling thread, then
-  // calls `done` once the entry is durable (or not recorded), where AppendCallback says.
+  // calls `done` once the entry is durable (or not recorded), where AppendCallback says. On a
+  // thread that must not block (base/blocking.h), a tenant whose record key is not cached yet
+  // gets WouldBlockError() in `done`, at once, and nothing is recorded.
   using RecordCallback = absl::AnyInvocable<void(absl::StatusOr<LoggedEvent>) &&>;
   void RecordAsync(const Event& event, RecordCallback done);
 

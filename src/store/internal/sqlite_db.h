@@ -18,6 +18,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/blocking.h"
 
 namespace custos::store::internal {
 
@@ -126,8 +127,10 @@ class Database {
   static constexpr std::chrono::milliseconds kLockWait{5000};
 
   // Runs `fn(conn)` on the writer inside BEGIN IMMEDIATE … COMMIT; rolls back if fn fails.
+  // On a thread that must not block (base/blocking.h): WouldBlockError(), nothing done.
   template <typename Fn>
   absl::Status WriteTransaction(Fn&& fn) {
+    if (!MayBlock()) return WouldBlockError();
     const auto deadline = std::chrono::steady_clock::now() + kLockWait;
     if (!AcquireWriter(deadline)) {
       return absl::UnavailableError("the database is busy (another write holds it)");
@@ -145,8 +148,10 @@ class Database {
   // Runs `fn(conn)` on a reader connection (autocommit: one consistent snapshot per statement).
   // kUnavailable if every reader connection stays busy for kLockWait. `fn` must not call Read
   // (on any Database): it holds its connection meanwhile, and a nested wait could deadlock.
+  // On a thread that must not block: WouldBlockError() (a page may have to come from the disk).
   template <typename Fn>
   auto Read(Fn&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    if (!MayBlock()) return WouldBlockError();
     ReaderSlot* slot = AcquireReader();
     if (slot == nullptr) {
       return absl::UnavailableError("the database is busy (every reader connection is in use)");

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "base/blocking.h"
 #include "gtest/gtest.h"
 #include "http/http.h"
 
@@ -55,7 +56,7 @@ TEST(Server, ARouteStartingOnTheIoThreadIsServedWhileEveryWorkerIsBusy) {
   router.AddAsync(
       "GET", "/quick",
       [](const std::shared_ptr<Request>&, const std::shared_ptr<Responder>& responder) {
-        responder->Reply(Response::Json(200, "{}"));
+        responder->Reply(Response::Json(MayBlock() ? 500 : 200, "{}"));
       },
       on_io);
   Metrics metrics;
@@ -73,6 +74,31 @@ TEST(Server, ARouteStartingOnTheIoThreadIsServedWhileEveryWorkerIsBusy) {
   EXPECT_EQ(GetStatus(*port, "/quick", std::chrono::seconds(10)), 200);
   release.set_value();
   EXPECT_EQ(blocking.get(), 200);
+  server.Stop();
+  server.Wait();
+}
+
+// A start on the I/O thread may not block; what would, it continues on a worker, which may.
+TEST(Server, AStartOnTheIoThreadContinuesOnAWorkerWhereItMayBlock) {
+  Router router;
+  RouteOptions on_io;
+  on_io.start_on_io_thread = true;
+  router.AddAsync(
+      "GET", "/continued",
+      [](const std::shared_ptr<Request>&, const std::shared_ptr<Responder>& responder) {
+        if (MayBlock()) return responder->Reply(Response::Json(500, "{}"));
+        responder->ContinueOnWorker(
+            [responder] { responder->Reply(Response::Json(MayBlock() ? 200 : 500, "{}")); });
+      },
+      on_io);
+  Metrics metrics;
+  ServerOptions options;
+  options.port = 0;
+  options.worker_threads = 1;
+  Server server(options, router, metrics);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_EQ(GetStatus(*port, "/continued", std::chrono::seconds(10)), 200);
   server.Stop();
   server.Wait();
 }

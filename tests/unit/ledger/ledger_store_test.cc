@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "base/blocking.h"
 #include "base/clock.h"
 #include "crypto/crypto.h"
 #include "gtest/gtest.h"
@@ -158,6 +159,33 @@ TEST_F(LedgerStoreTest, ResumesAfterRestartAndCheckpointsNeverRunAhead) {
   auto opened = ParseCheckpoint(*VerifyNote(cp->note, *ParseVerifierKey(ledger_->verifier_key())));
   EXPECT_EQ(opened->root_hash, BruteRoot(700));
   EXPECT_LE(store_->LatestCheckpoint()->size, store_->LoadLedgerState()->size);
+}
+
+// On a thread that must not block, a tenant whose record key is not cached yet is not recorded
+// (its key would come from the store, unwrapped by the key provider): `done` hears so at once.
+// Once the key is cached, the same thread records.
+TEST_F(LedgerStoreTest, RecordAsyncWouldBlockUntilTheRecordKeyIsCached) {
+  auto keys =
+      *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'), random_);
+  ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("a")).ok());
+  EventLog events(*ledger_, *store_, *keys, std::string(32, 'p'), random_, clock_);
+  const uint64_t size_before = store_->LoadLedgerState()->size;
+  auto record_on_io_thread = [&] {
+    std::promise<absl::StatusOr<LoggedEvent>> result;
+    {
+      NonBlockingScope io_thread;
+      events.RecordAsync({"data.read", "a", {{"actor", "x"}}},
+                         [&](absl::StatusOr<LoggedEvent> e) { result.set_value(std::move(e)); });
+    }
+    return result.get_future().get();
+  };
+  auto refused = record_on_io_thread();
+  EXPECT_TRUE(IsWouldBlock(refused.status())) << refused.status();
+  EXPECT_EQ(store_->LoadLedgerState()->size, size_before);
+  ASSERT_TRUE(events.Record({"data.read", "a", {{"actor", "x"}}}).ok());  // caches the key
+  auto recorded = record_on_io_thread();
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->ledger_index, size_before + 1);
 }
 
 TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/blocking.h"
 #include "gtest/gtest.h"
 #include "testing/temp_dir.h"
 
@@ -38,6 +39,24 @@ absl::StatusOr<std::string> ReadOne(Connection& c) {
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError("no row");
   return s->Text(0);
+}
+
+// On a thread that must not block (an I/O thread running a route's start), neither a read nor
+// a write touches the file: both say they would block, and the write leaves the row as it was.
+TEST(SqliteDatabase, ReadsAndWritesRefuseToBlockInANonBlockingScope) {
+  TempDir dir;
+  auto db = OpenTestDatabase(dir, /*readers=*/2);
+  ASSERT_NE(db, nullptr);
+  {
+    NonBlockingScope io_thread;
+    EXPECT_TRUE(IsWouldBlock(db->Read(ReadOne).status()));
+    EXPECT_TRUE(IsWouldBlock(db->WriteTransaction(
+        [](Connection& c) { return c.Exec("UPDATE t SET v = 'changed' WHERE k = 1"); })));
+  }
+  auto v = db->Read(ReadOne);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, "one");
+  EXPECT_FALSE(IsWouldBlock(absl::UnavailableError("an outage")));
 }
 
 // Connections are opened without SQLite's own mutex: two threads on one at once would corrupt
