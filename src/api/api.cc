@@ -336,8 +336,10 @@ class Api {
     // Started on the I/O thread (see add_data), a start that would wait on a store (a row or a
     // record key not cached yet) starts again on a worker: nothing before the wait took effect.
     auto restart_on_worker = [this, route, req, responder] {
-      responder->ContinueOnWorker(
-          [this, route, req, responder] { ServeAsync(route, req, responder); });
+      if (!responder->ContinueOnWorker(
+              [this, route, req, responder] { ServeAsync(route, req, responder); })) {
+        responder->Reply(internal::ToResponse(*req, absl::UnavailableError("server busy")));
+      }
     };
     auto resource = (this->*route.check)(*req);
     if (!resource.ok()) return responder->Reply(internal::ToResponse(*req, resource.status()));
@@ -361,8 +363,13 @@ class Api {
           if (!logged.ok()) return responder->Reply(internal::ToResponse(*req, logged.status()));
           access.ledger_index = logged->ledger_index;
           if (!MayBlock()) {  // answered at once, still on the I/O thread (a no-op append)
-            return responder->ContinueOnWorker(
-                [this, route, access, req, responder] { Act(route, access, req, responder); });
+            if (!responder->ContinueOnWorker([this, route, access, req, responder] {
+                  Act(route, access, req, responder);
+                })) {
+              // Logged but not done: the refusal is recorded as the access's outcome.
+              AnswerAct(access, req, responder)(absl::UnavailableError("server busy"));
+            }
+            return;
           }
           Act(route, access, req, responder);
         });

@@ -72,8 +72,9 @@ class Responder {
   // Answers the request. Exactly once per request; a second answer is dropped (and logged).
   virtual void Reply(Response response) = 0;
   // Runs `work` on a worker thread, where it may block: how a handler started on the I/O thread
-  // hands over what would wait (base/blocking.h). Answers 503 instead when the queue is full.
-  virtual void ContinueOnWorker(std::function<void()> work) = 0;
+  // hands over what would wait (base/blocking.h). False when the queue is full: nothing runs,
+  // and the caller answers (503 server busy, after recording what it must).
+  [[nodiscard]] virtual bool ContinueOnWorker(std::function<void()> work) = 0;
 };
 
 // Runs on a worker thread (or the I/O thread, see RouteOptions); answers through `responder`, now

@@ -414,8 +414,8 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
 
-    void ContinueOnWorker(std::function<void()> work) override {
-      const bool queued = session_->server_.pool->TrySubmit([work = std::move(work)] {
+    bool ContinueOnWorker(std::function<void()> work) override {
+      return session_->server_.pool->TrySubmit([work = std::move(work)] {
         // Run as a handler is: an exception escaping is logged, and whatever holds the
         // responder answers 500 when it lets go unanswered.
         try {
@@ -424,7 +424,6 @@ class Session : public std::enable_shared_from_this<Session> {
           spdlog::error("work continued on a worker: unhandled exception: {}", e.what());
         }
       });
-      if (!queued) Reply(ErrorResponse(absl::UnavailableError("server busy")));
     }
 
     void Reply(Response r) override {

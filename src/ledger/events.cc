@@ -226,7 +226,7 @@ absl::StatusOr<std::pair<PendingAppend, std::string>> EventLog::Prepare(const Ev
 void EventLog::RecordOutcomesOfRefusedEntries() {
   // Recording an outcome records an event, which would come back here: once per call chain.
   thread_local bool recording = false;
-  if (recording) return;
+  if (recording || !MayBlock()) return;  // !MayBlock(): RecordAsync leaves them to another thread
   recording = true;
   absl::Cleanup done = [] { recording = false; };
   for (RecordedAfterRefusal& r : ledger_.TakeRecordedAfterRefusal()) {
@@ -263,6 +263,7 @@ absl::StatusOr<LoggedEvent> EventLog::Record(const Event& event) {
 }
 
 void EventLog::RecordAsync(const Event& event, RecordCallback done) {
+  if (!MayBlock() && ledger_.HasRecordedAfterRefusal()) return std::move(done)(WouldBlockError());
   RecordOutcomesOfRefusedEntries();
   auto prepared = Prepare(event);
   if (!prepared.ok()) return std::move(done)(prepared.status());

@@ -592,6 +592,8 @@ std::vector<RecordedAfterRefusal> Ledger::TakeRecordedAfterRefusal() {
   return std::exchange(impl_->found, {});
 }
 
+bool Ledger::HasRecordedAfterRefusal() const { return impl_->any_found.load(); }
+
 void Ledger::AppendAsync(PendingAppend append, AppendCallback done) {
   Impl::Answer answer(std::move(done));
   if (absl::Status s = impl_->Enqueue(std::move(append), answer); !s.ok()) {

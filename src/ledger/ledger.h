@@ -91,6 +91,8 @@ class EntryAppender {
   virtual std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() { return {}; }
   // Gives one back whose outcome could not be recorded, to be taken again.
   virtual void PutBackRecordedAfterRefusal(const RecordedAfterRefusal& /*entry*/) {}
+  // Whether TakeRecordedAfterRefusal would return any (a flag: cheap).
+  virtual bool HasRecordedAfterRefusal() const { return false; }
 };
 
 class Ledger final : public EntryAppender {
@@ -113,6 +115,7 @@ class Ledger final : public EntryAppender {
   // past it), the entries found are returned here. Unsettled ones are logged at shutdown.
   std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() override;
   void PutBackRecordedAfterRefusal(const RecordedAfterRefusal& entry) override;
+  bool HasRecordedAfterRefusal() const override;
 
   // Signs a checkpoint for the committed size now (if it has none yet) and returns the latest.
   absl::StatusOr<store::LedgerCheckpoint> SignCheckpointNow();
@@ -200,7 +203,9 @@ class EventLog {
   // The same without a thread waiting: builds and seals the record on the calling thread, then
   // calls `done` once the entry is durable (or not recorded), where AppendCallback says. On a
   // thread that must not block (base/blocking.h), a tenant whose record key is not cached yet
-  // gets WouldBlockError() in `done`, at once, and nothing is recorded.
+  // gets WouldBlockError() in `done`, at once, and nothing is recorded; so does any event while
+  // outcomes of refused entries wait to be recorded (their tenants' keys may not be cached: a
+  // would-block there would spend their attempts), so that a thread that may block records them.
   using RecordCallback = absl::AnyInvocable<void(absl::StatusOr<LoggedEvent>) &&>;
   void RecordAsync(const Event& event, RecordCallback done);
 

@@ -70,7 +70,8 @@ TEST(Server, ARouteStartingOnTheIoThreadIsServedWhileEveryWorkerIsBusy) {
 
   std::future<int> blocking = std::async(
       std::launch::async, [&] { return GetStatus(*port, "/block", std::chrono::seconds(60)); });
-  blocked.get_future().wait();  // the only worker now waits for `release`
+  // The only worker now waits for `release`.
+  ASSERT_EQ(blocked.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
   EXPECT_EQ(GetStatus(*port, "/quick", std::chrono::seconds(10)), 200);
   release.set_value();
   EXPECT_EQ(blocking.get(), 200);
@@ -87,8 +88,9 @@ TEST(Server, AStartOnTheIoThreadContinuesOnAWorkerWhereItMayBlock) {
       "GET", "/continued",
       [](const std::shared_ptr<Request>&, const std::shared_ptr<Responder>& responder) {
         if (MayBlock()) return responder->Reply(Response::Json(500, "{}"));
-        responder->ContinueOnWorker(
+        const bool queued = responder->ContinueOnWorker(
             [responder] { responder->Reply(Response::Json(MayBlock() ? 200 : 500, "{}")); });
+        if (!queued) responder->Reply(Response::Json(503, "{}"));
       },
       on_io);
   Metrics metrics;

@@ -12,6 +12,7 @@
 
 #include "base/blocking.h"
 #include "base/clock.h"
+#include "base/strings.h"
 #include "crypto/crypto.h"
 #include "gtest/gtest.h"
 #include "ledger/checkpoint.h"
@@ -186,6 +187,56 @@ TEST_F(LedgerStoreTest, RecordAsyncWouldBlockUntilTheRecordKeyIsCached) {
   auto recorded = record_on_io_thread();
   ASSERT_TRUE(recorded.ok()) << recorded.status();
   EXPECT_EQ(recorded->ledger_index, size_before + 1);
+}
+
+// The ledger, with refused entries found in the log (PutBackRecordedAfterRefusal) whose outcomes
+// are still to be recorded.
+class RefusedEntriesAppender final : public EntryAppender {
+ public:
+  explicit RefusedEntriesAppender(Ledger& ledger) : ledger_(ledger) {}
+  absl::StatusOr<uint64_t> Append(PendingAppend a) override { return ledger_.Append(std::move(a)); }
+  void AppendAsync(PendingAppend a, AppendCallback done) override {
+    ledger_.AppendAsync(std::move(a), std::move(done));
+  }
+  std::vector<RecordedAfterRefusal> TakeRecordedAfterRefusal() override {
+    return std::exchange(found_, {});
+  }
+  void PutBackRecordedAfterRefusal(const RecordedAfterRefusal& r) override { found_.push_back(r); }
+  bool HasRecordedAfterRefusal() const override { return !found_.empty(); }
+
+ private:
+  Ledger& ledger_;
+  std::vector<RecordedAfterRefusal> found_;
+};
+
+// Outcomes of refused entries wait for a thread that may block (the tenant of one may have no
+// cached record key: a would-block would spend its attempts, and three would give it up): on
+// one that must not, every RecordAsync would block while one waits, and it stays queued.
+TEST_F(LedgerStoreTest, OutcomesOfRefusedEntriesWaitForAThreadThatMayBlock) {
+  auto keys =
+      *crypto::KeyringKeyProvider::Create(dir_.File("keyring"), std::string(32, 'm'), random_);
+  ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("a")).ok());
+  ASSERT_TRUE(keys->CreateKey(crypto::TenantKeyId("b")).ok());
+  RefusedEntriesAppender appender(*ledger_);
+  EventLog events(appender, *store_, *keys, std::string(32, 'p'), random_, clock_);
+  ASSERT_TRUE(events.Record({"data.read", "a", {{"actor", "x"}}}).ok());  // caches a's key
+  appender.PutBackRecordedAfterRefusal({.index = 0, .tenant_id = "b"});
+  for (int i = 0; i < 5; ++i) {
+    std::promise<absl::StatusOr<LoggedEvent>> result;
+    {
+      NonBlockingScope io_thread;
+      events.RecordAsync({"data.read", "a", {{"actor", "x"}}},
+                         [&](absl::StatusOr<LoggedEvent> e) { result.set_value(std::move(e)); });
+    }
+    EXPECT_TRUE(IsWouldBlock(result.get_future().get().status()));
+    EXPECT_TRUE(appender.HasRecordedAfterRefusal());
+  }
+  ASSERT_TRUE(events.Record({"data.read", "a", {{"actor", "x"}}}).ok());  // records the outcome
+  EXPECT_FALSE(appender.HasRecordedAfterRefusal());
+  auto page = events.ReadTenantLog("b", {.kind = "outcome"});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_NE(page->events[0].record.find(R"("of":0)"), std::string::npos);
 }
 
 TEST_F(LedgerStoreTest, RecordsAreReadBackPerTenantAndVerifyAgainstEntries) {
@@ -598,6 +649,9 @@ TEST(CanonicalJson, EscapesAndNumbersAsRfc8785) {
 // An entry is written out directly; it must be what canonicalizing its object gives.
 TEST(EventLogEntry, IsTheCanonicalJsonOfItsFields) {
   const std::string record = R"({"a":1})";
+  EXPECT_EQ(EventLog::EntryFor(record, "data.read", "0123abcd", 1764000000123),
+            StrCat(R"({"digest":")", crypto::Sha256Hex(record),
+                   R"(","kind":"data.read","tenant":"0123abcd","ts":1764000000123,"v":1})"));
   for (std::string_view kind : {"data.read", "data.refused", "we\"ird\\kind\n"}) {
     boost::json::object entry{{"v", 1},
                               {"ts", int64_t{1764000000123}},
